@@ -1,0 +1,128 @@
+import { type Kysely, sql } from 'kysely'
+
+/** A write that could not be applied to the other store, kept so that nothing is lost silently. */
+export interface DeadLetter {
+  readonly migration: string
+  readonly direction: 'old-to-new' | 'new-to-old'
+  /** The key in the source (authoritative) store. */
+  readonly key: string
+  readonly op: 'upsert' | 'delete'
+  /** `MAPPER_REJECTED`, `STORE_FAILED`, `QUEUE_FULL`, … */
+  readonly reasonCode: string
+  readonly reason: string
+  /** Fields named by the reason (the mapper's zod issues). */
+  readonly fields?: readonly string[]
+  /** The source record as JSON, when there was one. */
+  readonly payload?: unknown
+  readonly attempts: number
+}
+
+export interface StoredDeadLetter extends DeadLetter {
+  readonly id: string
+  readonly createdAt: Date
+}
+
+/** Where the mirror queue puts what it gave up on. */
+export interface DeadLetterSink {
+  write(entries: readonly DeadLetter[]): Promise<void>
+}
+
+/** The durable dead-letter table `cutover.dead_letters` (see `ensureSchema`). */
+export class DeadLetterTable implements DeadLetterSink {
+  constructor(readonly db: Kysely<any>) {}
+
+  async write(entries: readonly DeadLetter[]): Promise<void> {
+    if (entries.length === 0) return
+    await this.db
+      .insertInto('cutover.dead_letters')
+      .values(
+        entries.map((entry) => ({
+          migration: entry.migration,
+          direction: entry.direction,
+          key: entry.key,
+          op: entry.op,
+          reason_code: entry.reasonCode,
+          reason: entry.reason,
+          fields: [...(entry.fields ?? [])],
+          payload: entry.payload === undefined ? null : toJson(entry.payload),
+          attempts: entry.attempts,
+        })),
+      )
+      .execute()
+  }
+
+  /** Unresolved entries, oldest first. */
+  async open(
+    migration: string,
+    options: { direction?: DeadLetter['direction']; limit?: number; afterId?: string } = {},
+  ): Promise<StoredDeadLetter[]> {
+    let query = this.db
+      .selectFrom('cutover.dead_letters')
+      .selectAll()
+      .where('migration', '=', migration)
+      .where('resolved_at', 'is', null)
+      .orderBy('id')
+      .limit(options.limit ?? 1_000)
+    if (options.direction) query = query.where('direction', '=', options.direction)
+    if (options.afterId) query = query.where('id', '>', options.afterId)
+    const rows = await query.execute()
+    return rows.map((row) => ({
+      id: String(row.id),
+      migration: row.migration,
+      direction: row.direction,
+      key: row.key,
+      op: row.op,
+      reasonCode: row.reason_code,
+      reason: row.reason,
+      fields: row.fields,
+      payload: row.payload === null ? undefined : JSON.parse(row.payload),
+      attempts: row.attempts,
+      createdAt: row.created_at,
+    }))
+  }
+
+  async countOpen(migration: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('cutover.dead_letters')
+      .select(sql<string>`count(*)`.as('n'))
+      .where('migration', '=', migration)
+      .where('resolved_at', 'is', null)
+      .executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+
+  /** Counts of open entries by reason code, for summaries. */
+  async countByReason(migration: string): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('cutover.dead_letters')
+      .select(['reason_code', sql<string>`count(*)`.as('n')])
+      .where('migration', '=', migration)
+      .where('resolved_at', 'is', null)
+      .groupBy('reason_code')
+      .execute()
+    return Object.fromEntries(rows.map((row) => [row.reason_code, Number(row.n)]))
+  }
+
+  async resolve(ids: readonly string[], resolution: string): Promise<void> {
+    if (ids.length === 0) return
+    await this.db
+      .updateTable('cutover.dead_letters')
+      .set({ resolved_at: sql`now()`, resolution })
+      .where('id', 'in', [...ids])
+      .execute()
+  }
+
+  async recordAttempt(ids: readonly string[], reason: string): Promise<void> {
+    if (ids.length === 0) return
+    await this.db
+      .updateTable('cutover.dead_letters')
+      .set({ attempts: sql`attempts + 1`, reason })
+      .where('id', 'in', [...ids])
+      .execute()
+  }
+}
+
+/** JSON for payloads: bigint as string, ObjectId/Date through their own toJSON. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v))
+}

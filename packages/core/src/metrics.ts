@@ -1,0 +1,81 @@
+/** Labels of a metric, e.g. `{ migration: 'users', side: 'new' }`. */
+export type Labels = Readonly<Record<string, string>>
+
+export interface HistogramSummary {
+  readonly count: number
+  readonly mean: number
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
+export interface MetricsSnapshot {
+  readonly counters: Readonly<Record<string, number>>
+  readonly histograms: Readonly<Record<string, HistogramSummary>>
+}
+
+/** How many recent observations a histogram keeps for its quantiles. */
+const RESERVOIR = 4_096
+
+class Histogram {
+  readonly #recent = new Float64Array(RESERVOIR)
+  #count = 0
+  #sum = 0
+  #max = 0
+
+  observe(value: number): void {
+    this.#recent[this.#count % RESERVOIR] = value
+    this.#count++
+    this.#sum += value
+    if (value > this.#max) this.#max = value
+  }
+
+  summary(): HistogramSummary {
+    const kept = this.#recent.slice(0, Math.min(this.#count, RESERVOIR)).sort()
+    const at = (q: number) => (kept.length === 0 ? 0 : (kept[Math.min(kept.length - 1, Math.floor(q * kept.length))] as number))
+    return { count: this.#count, mean: this.#count === 0 ? 0 : this.#sum / this.#count, p50: at(0.5), p99: at(0.99), max: this.#max }
+  }
+}
+
+/**
+ * In-process counters and latency histograms (quantiles over the last 4,096 observations). Export
+ * `snapshot()` to your metrics system; names are stable and documented in the README.
+ */
+export class Metrics {
+  readonly #counters = new Map<string, number>()
+  readonly #histograms = new Map<string, Histogram>()
+
+  increment(name: string, labels?: Labels, by = 1): void {
+    const id = metricId(name, labels)
+    this.#counters.set(id, (this.#counters.get(id) ?? 0) + by)
+  }
+
+  observe(name: string, value: number, labels?: Labels): void {
+    const id = metricId(name, labels)
+    let histogram = this.#histograms.get(id)
+    if (!histogram) this.#histograms.set(id, (histogram = new Histogram()))
+    histogram.observe(value)
+  }
+
+  counter(name: string, labels?: Labels): number {
+    return this.#counters.get(metricId(name, labels)) ?? 0
+  }
+
+  histogram(name: string, labels?: Labels): HistogramSummary | undefined {
+    return this.#histograms.get(metricId(name, labels))?.summary()
+  }
+
+  snapshot(): MetricsSnapshot {
+    return {
+      counters: Object.fromEntries(this.#counters),
+      histograms: Object.fromEntries([...this.#histograms].map(([id, h]) => [id, h.summary()])),
+    }
+  }
+}
+
+/** `mirror.applied{migration=users,side=new}`: labels sorted, so one series has one id. */
+export function metricId(name: string, labels?: Labels): string {
+  if (!labels) return name
+  const keys = Object.keys(labels).sort()
+  return keys.length === 0 ? name : `${name}{${keys.map((k) => `${k}=${labels[k]}`).join(',')}}`
+}
