@@ -1,0 +1,2 @@
+export { KyselyTableStore, type KyselyTableStoreOptions } from './kysely-table-store.js'
+export { asStoreQuery } from './store-query.js'

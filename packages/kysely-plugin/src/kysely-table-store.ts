@@ -1,0 +1,173 @@
+/**
+ * `KyselyTableStore`: the core `Store` for one PostgreSQL table, usable as the old or the new side of
+ * any migration (Kysely → Kysely, Mongoose → PostgreSQL, …).
+ *
+ *     const store = new KyselyTableStore(db, 'public.users', 'id')
+ *     const store = new KyselyTableStore(db, 'users', 'user_id', { columns: ['user_id', 'full_name', 'email'] })
+ *
+ * - `db`: any Kysely instance on the database holding the table. It may be the application's own
+ *   Cutover-wrapped instance: the store marks its queries (`asStoreQuery`) so the interceptor never
+ *   mirrors, routes or rejects them. A Kysely on the plain dialect works just as well.
+ * - `table`: `name` or `schema.name`.
+ * - `key`: the key column; it should be unique (primary key or unique index: upserts use
+ *   `on conflict (key)`).
+ * - `options.columns`: the columns read and written (default: every column on read, the record's
+ *   fields on write).
+ * - `options.fromRow` / `options.toRow`: per-row transforms between the table's rows and the records
+ *   the migration sees (e.g. parse a JSON column).
+ *
+ * Every query is a single statement keyed by `key`: `= any($1)` for get and delete, keyset
+ * `where key > $after order by key limit $n` for scans, and `insert … on conflict (key)` for upserts
+ * (`do update` for `overwrite`, `do nothing` for `insert-if-absent`, `do update … where
+ * t.version < excluded.version` for `version-guard`). Driver errors surface as the core's
+ * `StoreError` naming the store and the operation.
+ */
+import { StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
+import { type Kysely, sql } from 'kysely'
+import { asStoreQuery } from './store-query.js'
+
+export interface KyselyTableStoreOptions<R extends Row = Row> {
+  /** Columns read and written. Default: all columns on read; the record's own fields on write. */
+  readonly columns?: readonly string[]
+  /** Table row → record, applied to every row read. */
+  readonly fromRow?: (row: Row) => R
+  /** Record → table row, applied to every record written. */
+  readonly toRow?: (record: R) => Row
+  /** For logs, metrics and errors. Default `postgres:<schema>.<table>`. */
+  readonly name?: string
+}
+
+export class KyselyTableStore<R extends Row = Row> implements Store<R> {
+  readonly name: string
+  readonly keyField: string
+  /** The table as given, e.g. `public.users`. */
+  readonly table: string
+  readonly #db: Kysely<any>
+  readonly #options: KyselyTableStoreOptions<R>
+  /** The table name without its schema: how `on conflict … where` refers to the existing row. */
+  readonly #bareTable: string
+
+  constructor(db: Kysely<any>, table: string, key: string, options: KyselyTableStoreOptions<R> = {}) {
+    if (!/^[^.]+(\.[^.]+)?$/.test(table)) throw new TypeError(`KyselyTableStore: table must be "name" or "schema.name", got ${JSON.stringify(table)}`)
+    if (options.columns && !options.columns.includes(key)) {
+      throw new TypeError(`KyselyTableStore: columns of ${table} must include the key column "${key}"`)
+    }
+    this.#db = db
+    this.table = table
+    this.keyField = key
+    this.#options = options
+    this.#bareTable = table.includes('.') ? (table.split('.')[1] as string) : table
+    this.name = options.name ?? `postgres:${table.includes('.') ? table : `public.${table}`}`
+  }
+
+  async get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, R>> {
+    const result = new Map<string, R>()
+    if (keys.length === 0) return result
+    const rows = await this.#run('get', () =>
+      this.#select()
+        .where(sql.ref(this.keyField), '=', sql`any(${toParameter(keys)})`)
+        .execute(),
+    )
+    for (const row of rows) result.set(keyString(row[this.keyField] as KeyValue), this.#fromRow(row))
+    return result
+  }
+
+  async scan(options: { readonly after?: KeyValue; readonly limit: number }): Promise<readonly R[]> {
+    const rows = await this.#run('scan', () => {
+      let query = this.#select()
+      if (options.after !== undefined) query = query.where(sql.ref(this.keyField), '>', toScalar(options.after))
+      return query.orderBy(sql.ref(this.keyField)).limit(options.limit).execute()
+    })
+    return rows.map((row) => this.#fromRow(row))
+  }
+
+  async upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult> {
+    if (records.length === 0) return { written: 0, skipped: 0 }
+    // One statement cannot touch a row twice (`on conflict do update` refuses): the last record of
+    // a key wins, as it would have in sequence.
+    const byKey = new Map<string, Row>()
+    for (const record of records) {
+      const row = this.#toRow(record)
+      const key = row[this.keyField]
+      if (key === undefined || key === null) {
+        throw new StoreError(this.name, 'upsert', `record without a value for key column "${this.keyField}"`)
+      }
+      byKey.set(keyString(key as KeyValue), row)
+    }
+    const rows = [...byKey.values()]
+    const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
+    const values = rows.map((row) => Object.fromEntries(columns.map((column) => [column, toParameterValue(row[column])])))
+    const updated = columns.filter((column) => column !== this.keyField)
+    const returned = await this.#run('upsert', () =>
+      this.#db
+        .insertInto(this.table)
+        .values(values)
+        .onConflict((oc) => {
+          const target = oc.column(this.keyField)
+          if (mode.kind === 'insert-if-absent') return target.doNothing()
+          const set = Object.fromEntries(
+            (updated.length > 0 ? updated : [this.keyField]).map((column) => [column, sql.ref(`excluded.${column}`)]),
+          )
+          const update = target.doUpdateSet(set)
+          if (mode.kind === 'overwrite') return update
+          return update.where(sql.ref(`${this.#bareTable}.${mode.field}`), '<', sql.ref(`excluded.${mode.field}`))
+        })
+        .returning(sql.ref(this.keyField).as(this.keyField))
+        .execute(),
+    )
+    const written = returned.length
+    return { written, skipped: rows.length - written + (records.length - rows.length) }
+  }
+
+  async delete(keys: readonly KeyValue[]): Promise<number> {
+    if (keys.length === 0) return 0
+    const result = await this.#run('delete', () =>
+      this.#db
+        .deleteFrom(this.table)
+        .where(sql.ref(this.keyField), '=', sql`any(${toParameter(keys)})`)
+        .executeTakeFirst(),
+    )
+    return Number(result.numDeletedRows)
+  }
+
+  #select() {
+    const query = this.#db.selectFrom(this.table)
+    return this.#options.columns ? query.select(this.#options.columns.map((column) => sql.ref(column).as(column))) : query.selectAll()
+  }
+
+  #fromRow(row: Row): R {
+    return this.#options.fromRow ? this.#options.fromRow(row) : (row as R)
+  }
+
+  #toRow(record: R): Row {
+    return this.#options.toRow ? this.#options.toRow(record) : record
+  }
+
+  async #run<T>(operation: string, query: () => Promise<T>): Promise<T> {
+    try {
+      return await asStoreQuery(query)
+    } catch (error) {
+      if (error instanceof StoreError) throw error
+      throw new StoreError(this.name, operation, error instanceof Error ? error.message : String(error), { cause: error })
+    }
+  }
+}
+
+/** Keys as one array parameter; bigints as text, which PostgreSQL casts to the column type. */
+function toParameter(keys: readonly KeyValue[]): unknown[] {
+  return keys.map(toScalar)
+}
+
+function toScalar(key: KeyValue): string | number {
+  return typeof key === 'bigint' ? key.toString() : key
+}
+
+/**
+ * Values as `pg` sends them. Plain objects and arrays of objects go as JSON text (json/jsonb
+ * columns), since `pg` would otherwise send a JS array of objects as a PostgreSQL array literal.
+ */
+function toParameterValue(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString()
+  if (Array.isArray(value) && value.some((item) => item !== null && typeof item === 'object' && !(item instanceof Date))) return JSON.stringify(value)
+  return value
+}
