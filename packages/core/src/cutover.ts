@@ -184,26 +184,34 @@ export class Cutover {
     let replayed = 0
     let stillFailing = 0
     let afterId: string | undefined
+    // Only what was open when the replay started: a key failing again updates its own entry.
+    const newest = (await table.open(name, { limit: 1, newestFirst: true }))[0]?.id
     for (;;) {
-      const entries = await table.open(name, { limit: options.batchSize ?? 500, ...(afterId ? { afterId } : {}) })
+      const entries = (await table.open(name, { limit: options.batchSize ?? 500, ...(afterId ? { afterId } : {}) })).filter(
+        (entry) => newest !== undefined && BigInt(entry.id) <= BigInt(newest),
+      )
       if (entries.length === 0) break
       afterId = entries.at(-1)?.id
       for (const direction of ['old-to-new', 'new-to-old'] as const) {
         const batch = entries.filter((entry) => entry.direction === direction)
         if (batch.length === 0) continue
         // State-based: each key is re-read from its source now, so replay writes current state.
-        const outcomes = await runtime.queue(direction).apply(batch.map((entry) => ({ key: entry.key, op: entry.op })))
-        const applied = new Set(outcomes.filter((o) => o.status === 'applied').map((o) => o.key))
-        const ok = batch.filter((entry) => applied.has(entry.key)).map((entry) => entry.id)
-        const failed = batch.filter((entry) => !applied.has(entry.key)).map((entry) => entry.id)
+        const outcomes = await runtime.queue(direction).apply(
+          batch.map((entry) => ({ key: entry.key, op: entry.op })),
+          { deadLetter: false },
+        )
+        const byKey = new Map(outcomes.map((outcome) => [outcome.key, outcome]))
+        const ok = batch.filter((entry) => byKey.get(entry.key)?.status === 'applied').map((entry) => entry.id)
         await table.resolve(ok, 'replayed')
-        await table.recordAttempt(failed, 'replay failed again')
+        for (const entry of batch) {
+          const outcome = byKey.get(entry.key)
+          if (outcome?.status === 'dead-lettered') await table.recordAttempt([entry.id], outcome.reason)
+        }
         replayed += ok.length
-        stillFailing += failed.length
+        stillFailing += batch.length - ok.length
       }
     }
     await runtime.drain()
-    // The replay itself dead-letters keys that fail again; those are new entries, not resolved ones.
     await this.audit?.append({ actor: options.actor ?? 'cutover:replay', migration: name, action: 'dead_letter_replay', details: { replayed, stillFailing } })
     return { replayed, stillFailing }
   }

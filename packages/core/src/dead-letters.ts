@@ -54,14 +54,14 @@ export class DeadLetterTable implements DeadLetterSink {
   /** Unresolved entries, oldest first. */
   async open(
     migration: string,
-    options: { direction?: DeadLetter['direction']; limit?: number; afterId?: string } = {},
+    options: { direction?: DeadLetter['direction']; limit?: number; afterId?: string; newestFirst?: boolean } = {},
   ): Promise<StoredDeadLetter[]> {
     let query = this.db
       .selectFrom('cutover.dead_letters')
       .selectAll()
       .where('migration', '=', migration)
       .where('resolved_at', 'is', null)
-      .orderBy('id')
+      .orderBy('id', options.newestFirst ? 'desc' : 'asc')
       .limit(options.limit ?? 1_000)
     if (options.direction) query = query.where('direction', '=', options.direction)
     if (options.afterId) query = query.where('id', '>', options.afterId)

@@ -74,6 +74,8 @@ interface PendingKey {
   /** How many rechecks led here, to stop a key that never converges from looping. */
   recheckGeneration: number
   waiters: Array<(outcome: ApplyOutcome) => void>
+  /** False when the caller keeps its own record of failures (a replay updates the existing dead letter). */
+  deadLetterOnFailure: boolean
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
@@ -137,16 +139,20 @@ export class MirrorQueue {
    * policy is `reject`.
    */
   enqueue(event: ChangeEvent): boolean {
-    return this.#add(event, 0, undefined)
+    return this.#add(event, 0, undefined, true)
   }
 
-  /** Queues keys and resolves when each has been applied or dead-lettered (replay, reconciliation). */
-  apply(events: readonly ChangeEvent[]): Promise<ApplyOutcome[]> {
+  /**
+   * Queues keys and resolves when each has been applied or has failed (replay, reconciliation).
+   * With `deadLetter: false` failures are only reported, for callers that already hold a record of
+   * the key (replaying a dead letter updates that entry instead of adding another).
+   */
+  apply(events: readonly ChangeEvent[], options: { deadLetter?: boolean } = {}): Promise<ApplyOutcome[]> {
     return Promise.all(
       events.map(
         (event) =>
           new Promise<ApplyOutcome>((resolve) => {
-            if (!this.#add(event, 0, resolve)) {
+            if (!this.#add(event, 0, resolve, options.deadLetter ?? true)) {
               resolve({ key: keyString(event.key), status: 'dead-lettered', reasonCode: 'QUEUE_FULL', reason: 'mirror queue full' })
             }
           }),
@@ -175,7 +181,12 @@ export class MirrorQueue {
     if (this.#deadLetterRetryTimer) clearTimeout(this.#deadLetterRetryTimer)
   }
 
-  #add(event: ChangeEvent, recheckGeneration: number, waiter: ((outcome: ApplyOutcome) => void) | undefined): boolean {
+  #add(
+    event: ChangeEvent,
+    recheckGeneration: number,
+    waiter: ((outcome: ApplyOutcome) => void) | undefined,
+    deadLetterOnFailure: boolean,
+  ): boolean {
     const id = keyString(event.key)
     if (this.#closed) {
       this.#logger.error('mirror queue closed; change not mirrored', { ...this.#labels, key: id })
@@ -191,10 +202,11 @@ export class MirrorQueue {
       existing.postImage = event.postImage
       existing.recheckGeneration = Math.min(existing.recheckGeneration, recheckGeneration)
       existing.waiters.push(...waiters)
+      existing.deadLetterOnFailure ||= deadLetterOnFailure
       this.#metrics.increment('mirror.coalesced', this.#labels)
       return true
     }
-    const entry: PendingKey = { key: event.key, op: event.op, postImage: event.postImage, recheckGeneration, waiters }
+    const entry: PendingKey = { key: event.key, op: event.op, postImage: event.postImage, recheckGeneration, waiters, deadLetterOnFailure }
     if (this.#inFlight.has(id)) {
       this.#dirtyWhileInFlight.set(id, entry)
       return true
@@ -247,21 +259,29 @@ export class MirrorQueue {
   }
 
   async #runBatch(batch: PendingKey[]): Promise<void> {
+    let remaining = batch
     for (let attempt = 1; ; attempt++) {
+      const rejected = new Map<string, ApplyOutcome>()
       try {
-        const outcomes = await this.#applyBatch(batch)
-        for (const entry of batch) {
+        const outcomes = await this.#applyBatch(remaining, rejected)
+        for (const entry of remaining) {
           const outcome = outcomes.get(keyString(entry.key)) ?? { key: keyString(entry.key), status: 'applied' as const }
           for (const resolve of entry.waiters) resolve(outcome)
         }
         return
       } catch (error) {
+        // Mapper rejections are final and already dead-lettered: settle them, retry only the rest.
+        for (const entry of remaining) {
+          const outcome = rejected.get(keyString(entry.key))
+          if (outcome) for (const resolve of entry.waiters) resolve(outcome)
+        }
+        remaining = remaining.filter((entry) => !rejected.has(keyString(entry.key)))
         this.#metrics.increment('mirror.retried', this.#labels)
         if (attempt >= this.#retry.attempts) {
           const reason = describe(error)
-          this.#logger.error('mirror batch failed after retries; keys dead-lettered', { ...this.#labels, keys: batch.length, attempts: attempt, error: reason })
-          for (const entry of batch) {
-            const code = error instanceof CutoverError ? error.code : 'STORE_FAILED'
+          this.#logger.error('mirror batch failed after retries; keys dead-lettered', { ...this.#labels, keys: remaining.length, attempts: attempt, error: reason })
+          const code = error instanceof CutoverError ? error.code : 'STORE_FAILED'
+          for (const entry of remaining) {
             this.#deadLetter(entry, code, reason, [], attempt)
             for (const resolve of entry.waiters) resolve({ key: keyString(entry.key), status: 'dead-lettered', reasonCode: code, reason })
           }
@@ -273,11 +293,14 @@ export class MirrorQueue {
     }
   }
 
-  /** One attempt at a batch. Throws on store failure (the batch is retried); mapper rejections are per key. */
-  async #applyBatch(batch: PendingKey[]): Promise<Map<string, ApplyOutcome>> {
+  /**
+   * One attempt at a batch. Throws on store failure (the batch is retried); mapper rejections are
+   * per key, dead-lettered once and reported through `rejected`.
+   */
+  async #applyBatch(batch: PendingKey[], rejected: Map<string, ApplyOutcome>): Promise<Map<string, ApplyOutcome>> {
     const { source, target, translate } = this.#options
     const started = performance.now()
-    const outcomes = new Map<string, ApplyOutcome>()
+    const outcomes = rejected
     const trustPostImage = this.#options.versionField !== undefined
 
     const toRead = batch.filter((entry) => !(entry.op === 'upsert' && entry.postImage && trustPostImage))
@@ -366,7 +389,7 @@ export class MirrorQueue {
             const targetRow = targetRows.get(keyString(targetKeys[index] as KeyValue))
             if (this.#converged(sourceRow, targetRow, id)) return
             this.#metrics.increment('mirror.recheck_repaired', this.#labels)
-            this.#add({ key: keys[index] as KeyValue, op: sourceRow ? 'upsert' : 'delete' }, (due.get(id)?.generation ?? 0) + 1, undefined)
+            this.#add({ key: keys[index] as KeyValue, op: sourceRow ? 'upsert' : 'delete' }, (due.get(id)?.generation ?? 0) + 1, undefined, true)
           })
         } catch (error) {
           this.#logger.warn('mirror re-check failed; keys left to verification', { ...this.#labels, keys: slice.length, error: describe(error) })
@@ -394,6 +417,7 @@ export class MirrorQueue {
 
   #deadLetter(entry: PendingKey, reasonCode: string, reason: string, fields: readonly string[], attempts: number): void {
     this.#metrics.increment('mirror.dead_lettered', { ...this.#labels, reason: reasonCode })
+    if (!entry.deadLetterOnFailure) return
     const limit = this.#options.deadLetterBuffer ?? 100_000
     if (this.#deadLetterBuffer.length >= limit) {
       // The dead-letter table is unreachable and the buffer is full: this is the one place a change
