@@ -374,7 +374,7 @@ export class MirrorQueue {
       this.#recheckTimer = undefined
     }
     this.#recheckRunning = (async () => {
-      const { source, target, translate } = this.#options
+      const { source, target } = this.#options
       const ids = [...due.keys()]
       const batchSize = this.#options.batchSize ?? 100
       for (let i = 0; i < ids.length; i += batchSize) {
