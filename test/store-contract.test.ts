@@ -1,0 +1,120 @@
+/**
+ * The behaviour every `Store` must share, run against each implementation on its real service.
+ * The jobs (mirror, backfill, verify, reconcile) rely on exactly these semantics, so a store that
+ * passes here can serve as either side of any migration.
+ */
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Store } from '@cutover/core'
+import { KyselyTableStore } from '@cutover/kysely-plugin'
+import { MemoryStore } from '../packages/core/test/memory-store.js'
+import { createTestDatabase, type TestDatabase } from './setup/services.js'
+
+interface Subject {
+  readonly store: Store
+  /** Resets the store to empty. */
+  clear(): Promise<void>
+}
+
+function storeContract(name: string, open: () => Promise<Subject>, close: () => Promise<void>) {
+  describe(`Store contract: ${name}`, () => {
+    let subject: Subject
+    beforeAll(async () => {
+      subject = await open()
+    })
+    afterAll(close)
+
+    const fresh = async () => {
+      await subject.clear()
+      return subject.store
+    }
+
+    it('gets only the keys that exist, by key text, for numeric or text keys', async () => {
+      const store = await fresh()
+      await store.upsert([{ id: 1, name: 'a', v: 1 }, { id: 2, name: 'b', v: 1 }], { kind: 'overwrite' })
+      const found = await store.get([1, '2', 3])
+      expect([...found.keys()].sort()).toEqual(['1', '2'])
+      expect(found.get('1')).toMatchObject({ id: 1, name: 'a' })
+      expect((await store.get([])).size).toBe(0)
+    })
+
+    it('scans in key order, after a key, up to a limit, each record exactly once', async () => {
+      const store = await fresh()
+      const ids = [5, 3, 11, 1, 8, 2, 13, 21, 34, 55, 89, 144]
+      await store.upsert(ids.map((id) => ({ id, name: `n${id}`, v: 1 })), { kind: 'overwrite' })
+      const seen: number[] = []
+      let after: number | undefined
+      for (;;) {
+        const page = await store.scan({ ...(after === undefined ? {} : { after }), limit: 5 })
+        if (page.length === 0) break
+        expect(page.length).toBeLessThanOrEqual(5)
+        seen.push(...page.map((r) => Number(r.id)))
+        after = Number(page.at(-1)!.id)
+      }
+      expect(seen).toEqual([...ids].sort((a, b) => a - b))
+    })
+
+    it('overwrite inserts and replaces', async () => {
+      const store = await fresh()
+      expect(await store.upsert([{ id: 1, name: 'a', v: 1 }], { kind: 'overwrite' })).toEqual({ written: 1, skipped: 0 })
+      expect(await store.upsert([{ id: 1, name: 'b', v: 1 }, { id: 2, name: 'c', v: 1 }], { kind: 'overwrite' })).toEqual({ written: 2, skipped: 0 })
+      expect((await store.get([1])).get('1')).toMatchObject({ name: 'b' })
+    })
+
+    it('insert-if-absent never touches an existing record', async () => {
+      const store = await fresh()
+      await store.upsert([{ id: 1, name: 'mirrored', v: 9 }], { kind: 'overwrite' })
+      const result = await store.upsert([{ id: 1, name: 'backfilled', v: 1 }, { id: 2, name: 'backfilled', v: 1 }], { kind: 'insert-if-absent' })
+      expect(result).toEqual({ written: 1, skipped: 1 })
+      expect((await store.get([1])).get('1')).toMatchObject({ name: 'mirrored', v: 9 })
+      expect((await store.get([2])).get('2')).toMatchObject({ name: 'backfilled' })
+    })
+
+    it('version-guard replaces only older versions and inserts absent records', async () => {
+      const store = await fresh()
+      await store.upsert([{ id: 1, name: 'v5', v: 5 }, { id: 2, name: 'v5', v: 5 }], { kind: 'overwrite' })
+      const result = await store.upsert(
+        [{ id: 1, name: 'v4', v: 4 }, { id: 2, name: 'v6', v: 6 }, { id: 3, name: 'v1', v: 1 }],
+        { kind: 'version-guard', field: 'v' },
+      )
+      expect(result).toEqual({ written: 2, skipped: 1 })
+      const rows = await store.get([1, 2, 3])
+      expect(rows.get('1')).toMatchObject({ name: 'v5', v: 5 })
+      expect(rows.get('2')).toMatchObject({ name: 'v6', v: 6 })
+      expect(rows.get('3')).toMatchObject({ name: 'v1', v: 1 })
+      // An equal version is not newer: the stored record stays.
+      expect(await store.upsert([{ id: 2, name: 'same', v: 6 }], { kind: 'version-guard', field: 'v' })).toEqual({ written: 0, skipped: 1 })
+    })
+
+    it('deletes, counting the records that existed, idempotently', async () => {
+      const store = await fresh()
+      await store.upsert([{ id: 1, name: 'a', v: 1 }, { id: 2, name: 'b', v: 1 }], { kind: 'overwrite' })
+      expect(await store.delete([1, 3])).toBe(1)
+      expect(await store.delete([1])).toBe(0)
+      expect([...(await store.get([1, 2])).keys()]).toEqual(['2'])
+    })
+  })
+}
+
+storeContract(
+  'MemoryStore (reference)',
+  async () => {
+    const store = new MemoryStore('memory', 'id')
+    return { store, clear: async () => store.rows.clear() }
+  },
+  async () => {},
+)
+
+let database: TestDatabase
+storeContract(
+  'KyselyTableStore (PostgreSQL)',
+  async () => {
+    database = await createTestDatabase('cutover_contract')
+    await sql`create table things (id integer primary key, name text not null, v integer not null)`.execute(database.db)
+    return {
+      store: new KyselyTableStore(database.db, 'things', 'id'),
+      clear: async () => void (await sql`truncate things`.execute(database.db)),
+    }
+  },
+  async () => database?.drop(),
+)
