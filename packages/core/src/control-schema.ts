@@ -53,5 +53,81 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         prev_hash text not null,
         hash text not null
       )`.execute(trx)
+    // Backfill, verification and reconciliation jobs (backfill.ts, verification.ts, reconcile.ts).
+    await sql`
+      create table if not exists cutover.backfill_checkpoints (
+        migration text not null,
+        range_id text not null,
+        fingerprint text not null,
+        last_key text,
+        last_key_type text,
+        status text not null,
+        counts jsonb not null default '{}',
+        batch_size integer not null,
+        started_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        finished_at timestamptz,
+        primary key (migration, range_id)
+      )`.execute(trx)
+    await sql`
+      create table if not exists cutover.job_control (
+        migration text primary key,
+        paused boolean not null default false,
+        max_rows_per_second numeric,
+        reason text,
+        updated_by text not null,
+        updated_at timestamptz not null default now()
+      )`.execute(trx)
+    await sql`
+      create table if not exists cutover.quarantine (
+        id bigserial primary key,
+        migration text not null,
+        key text not null,
+        reason_code text not null,
+        reason text not null,
+        fields text[] not null default '{}',
+        payload text,
+        created_at timestamptz not null default now(),
+        resolved_at timestamptz,
+        resolution text,
+        unique (migration, key)
+      )`.execute(trx)
+    await sql`
+      create table if not exists cutover.verification_reports (
+        id bigserial primary key,
+        migration text not null,
+        kind text not null,
+        started_at timestamptz not null,
+        finished_at timestamptz not null default now(),
+        compared bigint not null,
+        consistent boolean not null,
+        counts jsonb not null,
+        entries jsonb not null,
+        truncated boolean not null default false,
+        summary text not null
+      )`.execute(trx)
+    await sql.raw(CANONICAL_JSON_FUNCTION).execute(trx)
   })
 }
+
+/**
+ * `cutover.canonical_json(jsonb)`: the canonical text (canonical.ts) of a JSON value, so in-database
+ * segment checksums hash json/jsonb columns exactly as `canonicalHash` hashes the parsed value.
+ * Null object members are dropped (nullEqualsMissing); keys sort by byte order, which equals the
+ * UTF-16 order of canonical.ts for every key outside U+E000–U+FFFF.
+ */
+const CANONICAL_JSON_FUNCTION = `
+create or replace function cutover.canonical_json(v jsonb) returns text language sql immutable parallel safe as $fn$
+  select case jsonb_typeof(v)
+    when 'object' then '{' || coalesce((
+      select string_agg(to_json(k)::text || ':' || cutover.canonical_json(e), ',' order by k collate "C")
+      from jsonb_each(v) as m(k, e) where jsonb_typeof(e) <> 'null'), '') || '}'
+    when 'array' then '[' || coalesce((
+      select string_agg(cutover.canonical_json(e), ',' order by i)
+      from jsonb_array_elements(v) with ordinality as a(e, i)), '') || ']'
+    when 'string' then to_json(v #>> '{}')::text
+    when 'number' then trim_scale((v #>> '{}')::numeric)::text
+    when 'boolean' then v #>> '{}'
+    else 'null'
+  end
+$fn$`

@@ -82,3 +82,11 @@ export {
 } from './phase.js'
 export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './routing.js'
 export { keyString, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './store.js'
+// Jobs: backfill, verification, reconciliation (issue 5).
+export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './backfill.js'
+export { BatchSizer, type BatchSizing } from './batch-sizer.js'
+export { BackfillConfigChangedError, CheckpointTable, type BackfillCounts, type Checkpoint } from './checkpoint.js'
+export { JobControl, type JobControlState } from './job-control.js'
+export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './quarantine.js'
+export { keySegmentHash, rowDigest } from './row-digest.js'
+export { Throttle, type ThrottleReason, type ThrottleSettings } from './throttle.js'
