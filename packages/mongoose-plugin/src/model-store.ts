@@ -1,0 +1,159 @@
+/**
+ * `MongooseModelStore`: the core `Store` for one Mongoose model, usable as either side of a migration
+ * (the old side of MongoDB → PostgreSQL, or either side of a MongoDB → MongoDB move).
+ *
+ *     const store = new MongooseModelStore(Appointment)
+ *
+ * - Reads and writes go straight to the driver collection (`Model.collection`): no middleware, no
+ *   validation, no defaults, so the mirror never re-enters the plugin and a store write is never
+ *   counted as an unmirrored write (every call runs under the `store` write origin).
+ * - Keys cross the boundary in Store form (ObjectId → 24-hex string, numbers stay numbers); rows are
+ *   the raw documents with the key in that form.
+ * - Writes are cast through the schema (`Model.castObject`), so a mapper may produce ISO strings for
+ *   Date paths or hex strings for ObjectId paths.
+ * - One driver call per operation (two for `version-guard` upserts): `find({ _id: { $in } })`,
+ *   keyset `_id > after` scans, an ordered `bulkWrite` per upsert, one `deleteMany` per delete. Driver errors surface as the
+ *   core's `StoreError` naming the store, the operation and (when one record is to blame) its key.
+ */
+import { type KeyValue, keyString, type Row, type Store, StoreError, type WriteMode, type WriteResult } from '@cutover/core'
+import type { Model } from 'mongoose'
+import { documentToRow, type KeyCodec, keyCodecFor } from './keys.js'
+import { runAs } from './write-origin.js'
+
+export interface MongooseModelStoreOptions {
+  /** The key path. Default `_id`. */
+  readonly keyField?: string
+  /** For logs, metrics and errors. Default `mongodb:<db>.<collection>`. */
+  readonly name?: string
+}
+
+export class MongooseModelStore implements Store {
+  readonly name: string
+  readonly keyField: string
+  readonly model: Model<any>
+  readonly #keys: KeyCodec
+
+  constructor(model: Model<any>, options: MongooseModelStoreOptions = {}) {
+    this.model = model
+    this.keyField = options.keyField ?? '_id'
+    this.name = options.name ?? `mongodb:${model.db.name}.${model.collection.collectionName}`
+    this.#keys = keyCodecFor(model, this.keyField)
+  }
+
+  /** The codec between MongoDB key values and Store keys for this model. */
+  get keys(): KeyCodec {
+    return this.#keys
+  }
+
+  /** A raw document of this model as a Store row. */
+  toRow(document: Row): Row {
+    return documentToRow(document, this.keyField)
+  }
+
+  async get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, Row>> {
+    const result = new Map<string, Row>()
+    if (keys.length === 0) return result
+    const documents = await this.#run('get', () =>
+      this.model.collection.find({ [this.keyField]: { $in: keys.map((key) => this.#keys.toMongo(key)) } }).toArray(),
+    )
+    for (const document of documents) {
+      const row = this.toRow(document as Row)
+      result.set(keyString(row[this.keyField] as KeyValue), row)
+    }
+    return result
+  }
+
+  async scan(options: { readonly after?: KeyValue; readonly limit: number }): Promise<readonly Row[]> {
+    const filter = options.after === undefined ? {} : { [this.keyField]: { $gt: this.#keys.toMongo(options.after) } }
+    const documents = await this.#run('scan', () =>
+      this.model.collection.find(filter).sort({ [this.keyField]: 1 }).limit(options.limit).toArray(),
+    )
+    return documents.map((document) => this.toRow(document as Row))
+  }
+
+  async upsert(records: readonly Row[], mode: WriteMode): Promise<WriteResult> {
+    if (records.length === 0) return { written: 0, skipped: 0 }
+    const documents = records.map((record) => this.#toDocument(record))
+    const collection = this.model.collection
+    const keyOf = (document: Row) => ({ [this.keyField]: document[this.keyField] })
+    switch (mode.kind) {
+      case 'overwrite': {
+        const operations = documents.map((document) => ({ replaceOne: { filter: keyOf(document), replacement: document, upsert: true } }))
+        const result = await this.#write(records, () => collection.bulkWrite(operations as any, { ordered: true }))
+        return { written: result.upsertedCount + result.matchedCount, skipped: records.length - result.upsertedCount - result.matchedCount }
+      }
+      case 'insert-if-absent': {
+        const result = await this.#write(records, () => collection.bulkWrite(this.#insertIfAbsent(documents) as any, { ordered: true }))
+        return { written: result.upsertedCount, skipped: records.length - result.upsertedCount }
+      }
+      case 'version-guard': {
+        // Two error-free steps rather than a guarded upsert that collides on the key: MongoDB-wire
+        // servers differ on whether an unordered batch goes on after a duplicate-key error (FerretDB
+        // v1 stops). 1) replace where the stored version is older; 2) insert where the key is absent.
+        const field = mode.field
+        const replaced = await this.#write(records, () =>
+          collection.bulkWrite(
+            documents.map((document) => ({
+              replaceOne: {
+                filter: { ...keyOf(document), $or: [{ [field]: { $lt: document[field] } }, { [field]: { $exists: false } }, { [field]: null }] },
+                replacement: document,
+              },
+            })) as any,
+            { ordered: true },
+          ),
+        )
+        const inserted = await this.#write(records, () => collection.bulkWrite(this.#insertIfAbsent(documents) as any, { ordered: true }))
+        const written = replaced.matchedCount + inserted.upsertedCount
+        return { written, skipped: records.length - written }
+      }
+    }
+  }
+
+  async delete(keys: readonly KeyValue[]): Promise<number> {
+    if (keys.length === 0) return 0
+    const result = await this.#run('delete', () =>
+      this.model.collection.deleteMany({ [this.keyField]: { $in: keys.map((key) => this.#keys.toMongo(key)) } }),
+    )
+    return result.deletedCount
+  }
+
+  #toDocument(record: Row): Row {
+    const key = record[this.keyField] as KeyValue | undefined
+    if (key === undefined || key === null) throw new StoreError(this.name, 'upsert', `record has no key field "${this.keyField}"`)
+    try {
+      const cast = (this.model as unknown as { castObject(o: Row): Row }).castObject({ ...record })
+      return { ...cast, [this.keyField]: this.#keys.toMongo(key) }
+    } catch (error) {
+      throw new StoreError(this.name, 'upsert', describe(error), { key: keyString(key), cause: error })
+    }
+  }
+
+  #insertIfAbsent(documents: readonly Row[]): Row[] {
+    return documents.map((document) => {
+      const { [this.keyField]: key, ...rest } = document
+      return { updateOne: { filter: { [this.keyField]: key }, update: { $setOnInsert: rest }, upsert: true } }
+    })
+  }
+
+  async #write<T>(records: readonly Row[], fn: () => Promise<T>): Promise<T> {
+    try {
+      return await runAs('store', fn)
+    } catch (error) {
+      const index = (error as { writeErrors?: { index: number }[] }).writeErrors?.[0]?.index
+      const key = index === undefined ? undefined : records[index]?.[this.keyField]
+      throw new StoreError(this.name, 'upsert', describe(error), { ...(key === undefined ? {} : { key: keyString(key as KeyValue) }), cause: error })
+    }
+  }
+
+  async #run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await runAs('store', fn)
+    } catch (error) {
+      throw new StoreError(this.name, operation, describe(error), { cause: error })
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+}
