@@ -185,13 +185,13 @@ describe('backfill', () => {
   })
 
   it('stops a range at its upper key, or at a later range bound when that key was deleted', async () => {
-    const { migration, new: target } = setup(people(100))
+    const { migration, old, new: target } = setup(people(100))
     await backfill({ migration, control: control.db, range: { id: 'r1', after: 10, until: 30, beyond: [60, 100] } })
     expect([...target.rows.keys()].map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => 11 + i))
     await backfill({ migration, control: control.db, range: { id: 'r2', after: 30, until: 45, beyond: [60, 100] }, batch: { initial: 5 } })
     expect(target.rows.has('45')).toBe(true)
     expect(target.rows.has('46')).toBe(false)
-    migration.old.rows.delete('75')
+    old.rows.delete('75')
     await backfill({ migration, control: control.db, range: { id: 'r3', after: 60, until: 75, beyond: [100] }, batch: { initial: 7 } })
     expect(target.rows.has('99')).toBe(true)
     expect(target.rows.has('100')).toBe(false)
