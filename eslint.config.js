@@ -16,4 +16,19 @@ export default tseslint.config(
     files: ['packages/*/src/**/*.ts'],
     rules: { 'no-console': 'error' },
   },
+  {
+    // The core is store-agnostic: it never imports a plugin or a store's driver.
+    files: ['packages/core/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@cutover/kysely-plugin', '@cutover/mongoose-plugin', '**/kysely-plugin/**', '**/mongoose-plugin/**'], message: 'The core never imports a plugin.' },
+            { group: ['mongoose', 'mongodb', 'bson'], message: 'The core is store-agnostic; MongoDB types belong in the Mongoose plugin.' },
+          ],
+        },
+      ],
+    },
+  },
 )
