@@ -76,6 +76,8 @@ interface PendingKey {
   waiters: Array<(outcome: ApplyOutcome) => void>
   /** False when the caller keeps its own record of failures (a replay updates the existing dead letter). */
   deadLetterOnFailure: boolean
+  /** When the oldest unapplied change of this key was queued (`performance.now()`). */
+  queuedAt: number
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
@@ -206,7 +208,15 @@ export class MirrorQueue {
       this.#metrics.increment('mirror.coalesced', this.#labels)
       return true
     }
-    const entry: PendingKey = { key: event.key, op: event.op, postImage: event.postImage, recheckGeneration, waiters, deadLetterOnFailure }
+    const entry: PendingKey = {
+      key: event.key,
+      op: event.op,
+      postImage: event.postImage,
+      recheckGeneration,
+      waiters,
+      deadLetterOnFailure,
+      queuedAt: performance.now(),
+    }
     if (this.#inFlight.has(id)) {
       this.#dirtyWhileInFlight.set(id, entry)
       return true
@@ -337,7 +347,11 @@ export class MirrorQueue {
     const elapsed = performance.now() - started
     this.#metrics.observe('mirror.apply_ms', elapsed, { ...this.#labels, side: this.direction === 'old-to-new' ? 'new' : 'old' })
     this.#metrics.increment('mirror.applied', this.#labels, applied.length)
+    const now = performance.now()
     for (const entry of applied) {
+      // Lag from the commit being queued to its state being in the other store: the window a crash
+      // could lose, and what verification before cutover must cover.
+      this.#metrics.observe('mirror.lag_ms', now - entry.queuedAt, this.#labels)
       const id = keyString(entry.key)
       outcomes.set(id, { key: id, status: 'applied' })
       this.#scheduleRecheck(entry.key, entry.recheckGeneration)

@@ -238,6 +238,19 @@ describe('MirrorQueue', () => {
     expect(queue.depth).toBe(0)
   })
 
+  it('measures the lag from queueing to applied, per key', async () => {
+    const rows = Array.from({ length: 20 }, (_, i) => ({ id: i, name: `n${i}` }))
+    const { queue, target, metrics } = setup({ batchSize: 5, concurrency: 1 }, rows)
+    target.latencyMs = 10
+    for (const row of rows) queue.enqueue({ key: row.id, op: 'upsert' })
+    await queue.drain()
+    const lag = metrics.histogram('mirror.lag_ms', { migration: 'things', direction: 'old-to-new' })
+    expect(lag?.count).toBe(20)
+    // Four batches one after another, each after a read and a write of at least 10 ms.
+    expect(lag!.max).toBeGreaterThanOrEqual(60)
+    expect(lag!.p50).toBeLessThanOrEqual(lag!.max)
+  })
+
   it('maps keys between stores when told to', async () => {
     const source = new MemoryStore('old', 'user_id', [{ user_id: 'u1', name: 'a' }])
     const target = new MemoryStore('new', 'id')
