@@ -246,8 +246,8 @@ describe('MirrorQueue', () => {
     await queue.drain()
     const lag = metrics.histogram('mirror.lag_ms', { migration: 'things', direction: 'old-to-new' })
     expect(lag?.count).toBe(20)
-    // Four batches one after another, each after a read and a write of at least 10 ms.
-    expect(lag!.max).toBeGreaterThanOrEqual(60)
+    // The last key waited for at least four earlier batches, each with a 10 ms write.
+    expect(lag!.max).toBeGreaterThanOrEqual(40)
     expect(lag!.p50).toBeLessThanOrEqual(lag!.max)
   })
 
