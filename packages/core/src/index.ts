@@ -90,3 +90,38 @@ export { JobControl, type JobControlState } from './job-control.js'
 export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './quarantine.js'
 export { keySegmentHash, rowDigest } from './row-digest.js'
 export { Throttle, type ThrottleReason, type ThrottleSettings } from './throttle.js'
+export {
+  columnKinds,
+  canonicalTextSql,
+  postgresMappedSegments,
+  postgresSegments,
+  postgresTableSegments,
+  type ColumnKind,
+  type HashedField,
+  type PostgresSegmentsOptions,
+} from './postgres-checksum.js'
+export {
+  mappedFields,
+  newStoreSegments,
+  oldStoreSegments,
+  storeSegments,
+  type SegmentChecksum,
+  type SegmentLevel,
+  type SegmentSource,
+} from './segment-checksum.js'
+export {
+  inspectKeys,
+  verifyExhaustive,
+  verifySample,
+  type ExhaustiveVerificationOptions,
+  type SampledVerificationOptions,
+  type VerificationStage,
+} from './verification.js'
+export {
+  formatReport,
+  VerificationReports,
+  type Inconsistency,
+  type InconsistencyKind,
+  type VerificationCounts,
+  type VerificationReport,
+} from './verification-report.js'
