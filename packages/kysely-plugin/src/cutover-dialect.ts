@@ -40,7 +40,7 @@ class CutoverDialect implements Dialect {
   constructor(inner: Dialect, options: CutoverDialectOptions) {
     this.#inner = inner
     this.#tables = new MigratedTables(options.cutover, options.tables)
-    this.#reads = new ReadRouter(this.#tables)
+    this.#reads = new ReadRouter(this.#tables, options.cutover)
   }
 
   createDriver(): Driver {

@@ -23,7 +23,7 @@
  * `StoreError` naming the store and the operation.
  */
 import { StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
-import { type Kysely, sql } from 'kysely'
+import { type Kysely, type QueryId, type SelectQueryNode, sql } from 'kysely'
 import { asStoreQuery } from './store-query.js'
 
 export interface KyselyTableStoreOptions<R extends Row = Row> {
@@ -128,6 +128,15 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
         .executeTakeFirst(),
     )
     return Number(result.numDeletedRows)
+  }
+
+  /**
+   * @internal Runs a SELECT operation tree on this store's database (the plugin's reads translated
+   * from the other side), through the row transform.
+   */
+  async selectNode(node: SelectQueryNode, queryId: QueryId): Promise<R[]> {
+    const result = await this.#run('select', () => this.#db.executeQuery<Row>(this.#db.getExecutor().compileQuery(node, queryId)))
+    return result.rows.map((row) => this.#fromRow(row))
   }
 
   #select() {
