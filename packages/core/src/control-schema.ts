@@ -106,28 +106,6 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         truncated boolean not null default false,
         summary text not null
       )`.execute(trx)
-    await sql.raw(CANONICAL_JSON_FUNCTION).execute(trx)
   })
 }
 
-/**
- * `cutover.canonical_json(jsonb)`: the canonical text (canonical.ts) of a JSON value, so in-database
- * segment checksums hash json/jsonb columns exactly as `canonicalHash` hashes the parsed value.
- * Null object members are dropped (nullEqualsMissing); keys sort by byte order, which equals the
- * UTF-16 order of canonical.ts for every key outside U+E000–U+FFFF.
- */
-const CANONICAL_JSON_FUNCTION = `
-create or replace function cutover.canonical_json(v jsonb) returns text language sql immutable parallel safe as $fn$
-  select case jsonb_typeof(v)
-    when 'object' then '{' || coalesce((
-      select string_agg(to_json(k)::text || ':' || cutover.canonical_json(e), ',' order by k collate "C")
-      from jsonb_each(v) as m(k, e) where jsonb_typeof(e) <> 'null'), '') || '}'
-    when 'array' then '[' || coalesce((
-      select string_agg(cutover.canonical_json(e), ',' order by i)
-      from jsonb_array_elements(v) with ordinality as a(e, i)), '') || ']'
-    when 'string' then to_json(v #>> '{}')::text
-    when 'number' then trim_scale((v #>> '{}')::numeric)::text
-    when 'boolean' then v #>> '{}'
-    else 'null'
-  end
-$fn$`

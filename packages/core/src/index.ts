@@ -93,6 +93,7 @@ export { Throttle, type ThrottleReason, type ThrottleSettings } from './throttle
 export {
   columnKinds,
   canonicalTextSql,
+  ensureCanonicalJsonFunction,
   postgresMappedSegments,
   postgresSegments,
   postgresTableSegments,

@@ -47,9 +47,12 @@ export function postgresSegments(options: PostgresSegmentsOptions): SegmentSourc
   const digest = rowDigestSql(canonicalTextSql(options.fields, options.rules ?? {}))
   const hash = keySegmentHashSql(`t.${sqlIdentifier(key)}`)
   const segment = (bits: number, of = 'h') => (bits === 0 ? '0' : `(${of} >> ${32 - bits})`)
+  let prepared: Promise<void> | undefined
+  const prepare = () => (prepared ??= options.fields.some((f) => f.kind === 'json') ? ensureCanonicalJsonFunction(db) : Promise.resolve())
   return {
     name: options.name ?? `postgres:${options.table}`,
     async checksums(level: SegmentLevel): Promise<ReadonlyMap<number, SegmentChecksum>> {
+      await prepare()
       const within = level.within ? sql`where ${sql.raw(segment(level.within.bits))} = any(${level.within.segments.map(String)}::bigint[])` : sql``
       const rows = await sql<{ segment: string; n: string; s: string }>`
         select ${sql.raw(segment(level.bits))} as segment, count(*) as n, sum(d)::text as s
@@ -206,7 +209,7 @@ function valueTextSql(field: HashedField, rules: ComparisonRules): string {
     case 'timestamp':
       return `to_json(to_char(${e}::timestamp, '${format}'))::text`
     case 'json':
-      return `cutover.canonical_json(to_jsonb(${e}))`
+      return `cutover.canonical_json(to_jsonb(${e}), ${rules.nullEqualsMissing === false ? 'true' : 'false'})`
     case 'bytea':
       return `to_json('\\x' || encode(${e}, 'hex'))::text`
     default:
@@ -224,3 +227,34 @@ function qualified(table: string): string {
 function sqlStringLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`
 }
+
+/**
+ * Creates `cutover.canonical_json(jsonb, keep_nulls)` in the database being checksummed: the
+ * canonical text (canonical.ts) of a JSON value, so json/jsonb columns hash as `canonicalHash`
+ * hashes the parsed value. Null members are dropped unless `keep_nulls` (nullEqualsMissing false).
+ * Keys sort by byte order, equal to canonical.ts's UTF-16 order for keys outside U+E000–U+FFFF.
+ */
+export async function ensureCanonicalJsonFunction(db: Kysely<any>): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('cutover.canonical_json'))`.execute(trx)
+    await sql`create schema if not exists cutover`.execute(trx)
+    await sql.raw(CANONICAL_JSON_FUNCTION).execute(trx)
+  })
+}
+
+const CANONICAL_JSON_FUNCTION = `
+create or replace function cutover.canonical_json(v jsonb, keep_nulls boolean) returns text
+language sql immutable parallel safe as $fn$
+  select case jsonb_typeof(v)
+    when 'object' then '{' || coalesce((
+      select string_agg(to_json(k)::text || ':' || cutover.canonical_json(e, keep_nulls), ',' order by k collate "C")
+      from jsonb_each(v) as m(k, e) where keep_nulls or jsonb_typeof(e) <> 'null'), '') || '}'
+    when 'array' then '[' || coalesce((
+      select string_agg(cutover.canonical_json(e, keep_nulls), ',' order by i)
+      from jsonb_array_elements(v) with ordinality as a(e, i)), '') || ']'
+    when 'string' then to_json(v #>> '{}')::text
+    when 'number' then trim_scale((v #>> '{}')::numeric)::text
+    when 'boolean' then v #>> '{}'
+    else 'null'
+  end
+$fn$`
