@@ -1,0 +1,308 @@
+/**
+ * The observed collection: what the plugin puts between a migrated model and its driver collection
+ * for every write Mongoose issues through middleware-bearing paths.
+ *
+ * Why here and not in post hooks: every Mongoose write path (save, create, insertOne, insertMany,
+ * bulkWrite, bulkSave, the update/replace/delete queries, findOneAnd*, findByIdAnd*, doc.deleteOne,
+ * upserts) ends in exactly one call of a write method on the model's collection, with the exact
+ * documents and filters sent and the exact driver result (upserted ids, write errors of a partial
+ * `insertMany`). Mirroring at that call is exactly-once by construction: `bulkSave` fires both save
+ * and bulkWrite hooks but makes one `bulkWrite` call; `create` of many documents makes one
+ * `insertOne` per document. Hooks see neither upserted ids nor partial failures reliably.
+ *
+ * Per call:
+ * 1. `runtime.checkWrite('old', model)`: after cutover a strict migration rejects the write with
+ *    `WriteRejectedError` naming the model and phase before anything is sent.
+ * 2. If the phase mirrors from MongoDB, the affected keys are captured: from the documents
+ *    (inserts), from a filter that pins `_id`, from the result (`findOneAnd*` return the document;
+ *    upserted ids), or, for other filters, by reading the matching `_id`s first (lean, `_id` only,
+ *    no middleware, same session).
+ * 3. The write runs unchanged (one exception: `findOneAnd*` ask the driver for result metadata to
+ *    learn an upserted id, and hand Mongoose the shape it asked for).
+ * 4. After it: each affected key is handed to `runtime.recordWrite('old', …)` (state-based: the
+ *    mirror re-reads the document), or, inside a transaction, after the commit.
+ *
+ * The race the pre-read leaves: a document that starts matching a multi-document filter between the
+ * `_id` read and the write (inserted or updated concurrently) is changed by the write but not
+ * captured; it differs in the new store until the concurrent write's own mirror event, the mirror's
+ * re-check, or reconciliation (re-verifying recently changed keys) repairs it.
+ *
+ * Nothing here may fail or delay the application's write on account of the new store: recording is
+ * synchronous and in-memory; a failure of the capture itself is logged and counted as unmirrored.
+ */
+import { type KeyValue, keyString, type Logger, type MigrationRuntime, type Row } from '@cutover/core'
+import type { Model } from 'mongoose'
+import { changedNothing, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
+import type { KeyCodec } from './keys.js'
+import type { NewStoreReader } from './read-hooks.js'
+import { afterCommit } from './transaction-buffer.js'
+import { runAs } from './write-origin.js'
+
+/** A migrated model as the plugin drives it. */
+export interface ModelBinding {
+  readonly runtime: MigrationRuntime
+  readonly model: Model<any>
+  /** The key path on the MongoDB side (the migration's `key.old`). */
+  readonly keyField: string
+  readonly keys: KeyCodec
+  readonly logger: Logger
+  /** Runs translated queries on the new store, when the user gave one. */
+  readonly reader?: NewStoreReader
+}
+
+type Op = 'upsert' | 'delete'
+
+/** What one write touched, decided after it ran. */
+interface Capture {
+  readonly op: Op
+  /** Keys to mirror, given the result (or error) of the write. */
+  keysAfter(result: unknown, error: unknown): unknown[]
+}
+
+const OBSERVED = Symbol('cutover.observedCollection')
+
+type DriverCollection = Record<string | symbol, any>
+
+const WRITE_METHODS = new Set([
+  'insertOne',
+  'insertMany',
+  'updateOne',
+  'updateMany',
+  'replaceOne',
+  'deleteOne',
+  'deleteMany',
+  'findOneAndUpdate',
+  'findOneAndReplace',
+  'findOneAndDelete',
+  'bulkWrite',
+])
+
+export function isObserved(collection: unknown): boolean {
+  return typeof collection === 'object' && collection !== null && (collection as DriverCollection)[OBSERVED] === true
+}
+
+/**
+ * Wraps a Mongoose collection so that its write methods mirror. Idempotent. `binding` is asked at
+ * each write (the engine may start after the model is compiled); while it answers undefined, writes
+ * pass through unmirrored.
+ */
+export function observeCollection<C extends object>(collection: C, binding: () => ModelBinding | undefined): C {
+  if (isObserved(collection)) return collection
+  const wrappers = new Map<string, (...args: unknown[]) => Promise<unknown>>()
+  return new Proxy(collection, {
+    get(target, property) {
+      if (property === OBSERVED) return true
+      const value = Reflect.get(target, property, target)
+      if (typeof property !== 'string' || !WRITE_METHODS.has(property) || typeof value !== 'function') return value
+      let wrapper = wrappers.get(property)
+      if (!wrapper) {
+        wrapper = (...args: unknown[]) => {
+          const bound = binding()
+          const driver = target as DriverCollection
+          return bound ? runAs('middleware', () => observedWrite(driver, property, args, bound)) : driver[property](...args)
+        }
+        wrappers.set(property, wrapper)
+      }
+      return wrapper
+    },
+  })
+}
+
+/** Whether writes on the old store are mirrored in the phase in force. */
+export function mirrorsOld(runtime: MigrationRuntime): boolean {
+  const behavior = runtime.behavior
+  return behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
+}
+
+async function observedWrite(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<unknown> {
+  const { runtime, model } = binding
+  runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
+  if (!mirrorsOld(runtime)) return collection[method](...args)
+
+  if (collection.buffer) await new Promise<void>((resolve) => collection.addQueue(resolve))
+  const options = optionsOf(method, args)
+  const session = options?.session
+  let capture: Capture | undefined
+  try {
+    capture = await captureFor(collection, method, args, binding)
+  } catch (error) {
+    binding.logger.error('could not capture the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+    runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: key capture failed`)
+  }
+
+  const call = resultMetadataCall(method, args)
+  let result: unknown
+  let failure: unknown
+  let failed = false
+  try {
+    result = await collection[method](...call.args)
+  } catch (error) {
+    failure = error
+    failed = true
+  }
+
+  if (capture) {
+    try {
+      const keys = capture.keysAfter(result, failed ? failure : undefined)
+      const record = () => {
+        const distinct = new Map<string, KeyValue>()
+        for (const value of keys) {
+          const key = binding.keys.toStore(value)
+          distinct.set(keyString(key), key)
+        }
+        for (const key of distinct.values()) runtime.recordWrite('old', { key, op: capture!.op })
+      }
+      if (keys.length > 0 && !afterCommit(session, record)) record()
+    } catch (error) {
+      binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+      runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
+    }
+  }
+  if (failed) throw failure
+  return call.unwrap(result)
+}
+
+/** The options argument of a collection write method. */
+function optionsOf(method: string, args: unknown[]): { session?: unknown; ordered?: boolean } | undefined {
+  const index = method === 'insertOne' || method === 'insertMany' || method === 'bulkWrite' || method === 'deleteOne' || method === 'deleteMany' || method === 'findOneAndDelete' ? 1 : 2
+  const options = args[index]
+  return isPlainObject(options) ? (options as { session?: unknown; ordered?: boolean }) : undefined
+}
+
+/** A key to name in a `WriteRejectedError`, when the write is about one document. */
+function keyHint(method: string, args: unknown[], binding: ModelBinding): string | undefined {
+  try {
+    const value =
+      method === 'insertOne'
+        ? (args[0] as Row | undefined)?.[binding.keyField]
+        : method === 'insertMany' || method === 'bulkWrite'
+          ? undefined
+          : keysPinnedBy(args[0], binding.keyField)?.[0]
+    return value === undefined ? undefined : String(binding.keys.toStore(value))
+  } catch {
+    return undefined
+  }
+}
+
+/** `findOneAnd*` are asked for result metadata (to learn an upserted id); Mongoose gets what it asked for. */
+function resultMetadataCall(method: string, args: unknown[]): { args: unknown[]; unwrap: (result: unknown) => unknown } {
+  if (!method.startsWith('findOneAnd')) return { args, unwrap: (result) => result }
+  const at = method === 'findOneAndDelete' ? 1 : 2
+  const options = (isPlainObject(args[at]) ? args[at] : {}) as Row
+  if (options.includeResultMetadata === true) return { args, unwrap: (result) => result }
+  const patched = [...args]
+  while (patched.length <= at) patched.push(undefined)
+  patched[at] = { ...options, includeResultMetadata: true }
+  return { args: patched, unwrap: (result) => (isPlainObject(result) ? (result.value ?? null) : result) }
+}
+
+async function captureFor(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<Capture> {
+  const { keyField } = binding
+  const options = optionsOf(method, args)
+  const session = options?.session
+  const matching = async (filter: unknown): Promise<unknown[]> => {
+    const pinned = keysPinnedBy(filter, keyField)
+    if (pinned) return pinned
+    const documents = await collection
+      .find(filter ?? {}, { projection: { [keyField]: 1 }, ...(session ? { session } : {}) })
+      .toArray()
+    return (documents as Row[]).map((document) => document[keyField])
+  }
+
+  switch (method) {
+    case 'insertOne': {
+      const document = args[0] as Row
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          if (error !== undefined && changedNothing(error)) return []
+          const id = document?.[keyField] ?? (result as { insertedId?: unknown } | undefined)?.insertedId
+          return id === undefined ? [] : [id]
+        },
+      }
+    }
+    case 'insertMany': {
+      const documents = (args[0] ?? []) as Row[]
+      const ordered = options?.ordered !== false
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          if (error === undefined) {
+            const ids = documents.map((document) => document[keyField])
+            return ids.every((id) => id !== undefined) ? ids : idsOf((result as { insertedIds?: unknown }).insertedIds)
+          }
+          return possiblyApplied(documents.length, error, ordered)
+            .map((i) => documents[i]?.[keyField])
+            .filter((id) => id !== undefined)
+        },
+      }
+    }
+    case 'updateOne':
+    case 'updateMany':
+    case 'replaceOne': {
+      const candidates = await matching(args[0])
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          if (error !== undefined) return changedNothing(error) ? [] : candidates
+          const r = result as { matchedCount?: number; upsertedId?: unknown } | undefined
+          const upserted = r?.upsertedId === undefined || r.upsertedId === null ? [] : [r.upsertedId]
+          return r?.matchedCount === 0 ? upserted : [...candidates, ...upserted]
+        },
+      }
+    }
+    case 'deleteOne':
+    case 'deleteMany': {
+      const candidates = await matching(args[0])
+      return {
+        op: 'delete',
+        keysAfter: (result, error) => {
+          if (error !== undefined) return changedNothing(error) ? [] : candidates
+          return (result as { deletedCount?: number } | undefined)?.deletedCount === 0 ? [] : candidates
+        },
+      }
+    }
+    case 'findOneAndUpdate':
+    case 'findOneAndReplace':
+    case 'findOneAndDelete': {
+      const pinned = keysPinnedBy(args[0], keyField) ?? []
+      return {
+        op: method === 'findOneAndDelete' ? 'delete' : 'upsert',
+        keysAfter: (result, error) => {
+          if (error !== undefined) return changedNothing(error) ? [] : pinned
+          const r = result as { value?: Row | null; lastErrorObject?: { upserted?: unknown } } | undefined
+          const id = r?.value?.[keyField] ?? r?.lastErrorObject?.upserted
+          return id === undefined || id === null ? [] : [id]
+        },
+      }
+    }
+    case 'bulkWrite': {
+      const operations = (args[0] ?? []) as Row[]
+      const ordered = options?.ordered !== false
+      const perOperation = await Promise.all(operations.map((operation) => bulkOperationKeys(operation, keyField, matching)))
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          const applied = error === undefined ? operations.map((_, i) => i) : possiblyApplied(operations.length, error, ordered)
+          const source = (error === undefined ? result : (error as { result?: unknown }).result) as
+            | { insertedIds?: unknown; upsertedIds?: unknown }
+            | undefined
+          return [...applied.flatMap((i) => perOperation[i] ?? []), ...idsOf(source?.upsertedIds)]
+        },
+      }
+    }
+    default:
+      throw new TypeError(`not a write method: ${method}`)
+  }
+}
+
+async function bulkOperationKeys(operation: Row, keyField: string, matching: (filter: unknown) => Promise<unknown[]>): Promise<unknown[]> {
+  const [kind] = Object.keys(operation)
+  const body = (kind === undefined ? undefined : operation[kind]) as Row | undefined
+  if (!body) return []
+  if (kind === 'insertOne') {
+    const document = (body.document ?? body) as Row
+    return document[keyField] === undefined ? [] : [document[keyField]]
+  }
+  return matching(body.filter ?? body.q)
+}

@@ -1,0 +1,168 @@
+/**
+ * The schema plugin: `schema.plugin(cutover, { cutover, migration: 'appointments' })`, or for every
+ * model at once `mongoose.plugin(cutover, { cutover, models: { Appointment: 'appointments' } })`.
+ *
+ * When a model is compiled (the schema's `init` event) its collection, as Mongoose's own model and
+ * document code reaches it (`Model.$__collection` and the documents' collection), is replaced by an
+ * observed collection (see `observed-collection.ts`); queries built on the public `Model.collection`
+ * (`Model.updateOne`, `replaceOne`, …) get it in a query `pre` hook. `Model.collection` itself is
+ * left alone: writes through it bypass the plugin and are reported as unmirrored.
+ */
+import { ConfigError, type Cutover, type Logger, type MigrationRuntime, silentLogger } from '@cutover/core'
+import type { Model, Schema } from 'mongoose'
+import { keyCodecFor } from './keys.js'
+import { type ModelBinding, observeCollection } from './observed-collection.js'
+import { type NewStoreReader, installReadHooks } from './read-hooks.js'
+import { watchUnmirroredWrites } from './unmirrored-writes.js'
+
+/** Which migration a model belongs to, and how its reads may be served by the new store. */
+export interface ModelMigration {
+  readonly migration: string
+  /** Runs translated queries on the new store (see `NewStoreReader`); without it, only key lookups are served from it. */
+  readonly reader?: NewStoreReader
+}
+
+/**
+ * The engine (or one migration's runtime) may be given directly, or as a function returning it when
+ * the schema must be compiled before the engine exists (the old store is built from the model, the
+ * engine from the migration): the plugin then resolves it at the first operation on the model.
+ * Until it resolves, writes pass through unmirrored and a warning says so.
+ */
+type Lazy<T> = T | (() => T)
+
+export type CutoverPluginOptions =
+  | {
+      /** The running engine. */
+      readonly cutover: Lazy<Cutover>
+      /** The migration of the model(s) this schema compiles to. */
+      readonly migration: string
+      readonly reader?: NewStoreReader
+    }
+  | {
+      readonly cutover: Lazy<Cutover>
+      /** For `mongoose.plugin`: model name → migration. Models not named here are left alone. */
+      readonly models: Readonly<Record<string, string | ModelMigration>>
+    }
+  | {
+      /** One migration's runtime, without the engine (its logger is then `logger`). */
+      readonly runtime: Lazy<MigrationRuntime>
+      readonly reader?: NewStoreReader
+      readonly logger?: Logger
+    }
+
+const WRITE_QUERIES = [
+  'updateOne',
+  'updateMany',
+  'replaceOne',
+  'deleteOne',
+  'deleteMany',
+  'findOneAndUpdate',
+  'findOneAndReplace',
+  'findOneAndDelete',
+] as const
+
+/** The Cutover schema plugin. */
+export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): void {
+  const resolve = resolver(options)
+  const bindings = new WeakMap<Model<any>, ModelBinding | null>()
+  let warnedUnresolved = false
+
+  /** The model's binding: undefined while the engine is not there yet, null for models not migrated. */
+  const bindingOf = (model: Model<any>): ModelBinding | undefined => {
+    const known = bindings.get(model)
+    if (known !== undefined) return known ?? undefined
+    let resolved: Resolved | undefined
+    try {
+      resolved = resolve(model.modelName)
+    } catch (error) {
+      if (error instanceof ConfigError) throw error
+      if (!warnedUnresolved) {
+        warnedUnresolved = true
+        logOf(options).warn('Cutover engine not available yet; writes pass through unmirrored until it is', { model: model.modelName, error })
+      }
+      return undefined
+    }
+    if (!resolved) {
+      bindings.set(model, null)
+      return undefined
+    }
+    const keyField = resolved.runtime.migration.key.old
+    const binding: ModelBinding = Object.freeze({
+      runtime: resolved.runtime,
+      model,
+      keyField,
+      keys: keyCodecFor(model, keyField),
+      logger: resolved.logger,
+      ...(resolved.reader ? { reader: resolved.reader } : {}),
+    })
+    bindings.set(model, binding)
+    watchUnmirroredWrites(model.db, model.collection.collectionName, resolved.runtime, resolved.logger)
+    return binding
+  }
+
+  schema.on('init', (model: Model<any>) => {
+    const lazy = () => bindingOf(model)
+    const m = model as unknown as Record<string | symbol, any>
+    m.$__collection = observeCollection(m.$__collection, lazy)
+    const prototype = model.prototype as Record<string | symbol, any>
+    for (const symbol of Object.getOwnPropertySymbols(prototype)) {
+      if (symbol.description === 'mongoose#Model#collection') prototype[symbol] = observeCollection(prototype[symbol], lazy)
+    }
+    bindingOf(model) // starts unmirrored-write detection now when the engine is already there
+  })
+
+  schema.pre([...WRITE_QUERIES], { document: false, query: true }, function observeQueryCollection(this: any) {
+    const model = this.model as Model<any>
+    this.mongooseCollection = observeCollection(this.mongooseCollection, () => bindingOf(model))
+  })
+
+  installReadHooks(schema, bindingOf)
+}
+
+interface Resolved {
+  readonly runtime: MigrationRuntime
+  readonly reader?: NewStoreReader
+  readonly logger: Logger
+}
+
+function logOf(options: CutoverPluginOptions): Logger {
+  if ('cutover' in options) {
+    try {
+      return (typeof options.cutover === 'function' ? options.cutover() : options.cutover).logger
+    } catch {
+      return silentLogger
+    }
+  }
+  return options.logger ?? silentLogger
+}
+
+function unlazy<T>(value: Lazy<T>): T {
+  const resolved = typeof value === 'function' ? (value as () => T)() : value
+  if (resolved === undefined || resolved === null) throw new Error('not started')
+  return resolved
+}
+
+function resolver(options: CutoverPluginOptions): (modelName: string) => Resolved | undefined {
+  if (!options || typeof options !== 'object' || !('runtime' in options || 'migration' in options || 'models' in options)) {
+    throw new ConfigError([
+      { source: 'cutoverPlugin', value: options, message: 'cutoverPlugin needs options: { cutover, migration }, { cutover, models } or { runtime }' },
+    ])
+  }
+  if ('runtime' in options) {
+    const reader = options.reader
+    const logger = options.logger ?? silentLogger
+    return () => ({ runtime: unlazy(options.runtime), logger, ...(reader ? { reader } : {}) })
+  }
+  const byModel =
+    'models' in options
+      ? new Map(Object.entries(options.models).map(([model, entry]) => [model, typeof entry === 'string' ? { migration: entry } : entry]))
+      : undefined
+  const single: ModelMigration | undefined = 'migration' in options ? { migration: options.migration, ...(options.reader ? { reader: options.reader } : {}) } : undefined
+  return (modelName) => {
+    const spec = byModel ? byModel.get(modelName) : single
+    if (!spec) return undefined
+    const cutover = unlazy(options.cutover)
+    // An unknown migration name is a ConfigError, thrown at the model's first operation at the latest.
+    return { runtime: cutover.migration(spec.migration), logger: cutover.logger, ...(spec.reader ? { reader: spec.reader } : {}) }
+  }
+}
