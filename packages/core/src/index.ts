@@ -126,3 +126,4 @@ export {
   type VerificationCounts,
   type VerificationReport,
 } from './verification-report.js'
+export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './reconcile.js'
