@@ -70,6 +70,17 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         primary key (migration, range_id)
       )`.execute(trx)
     await sql`
+      create table if not exists cutover.backfill_ranges (
+        migration text not null,
+        range_id text not null,
+        position integer not null,
+        after_key text,
+        after_key_type text,
+        until_key text,
+        until_key_type text,
+        primary key (migration, range_id)
+      )`.execute(trx)
+    await sql`
       create table if not exists cutover.job_control (
         migration text primary key,
         paused boolean not null default false,

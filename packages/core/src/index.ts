@@ -127,3 +127,4 @@ export {
   type VerificationReport,
 } from './verification-report.js'
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './reconcile.js'
+export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './backfill-jobs.js'
