@@ -26,7 +26,7 @@ export interface HarnessOptions {
   readonly oldDdl: readonly string[]
   readonly newDdl: readonly string[]
   /** Builds the migrations from the two databases. */
-  readonly migrations: (old: Kysely<any>, neu: Kysely<any>) => MigrationDefinition<any, any>[]
+  readonly migrations: (old: Kysely<any>, neu: Kysely<any>, urls: { readonly old: string; readonly neu: string }) => MigrationDefinition<any, any>[]
   /** The application's tables on the old database, and (optionally) on the new one. */
   readonly oldTables: Readonly<Record<string, MigratedTableConfig>>
   readonly newTables?: Readonly<Record<string, MigratedTableConfig>>
@@ -50,7 +50,7 @@ export async function createHarness(options: HarnessOptions): Promise<Harness> {
   const neu = await createTestDatabase(`${options.prefix}_new`)
   for (const ddl of options.oldDdl) await sql.raw(ddl).execute(old.db)
   for (const ddl of options.newDdl) await sql.raw(ddl).execute(neu.db)
-  const migrations = options.migrations(old.db, neu.db).map((m) => defineMigration(m))
+  const migrations = options.migrations(old.db, neu.db, { old: old.url, neu: neu.url }).map((m) => defineMigration(m))
   const cutover = await createCutover({
     migrations,
     control: old.db,

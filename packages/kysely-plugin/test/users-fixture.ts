@@ -24,18 +24,18 @@ export const NEW_USERS_DDL =
 export function usersHarness(
   prefix: string,
   extra: Partial<MigrationDefinition> & { guards?: GuardThresholds } = {},
-  newStore: (neu: Kysely<any>) => KyselyTableStore = (neu) => new KyselyTableStore(neu, 'users', 'id'),
+  newStore: (neu: Kysely<any>, url: string) => KyselyTableStore = (neu) => new KyselyTableStore(neu, 'users', 'id'),
   random?: () => number,
 ): HarnessOptions {
   return {
     prefix,
     oldDdl: [OLD_USERS_DDL],
     newDdl: [NEW_USERS_DDL],
-    migrations: (old, neu) => [
+    migrations: (old, neu, urls) => [
       {
         name: 'users',
         old: new KyselyTableStore(old, 'users', 'user_id'),
-        new: newStore(neu),
+        new: newStore(neu, urls.neu),
         mapper: usersMapper,
         key: { old: 'user_id', new: 'id' },
         mirror: { recheckDelayMs: false, retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } },
