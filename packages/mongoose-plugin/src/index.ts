@@ -1,4 +1,4 @@
 export { type KeyCodec } from './keys.js'
 export { MongooseModelStore, type MongooseModelStoreOptions } from './model-store.js'
 export { cutoverPlugin, cutoverPlugin as cutover, type CutoverPluginOptions, type ModelMigration } from './plugin.js'
-export { type NewStoreReader } from './read-hooks.js'
+export { type FilterNode, type NewStoreReader, type SortKey, type TranslatedQuery } from './query-translation.js'

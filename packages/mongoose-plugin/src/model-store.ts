@@ -18,6 +18,7 @@
 import { type KeyValue, keyString, type Row, type Store, StoreError, type WriteMode, type WriteResult } from '@cutover/core'
 import type { Model } from 'mongoose'
 import { documentToRow, type KeyCodec, keyCodecFor } from './keys.js'
+import type { FilterNode, NewStoreReader, TranslatedQuery } from './query-translation.js'
 import { runAs } from './write-origin.js'
 
 export interface MongooseModelStoreOptions {
@@ -27,7 +28,12 @@ export interface MongooseModelStoreOptions {
   readonly name?: string
 }
 
-export class MongooseModelStore implements Store {
+/**
+ * Also a `NewStoreReader`, so a model on another connection can serve translated reads when it is
+ * the new side of a MongoDB → MongoDB migration. Its queries go through the model's casting (hex
+ * strings become ObjectIds again) but not its middleware-bearing write paths.
+ */
+export class MongooseModelStore implements Store, NewStoreReader {
   readonly name: string
   readonly keyField: string
   readonly model: Model<any>
@@ -115,6 +121,43 @@ export class MongooseModelStore implements Store {
       this.model.collection.deleteMany({ [this.keyField]: { $in: keys.map((key) => this.#keys.toMongo(key)) } }),
     )
     return result.deletedCount
+  }
+
+  async find(query: TranslatedQuery): Promise<readonly Row[]> {
+    const documents = await this.#run('find', async () => {
+      let q = this.model.find(this.#filter(query.filter)).lean()
+      if (query.sort.length > 0) q = q.sort(Object.fromEntries(query.sort.map((s) => [s.column, s.direction === 'asc' ? 1 : -1])))
+      if (query.skip) q = q.skip(query.skip)
+      if (query.limit) q = q.limit(query.limit)
+      return (await q.exec()) as unknown as Row[]
+    })
+    return documents.map((document) => this.toRow(document))
+  }
+
+  async count(filter: FilterNode | undefined): Promise<number> {
+    return this.#run('count', () => this.model.countDocuments(this.#filter(filter)).exec())
+  }
+
+  /** A translated filter as a MongoDB filter on this model (the inverse of the plugin's translation). */
+  #filter(node: FilterNode | undefined): Row {
+    if (!node) return {}
+    const value = (column: string, v: unknown) => (column === this.keyField && v !== null ? this.#keys.toMongo(v as KeyValue) : v)
+    switch (node.kind) {
+      case 'and':
+        return node.nodes.length === 0 ? {} : { $and: node.nodes.map((n) => this.#filter(n)) }
+      case 'or':
+        return { $or: node.nodes.map((n) => this.#filter(n)) }
+      case 'in':
+        return { [node.column]: { $in: node.values.map((v) => value(node.column, v)) } }
+      case 'not-in':
+        return { [node.column]: { $nin: node.values.map((v) => value(node.column, v)) } }
+      case 'exists':
+        return { [node.column]: node.exists ? { $ne: null } : null }
+      case 'compare': {
+        const operator = { '=': '$eq', '<>': '$ne', '<': '$lt', '<=': '$lte', '>': '$gt', '>=': '$gte' }[node.op]
+        return { [node.column]: { [operator]: value(node.column, node.value) } }
+      }
+    }
   }
 
   #toDocument(record: Row): Row {

@@ -30,7 +30,7 @@
  * Nothing here may fail or delay the application's write on account of the new store: recording is
  * synchronous and in-memory; a failure of the capture itself is logged and counted as unmirrored.
  */
-import { type KeyValue, keyString, type Logger, type MigrationRuntime, type Row } from '@cutover/core'
+import { type KeyValue, keyString, type Logger, type Metrics, type MigrationRuntime, type Row } from '@cutover/core'
 import type { Model } from 'mongoose'
 import { changedNothing, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
 import type { KeyCodec } from './keys.js'
@@ -46,6 +46,8 @@ export interface ModelBinding {
   readonly keyField: string
   readonly keys: KeyCodec
   readonly logger: Logger
+  /** The engine's metrics, when the plugin was given the engine. */
+  readonly metrics?: Metrics
   /** Runs translated queries on the new store, when the user gave one. */
   readonly reader?: NewStoreReader
 }

@@ -8,7 +8,7 @@
  * (`Model.updateOne`, `replaceOne`, …) get it in a query `pre` hook. `Model.collection` itself is
  * left alone: writes through it bypass the plugin and are reported as unmirrored.
  */
-import { ConfigError, type Cutover, type Logger, type MigrationRuntime, silentLogger } from '@cutover/core'
+import { ConfigError, type Cutover, type Logger, type Metrics, type MigrationRuntime, silentLogger } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { keyCodecFor } from './keys.js'
 import { type ModelBinding, observeCollection } from './observed-collection.js'
@@ -48,6 +48,7 @@ export type CutoverPluginOptions =
       readonly runtime: Lazy<MigrationRuntime>
       readonly reader?: NewStoreReader
       readonly logger?: Logger
+      readonly metrics?: Metrics
     }
 
 const WRITE_QUERIES = [
@@ -93,6 +94,7 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
       keyField,
       keys: keyCodecFor(model, keyField),
       logger: resolved.logger,
+      ...(resolved.metrics ? { metrics: resolved.metrics } : {}),
       ...(resolved.reader ? { reader: resolved.reader } : {}),
     })
     bindings.set(model, binding)
@@ -123,6 +125,7 @@ interface Resolved {
   readonly runtime: MigrationRuntime
   readonly reader?: NewStoreReader
   readonly logger: Logger
+  readonly metrics?: Metrics
 }
 
 function logOf(options: CutoverPluginOptions): Logger {
@@ -151,7 +154,8 @@ function resolver(options: CutoverPluginOptions): (modelName: string) => Resolve
   if ('runtime' in options) {
     const reader = options.reader
     const logger = options.logger ?? silentLogger
-    return () => ({ runtime: unlazy(options.runtime), logger, ...(reader ? { reader } : {}) })
+    const metrics = options.metrics
+    return () => ({ runtime: unlazy(options.runtime), logger, ...(metrics ? { metrics } : {}), ...(reader ? { reader } : {}) })
   }
   const byModel =
     'models' in options
@@ -163,6 +167,6 @@ function resolver(options: CutoverPluginOptions): (modelName: string) => Resolve
     if (!spec) return undefined
     const cutover = unlazy(options.cutover)
     // An unknown migration name is a ConfigError, thrown at the model's first operation at the latest.
-    return { runtime: cutover.migration(spec.migration), logger: cutover.logger, ...(spec.reader ? { reader: spec.reader } : {}) }
+    return { runtime: cutover.migration(spec.migration), logger: cutover.logger, metrics: cutover.metrics, ...(spec.reader ? { reader: spec.reader } : {}) }
   }
 }
