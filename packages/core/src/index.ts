@@ -128,3 +128,4 @@ export {
 } from './verification-report.js'
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './reconcile.js'
 export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './backfill-jobs.js'
+export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cutover-config.js'
