@@ -18,7 +18,7 @@ describe('ProgressRenderer', () => {
     renderer.done()
     expect(chunks).toHaveLength(2)
     expect(chunks[0]?.startsWith('\r\u001b[2K')).toBe(true)
-    expect(chunks[0]?.slice(5)).toMatch(/^users {2}\[#+-+\] {2}25\.0% {2}25,000\/100,000 {2}5,000\/s {2}ETA 0:15 {2}throttled: rate-limit$/)
+    expect(chunks[0]?.slice(5)).toMatch(/^users {2}\[#+-+\] {3}25\.0% {2}25,000\/100,000 {2}5,000\/s {2}ETA 0:15 {2}throttled: rate-limit$/)
     expect(chunks[1]).toBe('\n')
   })
 
