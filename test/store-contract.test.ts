@@ -7,8 +7,10 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Store } from '@cutover/core'
 import { KyselyTableStore } from '@cutover/kysely-plugin'
+import { MongooseModelStore } from '@cutover/mongoose-plugin'
+import { Schema } from 'mongoose'
 import { MemoryStore } from '../packages/core/test/memory-store.js'
-import { createTestDatabase, type TestDatabase } from './setup/services.js'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from './setup/services.js'
 
 interface Subject {
   readonly store: Store
@@ -117,4 +119,19 @@ storeContract(
     }
   },
   async () => database?.drop(),
+)
+
+let mongo: TestMongo
+storeContract(
+  'MongooseModelStore (MongoDB wire protocol)',
+  async () => {
+    mongo = await createTestMongo('cutover_contract')
+    const Thing = mongo.connection.model('Thing', new Schema({ id: { type: Number, required: true, unique: true }, name: String, v: Number }))
+    await Thing.init()
+    return {
+      store: new MongooseModelStore(Thing, { keyField: 'id' }),
+      clear: async () => void (await Thing.collection.deleteMany({})),
+    }
+  },
+  async () => mongo?.drop(),
 )
