@@ -4,7 +4,9 @@
  * both stores whole and compare them under the core's comparator.
  */
 import { compareRecords, type KeyValue, keyString, type Migration, type Row, type Store } from '@cutover/core'
+import { Kysely, PostgresDialect } from 'kysely'
 import mongoose, { type Connection } from 'mongoose'
+import pg from 'pg'
 import { expect } from 'vitest'
 import { mongodbUrl, uniqueName } from '../../../test/setup/services.js'
 
@@ -71,4 +73,16 @@ export async function expectStoresEqual(migration: Migration<any, any>, options:
   for (const key of newRows.keys()) problems.push({ key, missingInOld: true })
   expect(problems).toEqual([])
   return compared
+}
+
+/**
+ * A Kysely on `url` whose pool ignores errors of idle clients. `createTestDatabase().drop()` ends the
+ * pool and then drops the database `with (force)`; a backend still closing at that moment gets
+ * "terminating connection due to administrator command", which an idle pg client emits as an
+ * `error` event nobody listens to (an uncaught exception). Register it with `track`.
+ */
+export function quietKysely(url: string): Kysely<any> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  pool.on('error', () => {})
+  return new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
 }

@@ -21,7 +21,7 @@ import { z } from 'zod'
 import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
 import { translateQuery } from '../src/query-translation.js'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo } from './harness.js'
+import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from './harness.js'
 
 interface PersonDoc {
   name: string
@@ -75,7 +75,7 @@ describe('reads', () => {
       mapper: fieldMapper({ old: oldShape, new: newShape, fields: [copy('_id'), rename('name', 'fullName'), rename('age', 'years'), rename('city', 'town')] }),
       mirror: { recheckDelayMs: false },
     })
-    cutover = await createCutover({ migrations: [migration], control: control.db, env: {}, pollIntervalMs: false, logger })
+    cutover = await createCutover({ migrations: [migration], control: quietControl(control), env: {}, pollIntervalMs: false, logger })
     engine.cutover = cutover
     await cutover.setPhase('readers', 'shadow', { actor: 'test' })
     const cities = ['Paris', 'Lyon', 'Nice', undefined]
@@ -213,3 +213,10 @@ describe('reads', () => {
     expect(counter('compare.mismatch')).toBe(1) // the drift planted in the compare test, nothing since
   })
 })
+
+/** The control database through a pool that tolerates the forced drop at teardown (see `quietKysely`). */
+function quietControl(database: TestDatabase) {
+  const db = quietKysely(database.url)
+  database.track(db)
+  return db
+}

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo } from './harness.js'
+import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from './harness.js'
 
 const person = z.object({ _id: z.string(), name: z.string(), age: z.number().nullish(), tags: z.array(z.string()).optional() })
 
@@ -47,7 +47,7 @@ async function world(control: TestDatabase, name: string, staleSideWrites: 'stri
     mirror: { recheckDelayMs: false, retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } },
     staleSideWrites,
   })
-  const cutover = await createCutover({ migrations: [migration], control: control.db, env: {}, pollIntervalMs: false, logger: silentLogger })
+  const cutover = await createCutover({ migrations: [migration], control: quietControl(control), env: {}, pollIntervalMs: false, logger: silentLogger })
   engine.cutover = cutover
   await cutover.setPhase(name, 'shadow', { actor: 'test' })
   const labels = { migration: name, direction: 'old-to-new' }
@@ -299,3 +299,10 @@ describe('phases', () => {
     await expectStoresEqual(permissive.migration)
   })
 })
+
+/** The control database through a pool that tolerates the forced drop at teardown (see `quietKysely`). */
+function quietControl(database: TestDatabase) {
+  const db = quietKysely(database.url)
+  database.track(db)
+  return db
+}
