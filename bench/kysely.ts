@@ -9,7 +9,7 @@
  * background work of mirroring and comparing competes with the application for the same cores:
  * that is the overhead being measured.
  */
-import { copy, copyForward, createCutover, type Cutover, defineMigration, fieldMapper, type Phase, rename, silentLogger, split } from '@cutover/core'
+import { copy, copyForward, createCutover, defineMigration, fieldMapper, type Phase, rename, silentLogger, split } from '@cutover/core'
 import { KyselyTableStore, withCutover } from '@cutover/kysely-plugin'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
