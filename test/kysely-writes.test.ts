@@ -3,9 +3,11 @@
  * old and the new store equal under the core comparator; rolled-back writes are never mirrored.
  */
 import { copy, fieldMapper } from '@cutover/core'
-import { sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { type RawWritePolicy, withCutover } from '../packages/kysely-plugin/src/index.js'
 import { allRecords, createHarness, type Harness, storeDifferences, tableStore } from '../packages/kysely-plugin/test/harness.js'
 
 const accounts = fieldMapper({
@@ -218,5 +220,32 @@ describe('Kysely plugin: writes are mirrored once committed', () => {
     expect(unmirrored()).toBe(before + 2)
     await h.cutover.drain()
     expect(await names()).toEqual([]) // really not mirrored: reconciliation's job
+  })
+
+  it('mirrors raw writes a policy attributes, and stays quiet about those it ignores', async () => {
+    const withPolicy = (rawWrites: RawWritePolicy) =>
+      new Kysely<any>({
+        dialect: withCutover(new PostgresDialect({ pool: new pg.Pool({ connectionString: h.old.url, max: 2 }) }), {
+          cutover: h.cutover,
+          tables: { accounts: { migration: 'accounts', side: 'old', rawWrites } },
+        }),
+      })
+    // The application knows its raw statement: `insert … values ($1, …)` writes the key in $1.
+    const attributing = withPolicy((query) => (query.sql.startsWith('insert into accounts') ? [query.parameters[0] as number] : undefined))
+    const ignoring = withPolicy('ignore')
+    try {
+      const before = unmirrored()
+      await sql`insert into accounts (id, name, balance) values (${7}, 'attributed', 7)`.execute(attributing)
+      await h.cutover.drain()
+      await sql`update accounts set balance = 70 where id = 7`.execute(attributing) // not attributed: reported
+      expect(unmirrored()).toBe(before + 1)
+      await sql`insert into accounts (id, name, balance) values (8, 'ignored', 8)`.execute(ignoring)
+      expect(unmirrored()).toBe(before + 1)
+      await h.cutover.drain()
+      expect(await names()).toEqual(['7:attributed:7']) // the unattributed update really was not mirrored
+    } finally {
+      await attributing.destroy()
+      await ignoring.destroy()
+    }
   })
 })

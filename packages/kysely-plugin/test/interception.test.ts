@@ -1,0 +1,219 @@
+/**
+ * The wrapper's contract with Kysely, against a recording fake driver (no database): what SQL
+ * reaches the driver in each phase, what the caller gets back, and that every optional driver
+ * method, `streamQuery` and extra arguments pass through.
+ */
+import { ConfigError, copy, createCutover, type Cutover, defineMigration, fieldMapper, silentLogger, WriteRejectedError } from '@cutover/core'
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryResult,
+} from 'kysely'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { MemoryStore } from '../../core/test/memory-store.js'
+import { asStoreQuery, withCutover } from '../src/index.js'
+import { classifyRawStatement } from '../src/raw-statement.js'
+import { TransactionBuffer } from '../src/transaction-buffer.js'
+
+class RecordingConnection implements DatabaseConnection {
+  readonly queries: { sql: string; extra: unknown[] }[] = []
+  rows: Record<string, unknown>[] = []
+
+  async executeQuery<R>(query: CompiledQuery, ...extra: unknown[]): Promise<QueryResult<R>> {
+    this.queries.push({ sql: query.sql, extra })
+    return { rows: this.rows as R[], numAffectedRows: BigInt(this.rows.length) }
+  }
+
+  async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    this.queries.push({ sql: `stream(${chunkSize}) ${query.sql}`, extra: [] })
+    yield { rows: [{ n: 1 }] as R[] }
+    yield { rows: [{ n: 2 }] as R[] }
+  }
+}
+
+function recordingDialect(connection: RecordingConnection, savepoints: boolean): Dialect {
+  const driver: Driver = {
+    init: async () => {},
+    acquireConnection: async () => connection,
+    beginTransaction: async (conn) => void (await conn.executeQuery(CompiledQuery.raw('begin'))),
+    commitTransaction: async (conn) => void (await conn.executeQuery(CompiledQuery.raw('commit'))),
+    rollbackTransaction: async (conn) => void (await conn.executeQuery(CompiledQuery.raw('rollback'))),
+    releaseConnection: async () => {},
+    destroy: async () => {},
+    ...(savepoints
+      ? {
+          savepoint: async (conn: DatabaseConnection, name: string) => void (await conn.executeQuery(CompiledQuery.raw(`savepoint ${name}`))),
+          rollbackToSavepoint: async (conn: DatabaseConnection, name: string) => void (await conn.executeQuery(CompiledQuery.raw(`rollback to ${name}`))),
+          releaseSavepoint: async (conn: DatabaseConnection, name: string) => void (await conn.executeQuery(CompiledQuery.raw(`release ${name}`))),
+        }
+      : {}),
+  }
+  return {
+    createDriver: () => driver,
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+    createAdapter: () => new PostgresAdapter(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+  }
+}
+
+const mapper = fieldMapper({
+  old: z.object({ user_id: z.number(), name: z.string() }),
+  new: z.object({ user_id: z.number(), name: z.string() }),
+  fields: [copy('user_id'), copy('name')],
+})
+
+describe('withCutover against a recording driver', () => {
+  let cutover: Cutover
+  let connection: RecordingConnection
+  let db: Kysely<any>
+  const enqueued = () => cutover.metrics.counter('mirror.enqueued', { migration: 'users', direction: 'old-to-new' })
+
+  beforeEach(async () => {
+    cutover = await createCutover({
+      migrations: [defineMigration({ name: 'users', old: new MemoryStore('old', 'user_id'), new: new MemoryStore('new', 'user_id'), mapper, mirror: { recheckDelayMs: false } })],
+      deadLetters: { write: async () => {} },
+      env: {},
+      pollIntervalMs: false,
+      logger: silentLogger,
+    })
+    connection = new RecordingConnection()
+    db = new Kysely<any>({ dialect: withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+  })
+
+  const sqlOf = () => connection.queries.map((q) => q.sql)
+
+  it('sends the query untouched in `off`, and leaves other tables alone in every phase', async () => {
+    await db.updateTable('users').set({ name: 'x' }).where('user_id', '=', 1).execute()
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    await db.updateTable('orders').set({ name: 'x' }).execute()
+    expect(sqlOf()).toEqual(['update "users" set "name" = $1 where "user_id" = $2', 'update "orders" set "name" = $1'])
+    expect(enqueued()).toBe(0)
+  })
+
+  it('adds RETURNING of the key in `shadow` and gives the caller its own result', async () => {
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    connection.rows = [{ __cutover_key: 7 }]
+    const update = await db.updateTable('users as u').set({ name: 'x' }).where('u.user_id', '=', 7).executeTakeFirst()
+    expect(update.numUpdatedRows).toBe(1n)
+    connection.rows = [{ name: 'x', __cutover_key: 7 }]
+    const returned = await db.deleteFrom('users').where('user_id', '=', 7).returning('name').execute()
+    expect(returned).toEqual([{ name: 'x' }])
+    connection.rows = [{ user_id: 8, name: 'y', __cutover_key: 8 }]
+    const inserted = await db.insertInto('users').values({ user_id: 8, name: 'y' }).returningAll().execute()
+    expect(inserted).toEqual([{ user_id: 8, name: 'y' }])
+    expect(sqlOf()).toEqual([
+      'update "users" as "u" set "name" = $1 where "u"."user_id" = $2 returning "u"."user_id" as "__cutover_key"',
+      'delete from "users" where "user_id" = $1 returning "name", "users"."user_id" as "__cutover_key"',
+      'insert into "users" ("user_id", "name") values ($1, $2) returning *, "user_id" as "__cutover_key"',
+    ])
+    expect(enqueued()).toBe(3)
+    await cutover.close()
+  })
+
+  it('passes extra arguments (a cancellation signal) through to the real connection', async () => {
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    const signal = new AbortController().signal
+    await db.connection().execute(async (conn) => {
+      const wrapped = await (conn.getExecutor() as any).provideConnection(async (c: DatabaseConnection) => c)
+      await (wrapped.executeQuery as (q: CompiledQuery, ...extra: unknown[]) => Promise<unknown>)(CompiledQuery.raw('select 1'), signal)
+    })
+    expect(connection.queries.at(-1)).toEqual({ sql: 'select 1', extra: [signal] })
+  })
+
+  it('streams through the real connection; a streamed write on a migrated table is reported as unmirrored', async () => {
+    const chunks: unknown[] = []
+    for await (const row of db.selectFrom('users').selectAll().stream(10)) chunks.push(row)
+    expect(chunks).toEqual([{ n: 1 }, { n: 2 }])
+    expect(sqlOf()).toEqual(['stream(10) select * from "users"'])
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    const streamed = db.insertInto('users').values({ user_id: 1, name: 'x' }).returning('user_id')
+    for await (const _ of (db.getExecutor() as any).stream(streamed.compile(), 5)) void _
+    expect(cutover.metrics.counter('write.unmirrored', { migration: 'users', target: 'users' })).toBe(1)
+  })
+
+  it('offers savepoints exactly when the real driver does', async () => {
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    const trx = await db.startTransaction().execute()
+    const sp = await trx.savepoint('a').execute()
+    await sp.rollbackToSavepoint('a').execute()
+    await trx.commit().execute()
+    expect(sqlOf()).toEqual(['begin', 'savepoint a', 'rollback to a', 'commit'])
+
+    const plainDb = new Kysely<any>({ dialect: withCutover(recordingDialect(new RecordingConnection(), false), { cutover, tables: {} }) })
+    const plainTrx = await plainDb.startTransaction().execute()
+    await expect(plainTrx.savepoint('a').execute()).rejects.toThrow(/savepoint` method is not supported/)
+    await plainTrx.rollback().execute()
+  })
+
+  it('lets Cutover’s own store queries through untouched, even where the application would be refused', async () => {
+    for (const phase of ['shadow', 'compare', 'ramp', 'cutover'] as const) await cutover.setPhase('users', phase, { actor: 'test' })
+    await expect(db.updateTable('users').set({ name: 'x' }).execute()).rejects.toBeInstanceOf(WriteRejectedError)
+    await asStoreQuery(() => db.updateTable('users').set({ name: 'mirrored back' }).where('user_id', '=', 1).execute())
+    expect(sqlOf()).toEqual(['update "users" set "name" = $1 where "user_id" = $2'])
+  })
+
+  it('checks its configuration at start-up', () => {
+    expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'userz', side: 'old' } } })).toThrow(ConfigError)
+    expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { 'a.b.c': { migration: 'users', side: 'old' } } })).toThrow(/schema\.name/)
+    expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'both' as never } } })).toThrow(/side/)
+  })
+})
+
+describe('classifyRawStatement', () => {
+  it('recognizes transaction control and savepoints', () => {
+    expect(classifyRawStatement('BEGIN')).toEqual({ kind: 'begin' })
+    expect(classifyRawStatement('start transaction isolation level serializable')).toEqual({ kind: 'begin' })
+    expect(classifyRawStatement('commit')).toEqual({ kind: 'commit' })
+    expect(classifyRawStatement('END')).toEqual({ kind: 'commit' })
+    expect(classifyRawStatement('rollback')).toEqual({ kind: 'rollback' })
+    expect(classifyRawStatement('ROLLBACK TO SAVEPOINT "Sp 1"')).toEqual({ kind: 'rollback-to', name: 'Sp 1' })
+    expect(classifyRawStatement('rollback to s2')).toEqual({ kind: 'rollback-to', name: 's2' })
+    expect(classifyRawStatement('savepoint S3')).toEqual({ kind: 'savepoint', name: 's3' })
+    expect(classifyRawStatement('release savepoint s3')).toEqual({ kind: 'release', name: 's3' })
+    expect(classifyRawStatement('commit prepared \'x\'')).toBeUndefined()
+  })
+
+  it('names the tables raw writes touch', () => {
+    expect(classifyRawStatement('insert into users (a) values (1)')).toEqual({ kind: 'write', tables: ['users'] })
+    expect(classifyRawStatement('UPDATE "App"."Users" SET x = 1')).toEqual({ kind: 'write', tables: ['App.Users'] })
+    expect(classifyRawStatement('with d as (delete from only public.users returning *) insert into archive select * from d')).toEqual({
+      kind: 'write',
+      tables: ['public.users', 'archive'],
+    })
+    expect(classifyRawStatement('truncate table users')).toEqual({ kind: 'write', tables: ['users'] })
+    expect(classifyRawStatement('select * from users for update')).toBeUndefined()
+  })
+})
+
+describe('TransactionBuffer', () => {
+  const write = (key: number) => ({ kind: 'write' as const, table: {} as never, event: { key, op: 'upsert' as const } })
+  const keys = (buffer: TransactionBuffer) => buffer.writes.map((w) => (w.kind === 'write' ? w.event.key : undefined))
+
+  it('trims to a savepoint, keeps it for another rollback, and forgets released ones', () => {
+    const buffer = new TransactionBuffer()
+    buffer.add(write(1))
+    buffer.savepoint('a')
+    buffer.add(write(2))
+    buffer.savepoint('b')
+    buffer.add(write(3))
+    buffer.rollbackTo('a')
+    expect(keys(buffer)).toEqual([1])
+    buffer.add(write(4))
+    buffer.rollbackTo('a') // still there after a rollback to it
+    expect(keys(buffer)).toEqual([1])
+    buffer.rollbackTo('b') // gone with the rollback to a
+    expect(keys(buffer)).toEqual([1])
+    buffer.savepoint('c')
+    buffer.add(write(5))
+    buffer.release('c')
+    buffer.rollbackTo('c') // released: nothing to roll back to
+    expect(keys(buffer)).toEqual([1, 5])
+  })
+})
