@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { AuditLog, BackfillJobs, CheckpointTable, ensureSchema, verifyExhaustive } from '@cutover/core'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { count, createPeopleTables, peopleMigration, peopleSegments } from './fixtures/people.js'
 import { createTestDatabase, type TestDatabase } from './setup/services.js'
 
