@@ -94,7 +94,9 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
       }
       byKey.set(keyString(key as KeyValue), row)
     }
-    const rows = [...byKey.values()]
+    // In key order, so that concurrent upserts (two instances mirroring overlapping keys) lock
+    // rows in the same order and cannot deadlock each other.
+    const rows = [...byKey.values()].sort((a, b) => compareKeys(a[this.keyField] as KeyValue, b[this.keyField] as KeyValue))
     const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
     const values = rows.map((row) => Object.fromEntries(columns.map((column) => [column, toParameterValue(row[column])])))
     const updated = columns.filter((column) => column !== this.keyField)
@@ -160,6 +162,11 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
       throw new StoreError(this.name, operation, error instanceof Error ? error.message : String(error), { cause: error })
     }
   }
+}
+
+function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 /** Keys as one array parameter; bigints as text, which PostgreSQL casts to the column type. */
