@@ -67,6 +67,16 @@ describe('Kysely plugin: the users example through every phase', () => {
     await h.app.selectFrom('users').selectAll().where('email', '=', 'ada@example.com').execute()
     await vi.waitFor(() => expect(metric('compare.mismatch')).toBe(missingBefore + 1))
     await sql`delete from users where id = 999`.execute(h.neu.db)
+
+    // Key lookups are compared by the keys they ask for, so a key only the new store has is caught.
+    await sql`insert into users (id, first_name, last_name, email) values (998, 'Only', 'New', 'only@example.com')`.execute(h.neu.db)
+    const lookupMismatches = metric('compare.mismatch')
+    const lookupsEqual = metric('compare.equal')
+    const found = await Promise.all([998, 2, 3, 10].map((id) => h.app.selectFrom('users').selectAll().where('user_id', '=', id).execute()))
+    expect(found.map((rows) => rows.length)).toEqual([0, 1, 1, 1])
+    await vi.waitFor(() => expect(metric('compare.mismatch') + metric('compare.equal')).toBe(lookupMismatches + lookupsEqual + 4))
+    expect(metric('compare.mismatch')).toBe(lookupMismatches + 1)
+    await sql`delete from users where id = 998`.execute(h.neu.db)
     await sql`update users set last_name = 'King Lovelace' where id = 1`.execute(h.neu.db)
   })
 

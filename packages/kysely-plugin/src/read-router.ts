@@ -2,7 +2,8 @@ import { type Cutover, type KeyValue, keyString, type MigrationRuntime, type Row
 import type { CompiledQuery, QueryResult, SelectQueryNode } from 'kysely'
 import { KyselyTableStore } from './kysely-table-store.js'
 import type { MigratedTables } from './migrated-tables.js'
-import { type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect } from './select-translation.js'
+import { ComparisonBatch } from './comparison-batch.js'
+import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect } from './select-translation.js'
 
 /**
  * Serves the application's SELECTs on migrated tables according to the phase:
@@ -20,10 +21,12 @@ import { type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect
 export class ReadRouter {
   readonly #tables: MigratedTables
   readonly #cutover: Cutover
+  readonly #lookups: ComparisonBatch
 
   constructor(tables: MigratedTables, cutover: Cutover) {
     this.#tables = tables
     this.#cutover = cutover
+    this.#lookups = new ComparisonBatch({ onError: (runtime, error) => this.#comparisonFailed(runtime, error) })
   }
 
   async select<R>(query: CompiledQuery, inTransaction: boolean, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
@@ -52,7 +55,13 @@ export class ReadRouter {
     runtime.recordRead(side, true, performance.now() - started)
     if (runtime.sampleComparison()) {
       const rows = result.rows as Row[]
-      setImmediate(() => void this.#compareAsWritten(select, query, rows).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
+      const keys = lookedUpKeys(select)
+      if (keys) {
+        // A key lookup: compared together with the other lookups of the next few milliseconds.
+        this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql })
+      } else {
+        setImmediate(() => void this.#compareAsWritten(select, query, rows).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
+      }
     }
     return result
   }
@@ -80,7 +89,9 @@ export class ReadRouter {
     }
     runtime.recordRead('new', true, performance.now() - started)
     if (runtime.sampleComparison()) {
-      setImmediate(() => void this.#compareServedFromNew(runtime, records, query).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
+      const { key } = runtime.migration
+      const keys = lookedUpKeys(select) ?? records.map((record) => record[key.new] as KeyValue)
+      this.#lookups.add({ runtime, side: 'new', keys: keys as KeyValue[], wholeRows: records, query: query.sql })
     }
     return { rows: rows as R[] }
   }
@@ -134,12 +145,6 @@ export class ReadRouter {
       newRows = await read(runtime, 'new', newStore, keys)
     }
     runtime.compareRead(oldRows, newRows, { query: query.sql })
-  }
-
-  async #compareServedFromNew(runtime: MigrationRuntime, records: readonly Row[], query: CompiledQuery): Promise<void> {
-    const { key, old: oldStore } = runtime.migration
-    const keys = records.map((record) => record[key.new] as KeyValue)
-    runtime.compareRead(await read(runtime, 'old', oldStore, keys), records, { query: query.sql })
   }
 
   #comparisonFailed(runtime: MigrationRuntime, error: unknown): void {

@@ -5,6 +5,7 @@ import {
   FromNode,
   IdentifierNode,
   OperationNodeTransformer,
+  type OperationNode,
   type RawNode,
   type ReferenceNode,
   SelectionNode,
@@ -158,3 +159,35 @@ class ToNewColumns extends OperationNodeTransformer {
   }
 }
 
+
+/**
+ * The keys a SELECT looks up when its whole filter is `key = v` or `key in (v, …)`: then the
+ * other store's answer is exactly its records of those keys, and comparisons of many such reads
+ * can share one keyed read of each store. Undefined for any other filter, or when LIMIT/OFFSET
+ * could cut a multi-key lookup short.
+ */
+export function lookedUpKeys(select: SimpleSelect): readonly unknown[] | undefined {
+  const filter = select.node.where?.where
+  if (!filter || filter.kind !== 'BinaryOperationNode') return undefined
+  const { leftOperand, operator, rightOperand } = filter as OperationNode & { leftOperand: OperationNode; operator: OperationNode; rightOperand: OperationNode }
+  if (!isKeyColumn(leftOperand, select.table.key, select.qualifier) || operator.kind !== 'OperatorNode') return undefined
+  const op = (operator as OperationNode & { operator: string }).operator
+  let keys: readonly unknown[] | undefined
+  if (op === '=' && rightOperand.kind === 'ValueNode') keys = [(rightOperand as OperationNode & { value: unknown }).value]
+  else if (op === 'in' && rightOperand.kind === 'PrimitiveValueListNode') keys = (rightOperand as OperationNode & { values: readonly unknown[] }).values
+  else if (op === 'in' && rightOperand.kind === 'ValueListNode') {
+    const values = (rightOperand as OperationNode & { values: readonly OperationNode[] }).values
+    if (values.every((value) => value.kind === 'ValueNode')) keys = values.map((value) => (value as OperationNode & { value: unknown }).value)
+  }
+  if (!keys || keys.some((key) => key === null || key === undefined || (typeof key === 'object' && !(key instanceof Date)))) return undefined
+  if (keys.length > 1 && (select.node.limit || select.node.offset)) return undefined
+  return keys
+}
+
+function isKeyColumn(node: OperationNode, key: string, qualifier: string): boolean {
+  if (node.kind === 'ColumnNode') return (node as ColumnNode).column.name === key
+  if (node.kind !== 'ReferenceNode') return false
+  const reference = node as ReferenceNode
+  if (reference.column.kind !== 'ColumnNode' || reference.column.column.name !== key) return false
+  return reference.table === undefined || (reference.table.table.schema === undefined && reference.table.table.identifier.name === qualifier)
+}
