@@ -45,7 +45,8 @@ export function storeSegments(
   store: Store,
   options: { readonly project: (record: Row, key: string) => Row; readonly rules?: ComparisonRules; readonly batchSize?: number },
 ): SegmentSource {
-  const batchSize = options.batchSize ?? 5_000
+  // Large pages: some stores (FerretDB) pay a fixed cost per keyset page; memory stays bounded.
+  const batchSize = options.batchSize ?? 10_000
   async function walk(visit: (key: KeyValue, hash: number, record: Row) => void): Promise<void> {
     let after: KeyValue | undefined
     for (;;) {
