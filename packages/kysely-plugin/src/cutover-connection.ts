@@ -61,10 +61,10 @@ export class CutoverConnection implements DatabaseConnection {
     if (!isStoreQuery()) {
       // Streamed reads are served by the old store as they are; a streamed write (INSERT …
       // RETURNING through a cursor) cannot be given an extra column mid-stream.
-      const plan = planWrite(compiledQuery.query, this.#interception.tables)
+      const plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
       if (plan) {
         plan.table.runtime.checkWrite(plan.table.side, plan.table.name)
-        this.#record({ kind: 'unmirrored', table: plan.table, detail: 'write run through streamQuery' })
+        if (plan.kind !== 'passthrough') this.#record({ kind: 'unmirrored', table: plan.table, detail: 'write run through streamQuery' })
       }
     }
     return stream(compiledQuery, chunkSize, ...rest)
@@ -109,12 +109,13 @@ export class CutoverConnection implements DatabaseConnection {
     execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
     rest: unknown[],
   ): Promise<QueryResult<R>> {
-    const plan = planWrite(compiledQuery.query, this.#interception.tables)
+    const plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
     if (!plan) return execute(compiledQuery, ...rest)
     const { table } = plan
     table.runtime.checkWrite(table.side, table.name)
-    if (!capturing(table)) return execute(compiledQuery, ...rest)
     switch (plan.kind) {
+      case 'passthrough':
+        return execute(compiledQuery, ...rest)
       case 'unattributable': {
         const result = await execute(compiledQuery, ...rest)
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })

@@ -30,10 +30,15 @@ export class ReadRouter {
   }
 
   async select<R>(query: CompiledQuery, inTransaction: boolean, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
-    const select = simpleSelect(query.query as SelectQueryNode, this.#tables)
+    const node = query.query as SelectQueryNode
+    // Cheap checks first: most SELECTs name no migrated table, or arrive in a phase with nothing
+    // to do for reads (off, shadow, rollback), and must cost next to nothing.
+    const froms = node.from?.froms
+    const table = froms?.length === 1 ? this.#tables.ofFromItem(froms[0])?.table : undefined
+    if (!table || inTransaction || !readsMatter(table.runtime)) return executeOld()
+    const select = simpleSelect(node, this.#tables)
     if (!select) return executeOld()
     const { runtime, side } = select.table
-    if (inTransaction || runtime.phase === 'off') return executeOld()
     if (side === 'old' && runtime.readSide() === 'new') {
       const served = await this.#fromNew<R>(select, query, runtime)
       if (served) return served
@@ -151,6 +156,12 @@ export class ReadRouter {
     this.#cutover.metrics.increment('compare.failed', { migration: runtime.name })
     this.#cutover.logger.warn('read comparison failed; the caller was not affected', { migration: runtime.name, error })
   }
+}
+
+/** Whether the phase routes reads to the new store or compares them: otherwise reads pass straight through. */
+function readsMatter(runtime: MigrationRuntime): boolean {
+  const behavior = runtime.behavior
+  return behavior.reads !== 'old' || behavior.compareReads
 }
 
 /** Records of `keys` from one store, timed and reported to the guards. */

@@ -35,54 +35,65 @@ export const KEY_ALIAS = '__cutover_key'
  *   CTE, a MERGE whose ON is not a key equality): reported as unmirrored.
  */
 export type WritePlan =
+  | { readonly kind: 'passthrough'; readonly table: MigratedTable }
   | { readonly kind: 'returning'; readonly table: MigratedTable; readonly op: 'upsert' | 'delete'; readonly node: RootOperationNode; readonly callerWantsRows: boolean }
   | { readonly kind: 'source-keys'; readonly table: MigratedTable; readonly keyQuery: RootOperationNode }
   | { readonly kind: 'unattributable'; readonly table: MigratedTable; readonly detail: string }
 
 const WRITE_KINDS = new Set(['InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode', 'MergeQueryNode'])
 
-/** The capture plan of a write query, or undefined when it writes no migrated table. */
-export function planWrite(node: RootOperationNode, tables: MigratedTables): WritePlan | undefined {
+/**
+ * The capture plan of a write query, or undefined when it writes no migrated table. `capture`
+ * says whether keys matter for a table now; when they do not (phase `off`), the plan is
+ * `passthrough` and nothing is built, so an idle wrapper costs a table lookup per write.
+ */
+export function planWrite(node: RootOperationNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean = () => true): WritePlan | undefined {
+  const plan = planOwnWrite(node, tables, capture) ?? planCteWrites(node, tables)
+  return plan && plan.kind !== 'passthrough' && !capture(plan.table) ? { kind: 'passthrough', table: plan.table } : plan
+}
+
+function planOwnWrite(node: RootOperationNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
   switch (node.kind) {
     case 'InsertQueryNode':
-      return planInsert(node, tables) ?? planCteWrites(node, tables)
+      return planInsert(node, tables, capture)
     case 'UpdateQueryNode':
-      return planUpdate(node, tables) ?? planCteWrites(node, tables)
+      return planUpdate(node, tables, capture)
     case 'DeleteQueryNode':
-      return planDelete(node, tables) ?? planCteWrites(node, tables)
+      return planDelete(node, tables, capture)
     case 'MergeQueryNode':
-      return planMerge(node, tables) ?? planCteWrites(node, tables)
-    case 'SelectQueryNode':
-      return planCteWrites(node, tables)
+      return planMerge(node, tables)
     default:
       return undefined
   }
 }
 
-function planInsert(node: InsertQueryNode, tables: MigratedTables): WritePlan | undefined {
+function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
   const table = node.into ? tables.ofTableNode(node.into) : undefined
   if (!table) return undefined
+  if (!capture(table)) return { kind: 'passthrough', table }
   // Unqualified: in INSERT … RETURNING a bare column is the inserted row's.
   return withKeyReturning(node, table, 'upsert', ReferenceNode.create(ColumnNode.create(table.key)))
 }
 
-function planUpdate(node: UpdateQueryNode, tables: MigratedTables): WritePlan | undefined {
+function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
   const target = tables.ofFromItem(node.table)
   if (!target) {
     const listed = node.table?.kind === 'ListNode' ? anyMigrated((node.table as OperationNode & { items: readonly OperationNode[] }).items, tables) : undefined
     return listed ? { kind: 'unattributable', table: listed, detail: 'update of several tables at once' } : undefined
   }
+  if (!capture(target.table)) return { kind: 'passthrough', table: target.table }
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
   return withKeyReturning(node, target.table, 'upsert', ReferenceNode.create(ColumnNode.create(target.table.key), target.qualifier))
 }
 
-function planDelete(node: DeleteQueryNode, tables: MigratedTables): WritePlan | undefined {
+function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
   const froms = node.from.froms
   const first = froms.length === 1 ? tables.ofFromItem(froms[0]) : undefined
   if (!first) {
     const listed = anyMigrated(froms, tables)
     return listed ? { kind: 'unattributable', table: listed, detail: 'delete from several tables at once' } : undefined
   }
+  if (!capture(first.table)) return { kind: 'passthrough', table: first.table }
   return withKeyReturning(node, first.table, 'delete', ReferenceNode.create(ColumnNode.create(first.table.key), first.qualifier))
 }
 
@@ -102,6 +113,7 @@ function planMerge(node: MergeQueryNode, tables: MigratedTables): WritePlan | un
 
 /** Writes inside `with` (`with x as (update users …) select …`) name a table but hide their keys. */
 function planCteWrites(node: RootOperationNode, tables: MigratedTables): WritePlan | undefined {
+  if (!(node as { with?: unknown }).with) return undefined
   const expressions = (node as { with?: { expressions: readonly { expression: OperationNode }[] } }).with?.expressions ?? []
   for (const cte of expressions) {
     if (!WRITE_KINDS.has(cte.expression.kind)) continue
