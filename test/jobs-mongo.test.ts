@@ -7,7 +7,7 @@ import { backfill, defineMapper, defineMigration, ensureSchema, mappedFields, po
 import { KyselyTableStore } from '@cutover/kysely-plugin'
 import { MongooseModelStore } from '@cutover/mongoose-plugin'
 import { sql } from 'kysely'
-import { Schema } from 'mongoose'
+import { Schema, Types } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { count } from './fixtures/people.js'
@@ -107,7 +107,7 @@ describe('MongoDB → PostgreSQL', () => {
     expect(clean.counts).toMatchObject({ oldRecords: DOCUMENTS, newRecords: DOCUMENTS })
 
     const [first, second] = (await migration.old.scan({ limit: 2 })) as [{ _id: string }, { _id: string }]
-    await Appointment.collection.updateOne({ _id: Appointment.castObject({ _id: first._id })._id }, { $set: { email: 'changed@example.com' } })
+    await Appointment.collection.updateOne({ _id: new Types.ObjectId(first._id) }, { $set: { email: 'changed@example.com' } })
     await sql`delete from appointments where id = ${second._id}`.execute(pgdb.db)
     const report = await verifyExhaustive({ migration, control: pgdb.db, ...(await segments()), recheck: { attempts: 0 } })
     expect(report.inconsistencies.map((e) => [e.key, e.kind, e.differences.map((d) => d.path)]).sort()).toEqual(
