@@ -148,6 +148,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
   let batches = 0
   let checksum = 0n
   let status: BackfillSummary['status'] = 'done'
+  let savedDone = false
 
   for (;;) {
     if (options.signal?.aborted) {
@@ -183,6 +184,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       await quarantine.write(trx, result.quarantined)
       await checkpoints.save(trx, { migration: migration.name, rangeId, lastKey, counts, batchSize: sizer.size, status: finished ? 'done' : 'running' })
     })
+    savedDone = finished
     if (result.quarantined.length > 0) {
       await audit.append({
         actor,
@@ -220,8 +222,8 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     if (finished) break
   }
 
-  if (status === 'done' && lastKey === (checkpoint.lastKey ?? options.range?.after)) {
-    // Nothing left to read (empty store or range, or resumed at its very end).
+  if (status === 'done' && !savedDone) {
+    // The last batch was full and the next scan found nothing (or there was nothing to read).
     await checkpoints.save(control, { migration: migration.name, rangeId, lastKey, counts, batchSize: sizer.size, status: 'done' })
   }
   const elapsedMs = performance.now() - started

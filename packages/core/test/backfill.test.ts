@@ -71,6 +71,14 @@ describe('backfill', () => {
     expect(restarted.counts).toMatchObject({ read: 5_000, written: 0, skipped: 5_000, mismatched: 0 })
   })
 
+  it('marks the checkpoint done when the last batch is exactly full', async () => {
+    const { migration } = setup(people(1_000))
+    const summary = await backfill({ migration, control: control.db, batch: { initial: 500, min: 500, max: 500 } })
+    expect(summary.batches).toBe(2)
+    expect(await new CheckpointTable(control.db).load(migration.name, 'all')).toMatchObject({ status: 'done', lastKey: 1_000 })
+    expect((await backfill({ migration, control: control.db })).status).toBe('already-done')
+  })
+
   it('never overwrites a record the mirror wrote, and reports the key if it still differs from the source', async () => {
     const target = new MemoryStore('new', 'id', [{ id: 7, first_name: 'Mirrored', last_name: null, email: 'new@example.com' }])
     const { migration } = setup(people(20), target)
