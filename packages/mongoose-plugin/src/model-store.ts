@@ -12,7 +12,8 @@
  * - Writes are cast through the schema (`Model.castObject`), so a mapper may produce ISO strings for
  *   Date paths or hex strings for ObjectId paths.
  * - One driver call per operation (two for `version-guard` upserts): `find({ _id: { $in } })`,
- *   keyset `_id > after` scans, an ordered `bulkWrite` per upsert, one `deleteMany` per delete. Driver errors surface as the
+ *   keyset `_id > after` scans, an ordered `bulkWrite` per upsert, one `deleteMany` per delete
+ *   (against FerretDB, per-key lookups instead of `$in`: see `#lookup`). Driver errors surface as the
  *   core's `StoreError` naming the store, the operation and (when one record is to blame) its key.
  */
 import { type KeyValue, keyString, type Row, type Store, StoreError, type WriteMode, type WriteResult } from '@cutover/core'
@@ -38,6 +39,7 @@ export class MongooseModelStore implements Store, NewStoreReader {
   readonly keyField: string
   readonly model: Model<any>
   readonly #keys: KeyCodec
+  #lookupStrategy: Promise<'in' | 'equality'> | undefined
 
   constructor(model: Model<any>, options: MongooseModelStoreOptions = {}) {
     this.model = model
@@ -59,9 +61,12 @@ export class MongooseModelStore implements Store, NewStoreReader {
   async get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, Row>> {
     const result = new Map<string, Row>()
     if (keys.length === 0) return result
-    const documents = await this.#run('get', () =>
-      this.model.collection.find({ [this.keyField]: { $in: keys.map((key) => this.#keys.toMongo(key)) } }).toArray(),
-    )
+    const values = keys.map((key) => this.#keys.toMongo(key))
+    const documents = await this.#run('get', async () => {
+      if ((await this.#lookup()) === 'in') return this.model.collection.find({ [this.keyField]: { $in: values } }).toArray()
+      const found = await Promise.all(values.map((value) => this.model.collection.findOne({ [this.keyField]: value })))
+      return found.filter((document) => document !== null)
+    })
     for (const document of documents) {
       const row = this.toRow(document as Row)
       result.set(keyString(row[this.keyField] as KeyValue), row)
@@ -117,10 +122,28 @@ export class MongooseModelStore implements Store, NewStoreReader {
 
   async delete(keys: readonly KeyValue[]): Promise<number> {
     if (keys.length === 0) return 0
-    const result = await this.#run('delete', () =>
-      this.model.collection.deleteMany({ [this.keyField]: { $in: keys.map((key) => this.#keys.toMongo(key)) } }),
-    )
-    return result.deletedCount
+    const values = keys.map((key) => this.#keys.toMongo(key))
+    return this.#run('delete', async () => {
+      if ((await this.#lookup()) === 'in') return (await this.model.collection.deleteMany({ [this.keyField]: { $in: values } })).deletedCount
+      const result = await this.model.collection.bulkWrite(values.map((value) => ({ deleteOne: { filter: { [this.keyField]: value } } })), { ordered: true })
+      return result.deletedCount
+    })
+  }
+
+  /**
+   * How to look keys up: one `$in` query, or one equality query per key. FerretDB v1 does not push
+   * `$in` down to its SQL backend (every `$in` scans the collection) but does push `_id` equality
+   * down, so against FerretDB the store looks keys up one by one, concurrently.
+   */
+  #lookup(): Promise<'in' | 'equality'> {
+    const db = this.model.db.db
+    if (!db) return Promise.resolve('in') // not connected yet: ask again next time
+    this.#lookupStrategy ??= db
+      .admin()
+      .command({ buildInfo: 1 })
+      .then((info) => ('ferretdb' in info ? ('equality' as const) : ('in' as const)))
+      .catch(() => 'in' as const)
+    return this.#lookupStrategy
   }
 
   async find(query: TranslatedQuery): Promise<readonly Row[]> {

@@ -121,7 +121,9 @@ async function observedWrite(collection: DriverCollection, method: string, args:
   runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
   if (!mirrorsOld(runtime)) return collection[method](...args)
 
-  if (collection.buffer) await new Promise<void>((resolve) => collection.addQueue(resolve))
+  // Wait for the connection here instead of letting Mongoose buffer the call: a buffered call runs
+  // later outside this write origin, and the unmirrored-write detector would report it.
+  if (collection.buffer && collection._shouldBufferCommands?.() !== false) await new Promise<void>((resolve) => collection.addQueue(resolve))
   const options = optionsOf(method, args)
   const session = options?.session
   let capture: Capture | undefined

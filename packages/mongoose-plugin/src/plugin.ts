@@ -69,7 +69,7 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
   let warnedUnresolved = false
 
   /** The model's binding: undefined while the engine is not there yet, null for models not migrated. */
-  const bindingOf = (model: Model<any>): ModelBinding | undefined => {
+  const bindingOf = (model: Model<any>, quiet = false): ModelBinding | undefined => {
     const known = bindings.get(model)
     if (known !== undefined) return known ?? undefined
     let resolved: Resolved | undefined
@@ -77,7 +77,7 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
       resolved = resolve(model.modelName)
     } catch (error) {
       if (error instanceof ConfigError) throw error
-      if (!warnedUnresolved) {
+      if (!warnedUnresolved && !quiet) {
         warnedUnresolved = true
         logOf(options).warn('Cutover engine not available yet; writes pass through unmirrored until it is', { model: model.modelName, error })
       }
@@ -102,7 +102,11 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
     return binding
   }
 
-  schema.on('init', (model: Model<any>) => {
+  const instrumented = new WeakSet<Model<any>>()
+  const instrument = (model: Model<any>): void => {
+    // Subdocuments run `save` hooks too; only models have a collection.
+    if (instrumented.has(model) || typeof model?.modelName !== 'string' || !(model as unknown as { $__collection?: unknown }).$__collection) return
+    instrumented.add(model)
     const lazy = () => bindingOf(model)
     const m = model as unknown as Record<string | symbol, any>
     m.$__collection = observeCollection(m.$__collection, lazy)
@@ -110,15 +114,34 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
     for (const symbol of Object.getOwnPropertySymbols(prototype)) {
       if (symbol.description === 'mongoose#Model#collection') prototype[symbol] = observeCollection(prototype[symbol], lazy)
     }
-    bindingOf(model) // starts unmirrored-write detection now when the engine is already there
+    bindingOf(model, true) // starts unmirrored-write detection now when the engine is already there
+  }
+  schema.on('init', instrument)
+  // Should `init` not reach this schema (Mongoose re-creates a schema it is given from another
+  // Mongoose instance), the model is instrumented by its first document or model write instead:
+  // these hooks run before Mongoose reaches for the collection.
+  schema.pre('save', function instrumentOnSave(this: any) {
+    instrument(this.constructor as Model<any>)
+  })
+  schema.pre(['insertMany', 'bulkWrite'] as any, function instrumentOnModelWrite(this: any) {
+    instrument(this as Model<any>)
   })
 
+  // `Model.updateOne`, `updateMany` and `replaceOne` build their query on the public
+  // `Model.collection`: hand those queries the model's observed collection (one per model).
+  const observedPublic = new WeakMap<Model<any>, object>()
   schema.pre([...WRITE_QUERIES], { document: false, query: true }, function observeQueryCollection(this: any) {
     const model = this.model as Model<any>
-    this.mongooseCollection = observeCollection(this.mongooseCollection, () => bindingOf(model))
+    if (this.mongooseCollection === model.collection) {
+      let observed = observedPublic.get(model)
+      if (!observed) observedPublic.set(model, (observed = observeCollection(model.collection, () => bindingOf(model))))
+      this.mongooseCollection = observed
+    } else {
+      this.mongooseCollection = observeCollection(this.mongooseCollection, () => bindingOf(model))
+    }
   })
 
-  installReadHooks(schema, bindingOf)
+  installReadHooks(schema, (model) => bindingOf(model))
 }
 
 interface Resolved {

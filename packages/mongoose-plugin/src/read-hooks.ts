@@ -66,7 +66,12 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     states.set(this, state)
     if (behavior.reads === 'old' || binding.runtime.readSide() !== 'new') return
 
-    const plan = planRead(this, binding)
+    let plan: ReadPlan
+    try {
+      plan = planRead(this, binding)
+    } catch {
+      return // e.g. a CastError: MongoDB's path raises it the way the application expects
+    }
     if (plan.unservable !== undefined) {
       binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
       binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: plan.unservable })
@@ -155,13 +160,19 @@ function planRead(query: any, binding: ModelBinding): ReadPlan {
   }
 }
 
+const mappings = new WeakMap<ModelBinding, FieldMapping>()
+
 function fieldMapping(binding: ModelBinding): FieldMapping {
+  let mapping = mappings.get(binding)
+  if (mapping) return mapping
   const { migration } = binding.runtime
   const arrayPaths = new Set<string>()
   binding.model.schema.eachPath((path: string, type: { instance?: string }) => {
     if (type.instance === 'Array') arrayPaths.add(path)
   })
-  return { oldKey: migration.key.old, newKey: migration.key.new, fieldMap: migration.mapper.fieldMap, arrayPaths }
+  mapping = Object.freeze({ oldKey: migration.key.old, newKey: migration.key.new, fieldMap: migration.mapper.fieldMap, arrayPaths })
+  mappings.set(binding, mapping)
+  return mapping
 }
 
 /** New-store rows for a plan, in the order the query asks for. */
