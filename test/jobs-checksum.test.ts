@@ -11,11 +11,10 @@ import {
   copy,
   ensureSchema,
   fieldMapper,
-  keySegmentHash,
   postgresMappedSegments,
   postgresTableSegments,
   type Row,
-  rowDigest,
+  rowHash,
   split,
   storeSegments,
 } from '@cutover/core'
@@ -45,14 +44,14 @@ afterAll(async () => {
 })
 
 describe('postgresSegments', () => {
-  it('hashes every row exactly as rowDigest hashes the record the Kysely store returns', async () => {
+  it('hashes every row exactly as rowHash hashes the record the Kysely store returns', async () => {
     const store = new KyselyTableStore(db.db, 'things', 'id')
     const rows = await store.scan({ limit: 100 })
     const source = await postgresTableSegments({ db: db.db, table: 'things', key: 'id', fields: FIELDS })
     const inDatabase = await source.checksums({ bits: 32 })
     for (const row of rows) {
-      const segment = keySegmentHash(row.id as number)
-      expect({ id: row.id, sum: inDatabase.get(segment)?.sum }).toEqual({ id: row.id, sum: rowDigest(projectOnto(row, FIELDS)) })
+      const hash = rowHash(projectOnto(row, FIELDS))
+      expect({ id: row.id, segment: inDatabase.get(hash.segment) }).toEqual({ id: row.id, segment: { count: 1, sum: hash.digest } })
     }
     const streamed = await storeSegments(store, { project: (r) => projectOnto(r, FIELDS) }).checksums({ bits: 6 })
     expect(await source.checksums({ bits: 6 })).toEqual(streamed)
@@ -78,7 +77,8 @@ describe('postgresSegments', () => {
     const mapped = await postgresMappedSegments({ db: db.db, table: 'people', key: 'id', fieldMap: mapper.fieldMap!, kinds })
     const streamed = storeSegments(new KyselyTableStore(db.db, 'people', 'id'), { project: (r) => mapper.forward(r) })
     expect(await mapped.checksums({ bits: 8 })).toEqual(await streamed.checksums({ bits: 8 }))
-    expect((await mapped.keys({ bits: 8, segments: [keySegmentHash(7) >>> 24] })).map(Number)).toContain(7)
+    const seven = rowHash(mapper.forward((await new KyselyTableStore(db.db, 'people', 'id').get([7])).get('7')))
+    expect((await mapped.keys({ bits: 8, segments: [seven.segment >>> 24] })).map(Number)).toContain(7)
   })
 })
 

@@ -88,7 +88,7 @@ export { BatchSizer, type BatchSizing } from './batch-sizer.js'
 export { BackfillConfigChangedError, CheckpointTable, type BackfillCounts, type Checkpoint } from './checkpoint.js'
 export { JobControl, type JobControlState } from './job-control.js'
 export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './quarantine.js'
-export { keySegmentHash, rowDigest } from './row-digest.js'
+export { rowDigest, rowHash, type RowHash } from './row-digest.js'
 export { Throttle, type ThrottleReason, type ThrottleSettings } from './throttle.js'
 export {
   columnKinds,

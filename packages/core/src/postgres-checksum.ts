@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import type { ComparisonRules } from './compare.js'
 import { ConfigError } from './errors.js'
 import { type FieldMap, sqlIdentifier } from './field-map.js'
-import { keySegmentHashSql, rowDigestSql } from './row-digest.js'
+import { rowHashSql } from './row-digest.js'
 import type { SegmentChecksum, SegmentLevel, SegmentSource } from './segment-checksum.js'
 import type { KeyValue } from './store.js'
 
@@ -44,9 +44,16 @@ export interface PostgresSegmentsOptions {
 export function postgresSegments(options: PostgresSegmentsOptions): SegmentSource {
   const { db, key } = options
   const table = qualified(options.table)
-  const digest = rowDigestSql(canonicalTextSql(options.fields, options.rules ?? {}))
-  const hash = keySegmentHashSql(`t.${sqlIdentifier(key)}`)
-  const segment = (bits: number, of = 'h') => (bits === 0 ? '0' : `(${of} >> ${32 - bits})`)
+  const keyRef = `t.${sqlIdentifier(key)}`
+  if (!options.fields.some((field) => field.sql === keyRef)) {
+    throw new ConfigError([{ source: 'fields', value: key, message: `the hashed fields of ${options.table} must include its key column "${key}"` }])
+  }
+  const hex = rowHashSql.hex(canonicalTextSql(options.fields, options.rules ?? {}))
+  // `offset 0` keeps PostgreSQL from inlining the subquery, which would compute the hash once per
+  // use (segment, digest, filter) instead of once per row.
+  const hashed = (extra = '') =>
+    `(select ${rowHashSql.segment('x')} as h, ${rowHashSql.digest('x')} as d${extra} from (select ${hex} as x${extra ? `, ${keyRef} as k` : ''} from ${table} as t offset 0) as r offset 0) as y`
+  const segment = (bits: number) => (bits === 0 ? '0' : `(h >> ${32 - bits})`)
   let prepared: Promise<void> | undefined
   const prepare = () => (prepared ??= options.fields.some((f) => f.kind === 'json') ? ensureCanonicalJsonFunction(db) : Promise.resolve())
   return {
@@ -56,14 +63,14 @@ export function postgresSegments(options: PostgresSegmentsOptions): SegmentSourc
       const within = level.within ? sql`where ${sql.raw(segment(level.within.bits))} = any(${level.within.segments.map(String)}::bigint[])` : sql``
       const rows = await sql<{ segment: string; n: string; s: string }>`
         select ${sql.raw(segment(level.bits))} as segment, count(*) as n, sum(d)::text as s
-        from (select ${sql.raw(hash)} as h, ${sql.raw(digest)} as d from ${sql.raw(table)} as t) as x
-        ${within} group by 1`.execute(db)
+        from ${sql.raw(hashed())} ${within} group by 1`.execute(db)
       return new Map(rows.rows.map((row) => [Number(row.segment), { count: Number(row.n), sum: BigInt(row.s) }]))
     },
     async keys(level): Promise<KeyValue[]> {
+      await prepare()
       const rows = await sql<{ k: KeyValue }>`
-        select t.${sql.raw(sqlIdentifier(key))} as k from ${sql.raw(table)} as t
-        where ${sql.raw(segment(level.bits, hash))} = any(${level.segments.map(String)}::bigint[])`.execute(db)
+        select k from ${sql.raw(hashed(', k'))}
+        where ${sql.raw(segment(level.bits))} = any(${level.segments.map(String)}::bigint[])`.execute(db)
       return rows.rows.map((row) => row.k)
     },
   }

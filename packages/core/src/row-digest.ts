@@ -1,34 +1,40 @@
-import { createHash } from 'node:crypto'
 import { canonicalHash, type CanonicalOptions } from './canonical.js'
-import { type KeyValue, keyString, type Row } from './store.js'
+import type { Row } from './store.js'
 
 /**
- * A record's contribution to a checksum: the first 60 bits of its canonical hash as an unsigned
- * integer. Sixty bits so PostgreSQL can read them as a non-negative `bigint` (`bit(60)::bigint`)
- * and sum them exactly (`sum(bigint)` is `numeric`); a segment checksum is `(count, sum)`.
+ * A record's contribution to a batch checksum: the first 60 bits of its canonical hash as an
+ * unsigned integer (sixty, so PostgreSQL can read them as a non-negative `bigint` and sum them
+ * exactly, `sum(bigint)` being `numeric`).
  */
 export function rowDigest(record: unknown, options: CanonicalOptions = {}): bigint {
   return BigInt(`0x${canonicalHash(record, options).slice(0, 15)}`)
 }
 
-/** SQL computing `rowDigest` from an expression yielding the canonical text. */
-export function rowDigestSql(canonicalTextSql: string): string {
-  return `('x' || substr(encode(sha256(convert_to(${canonicalTextSql}, 'UTF8')), 'hex'), 1, 15))::bit(60)::bigint`
-}
-
 /**
- * The segment hash of a key: the first 32 bits of the MD5 of its text, unsigned. Segments are
- * ranges of this hash rather than of keys, so both stores agree on which segment a key is in
- * whatever their key order or collation (an ObjectId in MongoDB, text under `en_US` in PostgreSQL).
- * MD5 because it is fast in both places and nothing here is adversarial.
+ * Where a record goes in an exhaustive verification, and what it adds there, from one SHA-256 of
+ * its canonical text: the first 32 bits place it in a segment, the next 60 are summed. Segments
+ * are ranges of this hash rather than of keys, so there is no key arithmetic and no dependence on
+ * either store's key order or collation (an ObjectId in MongoDB, text under `en_US` in PostgreSQL).
+ * Equal records land in the same segment on both sides; a record that differs lands in a different
+ * segment on each side, so both segments differ and the row comparison finds it by key. The hashed
+ * record must include its key, or two keys with equal contents could swap unnoticed.
  */
-export function keySegmentHash(key: KeyValue): number {
-  return createHash('md5').update(keyString(key), 'utf8').digest().readUInt32BE(0)
+export interface RowHash {
+  /** Unsigned 32-bit: the segment at `bits` is `segment >>> (32 - bits)`. */
+  readonly segment: number
+  readonly digest: bigint
 }
 
-/** SQL computing `keySegmentHash` from a key expression (cast to text). */
-export function keySegmentHashSql(keySql: string): string {
-  return `('x' || substr(md5((${keySql})::text), 1, 8))::bit(32)::bigint`
+export function rowHash(record: unknown, options: CanonicalOptions = {}): RowHash {
+  const hex = canonicalHash(record, options)
+  return { segment: Number.parseInt(hex.slice(0, 8), 16), digest: BigInt(`0x${hex.slice(8, 23)}`) }
+}
+
+/** SQL for `rowHash`, given the SQL of the hex SHA-256 of the canonical text (computed once). */
+export const rowHashSql = {
+  hex: (canonicalTextSql: string) => `encode(sha256(convert_to(${canonicalTextSql}, 'UTF8')), 'hex')`,
+  segment: (hex: string) => `('x' || substr(${hex}, 1, 8))::bit(32)::bigint`,
+  digest: (hex: string) => `('x' || substr(${hex}, 9, 15))::bit(60)::bigint`,
 }
 
 /** `record` reduced to `fields`: what the mapper produces is compared, not the new table's extras. */

@@ -1,18 +1,18 @@
 import type { ComparisonRules } from './compare.js'
 import { MapperError } from './errors.js'
 import type { Migration } from './migration.js'
-import { keySegmentHash, projectOnto, rowDigest } from './row-digest.js'
+import { projectOnto, type RowHash, rowHash } from './row-digest.js'
 import { type KeyValue, keyString, type Row, type Store } from './store.js'
 
-/** Count and sum of row digests (`rowDigest`) of the records in one segment. */
+/** Count and sum of the row digests (`rowHash`) of the records in one segment. */
 export interface SegmentChecksum {
   readonly count: number
   readonly sum: bigint
 }
 
 /**
- * Which segments to checksum: a segment at `bits` is the top `bits` bits of a key's
- * `keySegmentHash`. `within` restricts to the sub-segments of differing parents (bisection).
+ * Which segments to checksum: a segment at `bits` is the top `bits` bits of a record's
+ * `rowHash().segment`. `within` restricts to the sub-segments of differing parents (bisection).
  */
 export interface SegmentLevel {
   readonly bits: number
@@ -21,7 +21,7 @@ export interface SegmentLevel {
 
 /**
  * One side of an exhaustive verification, as checksums of the records in the new shape. Both sides
- * must produce identical digests for equal records: `rowDigest` over the canonical text.
+ * must produce identical hashes for equal records: `rowHash` over the canonical text.
  */
 export interface SegmentSource {
   readonly name: string
@@ -47,38 +47,36 @@ export function storeSegments(
 ): SegmentSource {
   // Large pages: some stores (FerretDB) pay a fixed cost per keyset page; memory stays bounded.
   const batchSize = options.batchSize ?? 10_000
-  async function walk(visit: (key: KeyValue, hash: number, record: Row) => void): Promise<void> {
+  async function walk(visit: (key: KeyValue, hash: RowHash) => void): Promise<void> {
     let after: KeyValue | undefined
     for (;;) {
       const rows = await store.scan({ ...(after === undefined ? {} : { after }), limit: batchSize })
       for (const row of rows) {
         const key = row[store.keyField] as KeyValue
-        visit(key, keySegmentHash(key), row)
+        let hash: RowHash
+        try {
+          hash = rowHash(options.project(row, keyString(key)), options.rules)
+        } catch (error) {
+          if (!(error instanceof MapperError)) throw error
+          hash = rowHash({ '\u0000unmappable': keyString(key) })
+        }
+        visit(key, hash)
       }
       if (rows.length < batchSize) return
       after = rows.at(-1)?.[store.keyField] as KeyValue
     }
   }
-  const inScope = (hash: number, within: SegmentLevel['within'], set: Set<number> | undefined) =>
-    !within || (set as Set<number>).has(segmentOf(hash, within.bits))
   return {
     name: store.name,
     async checksums(level) {
       const result = new Map<number, { count: number; sum: bigint }>()
       const parents = level.within ? new Set(level.within.segments) : undefined
-      await walk((key, hash, row) => {
-        if (!inScope(hash, level.within, parents)) return
-        const segment = segmentOf(hash, level.bits)
-        let digest: bigint
-        try {
-          digest = rowDigest(options.project(row, keyString(key)), options.rules)
-        } catch (error) {
-          if (!(error instanceof MapperError)) throw error
-          digest = rowDigest({ '\u0000unmappable': keyString(key) })
-        }
+      await walk((_key, hash) => {
+        if (level.within && !(parents as Set<number>).has(segmentOf(hash.segment, level.within.bits))) return
+        const segment = segmentOf(hash.segment, level.bits)
         const entry = result.get(segment) ?? { count: 0, sum: 0n }
         entry.count++
-        entry.sum += digest
+        entry.sum += hash.digest
         result.set(segment, entry)
       })
       return result
@@ -87,7 +85,7 @@ export function storeSegments(
       const wanted = new Set(level.segments)
       const keys: KeyValue[] = []
       await walk((key, hash) => {
-        if (wanted.has(segmentOf(hash, level.bits))) keys.push(key)
+        if (wanted.has(segmentOf(hash.segment, level.bits))) keys.push(key)
       })
       return keys
     },

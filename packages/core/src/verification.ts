@@ -47,14 +47,15 @@ export interface ExhaustiveVerificationOptions extends CommonOptions {
 /**
  * Proves the two stores equal, or lists exactly where they are not (after data-diff / pg_comparator):
  *
- * 1. Both sides checksum every segment — `(count, sum of row digests)` per range of key hashes — in
+ * 1. Both sides checksum every segment — `(count, sum of row digests)` per range of row hashes — in
  *    one pass each, in parallel: inside PostgreSQL (`postgresSegments`) or streamed (`storeSegments`).
  * 2. Segments that differ are split into 256 sub-segments and checksummed again, until the rows they
- *    hold are few; their keys are then compared record by record, field by field.
+ *    hold are few; their keys (from both sides) are then compared record by record, field by field.
  * 3. Differing keys are re-checked after a delay; keys the mirror was still moving settle.
  *
- * Segments are ranges of a hash of the key, not of keys: no key arithmetic and no dependence on
- * either store's key order or collation, so there are no phantom differences at boundaries.
+ * Segments are ranges of a hash of the whole canonical record (key included, see `rowHash`), not of
+ * keys: no key arithmetic, no dependence on either store's key order or collation, so no phantom
+ * differences at boundaries; and one hash per row.
  */
 export async function verifyExhaustive(options: ExhaustiveVerificationOptions): Promise<VerificationReport> {
   const { migration } = options
