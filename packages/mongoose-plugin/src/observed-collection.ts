@@ -101,13 +101,21 @@ export function observeCollection<C extends object>(collection: C, binding: () =
         wrapper = (...args: unknown[]) => {
           const bound = binding()
           const driver = target as DriverCollection
-          return bound ? runAs('middleware', () => observedWrite(driver, property, args, bound)) : driver[property](...args)
+          // In `off` nothing is mirrored, guarded or reported: the call goes straight through, without
+          // even a write origin (AsyncLocalStorage costs every promise of the process a little).
+          if (!bound || isOff(bound.runtime)) return driver[property](...args)
+          return runAs('middleware', () => observedWrite(driver, property, args, bound))
         }
         wrappers.set(property, wrapper)
       }
       return wrapper
     },
   })
+}
+
+function isOff(runtime: MigrationRuntime): boolean {
+  const behavior = runtime.behavior
+  return behavior.mirror === 'none' && behavior.authoritative === 'old'
 }
 
 /** Whether writes on the old store are mirrored in the phase in force. */

@@ -57,40 +57,16 @@ interface ReadPlan {
 const states = new WeakMap<object, ReadState>()
 
 export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) => ModelBinding | undefined): void {
-  schema.pre([...READ_OPS], { document: false, query: true }, async function routeRead(this: any) {
+  // Synchronous unless the read goes to the new store, so that reads served by MongoDB pay no extra tick.
+  schema.pre([...READ_OPS], { document: false, query: true }, function routeRead(this: any): Promise<void> | undefined {
     const binding = bindingOf(this.model)
-    if (!binding) return
+    if (!binding) return undefined
     const behavior = binding.runtime.behavior
-    if (behavior.reads === 'old' && !behavior.compareReads) return
+    if (behavior.reads === 'old' && !behavior.compareReads) return undefined
     const state: ReadState = { binding, started: performance.now(), served: 'old' }
     states.set(this, state)
-    if (behavior.reads === 'old' || binding.runtime.readSide() !== 'new') return
-
-    let plan: ReadPlan
-    try {
-      plan = planRead(this, binding)
-    } catch {
-      return // e.g. a CastError: MongoDB's path raises it the way the application expects
-    }
-    if (plan.unservable !== undefined) {
-      binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
-      binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: plan.unservable })
-      return
-    }
-    let served: { rows: readonly Row[]; result: unknown } | undefined
-    try {
-      served = await serveFromNew(this, binding, plan)
-      binding.runtime.recordRead('new', true, performance.now() - state.started)
-    } catch (error) {
-      binding.runtime.recordRead('new', false, performance.now() - state.started)
-      binding.metrics?.increment('read.fallback', { migration: binding.runtime.name })
-      binding.logger.warn('new store read failed; served from MongoDB', { migration: binding.runtime.name, error })
-      return
-    }
-    state.served = 'new'
-    state.newRows = served.rows
-    // Kareem's skip: Mongoose uses this result instead of running the query on MongoDB.
-    throw this.model.base.skipMiddlewareFunction(served.result)
+    if (behavior.reads === 'old' || binding.runtime.readSide() !== 'new') return undefined
+    return readFromNew(this, binding, state)
   })
 
   schema.post([...READ_OPS], { document: false, query: true }, function compareReadLater(this: any, result: unknown) {
@@ -118,6 +94,35 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
       })
     })
   })
+}
+
+/** Serves a read from the new store (throwing Kareem's skip with the result), or returns to let MongoDB serve it. */
+async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
+  let plan: ReadPlan
+  try {
+    plan = planRead(query, binding)
+  } catch {
+    return // e.g. a CastError: MongoDB's path raises it the way the application expects
+  }
+  if (plan.unservable !== undefined) {
+    binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
+    binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: plan.unservable })
+    return
+  }
+  let served: { rows: readonly Row[]; result: unknown } | undefined
+  try {
+    served = await serveFromNew(query, binding, plan)
+    binding.runtime.recordRead('new', true, performance.now() - state.started)
+  } catch (error) {
+    binding.runtime.recordRead('new', false, performance.now() - state.started)
+    binding.metrics?.increment('read.fallback', { migration: binding.runtime.name })
+    binding.logger.warn('new store read failed; served from MongoDB', { migration: binding.runtime.name, error })
+    return
+  }
+  state.served = 'new'
+  state.newRows = served.rows
+  // Kareem's skip: Mongoose uses this result instead of running the query on MongoDB.
+  throw query.model.base.skipMiddlewareFunction(served.result)
 }
 
 function planRead(query: any, binding: ModelBinding): ReadPlan {
