@@ -131,6 +131,7 @@ export class CutoverConnection implements DatabaseConnection {
         const result = await execute(this.#compile(plan.node, compiledQuery), ...rest)
         const rows = result.rows as Record<string, unknown>[]
         for (const key of keysOf(rows, KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
+        if (plan.changesKeys) this.#record({ kind: 'unmirrored', table, detail: 'update of the key column: the new keys are mirrored, the old ones are left to reconciliation' })
         return { ...result, rows: stripKeys<R>(rows, plan.callerWantsRows) }
       }
     }

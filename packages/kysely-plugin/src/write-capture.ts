@@ -36,7 +36,15 @@ export const KEY_ALIAS = '__cutover_key'
  */
 export type WritePlan =
   | { readonly kind: 'passthrough'; readonly table: MigratedTable }
-  | { readonly kind: 'returning'; readonly table: MigratedTable; readonly op: 'upsert' | 'delete'; readonly node: RootOperationNode; readonly callerWantsRows: boolean }
+  | {
+      readonly kind: 'returning'
+      readonly table: MigratedTable
+      readonly op: 'upsert' | 'delete'
+      readonly node: RootOperationNode
+      readonly callerWantsRows: boolean
+      /** The write moves rows to new keys: RETURNING gives the new keys, the old ones are lost to it. */
+      readonly changesKeys: boolean
+    }
   | { readonly kind: 'source-keys'; readonly table: MigratedTable; readonly keyQuery: RootOperationNode }
   | { readonly kind: 'unattributable'; readonly table: MigratedTable; readonly detail: string }
 
@@ -82,8 +90,9 @@ function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (tab
     return listed ? { kind: 'unattributable', table: listed, detail: 'update of several tables at once' } : undefined
   }
   if (!capture(target.table)) return { kind: 'passthrough', table: target.table }
+  const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && (update.column as ColumnNode).column.name === target.table.key)
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
-  return withKeyReturning(node, target.table, 'upsert', ReferenceNode.create(ColumnNode.create(target.table.key), target.qualifier))
+  return withKeyReturning(node, target.table, 'upsert', ReferenceNode.create(ColumnNode.create(target.table.key), target.qualifier), changesKeys)
 }
 
 function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
@@ -128,10 +137,11 @@ function withKeyReturning(
   table: MigratedTable,
   op: 'upsert' | 'delete',
   keyReference: OperationNode,
+  changesKeys = false,
 ): WritePlan {
   const selection = SelectionNode.create(AliasNode.create(keyReference, IdentifierNode.create(KEY_ALIAS)) as never)
   const returning = node.returning ? ReturningNode.cloneWithSelections(node.returning, [selection]) : ReturningNode.create([selection])
-  return { kind: 'returning', table, op, node: Object.freeze({ ...node, returning }), callerWantsRows: node.returning !== undefined }
+  return { kind: 'returning', table, op, node: Object.freeze({ ...node, returning }), callerWantsRows: node.returning !== undefined, changesKeys }
 }
 
 /** In `a = b`, the side that is not the target's key column, if one side is. */

@@ -117,6 +117,15 @@ describe('withCutover against a recording driver', () => {
     await cutover.close()
   })
 
+  it('reports an update of the key column: the old keys cannot be attributed', async () => {
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    connection.rows = [{ __cutover_key: 70 }]
+    await db.updateTable('users').set({ user_id: 70 }).where('user_id', '=', 7).execute()
+    expect(enqueued()).toBe(1) // the new key
+    expect(cutover.metrics.counter('write.unmirrored', { migration: 'users', target: 'users' })).toBe(1)
+    await cutover.close()
+  })
+
   it('passes extra arguments (a cancellation signal) through to the real connection', async () => {
     await cutover.setPhase('users', 'shadow', { actor: 'test' })
     const signal = new AbortController().signal
