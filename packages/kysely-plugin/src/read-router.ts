@@ -77,6 +77,10 @@ export class ReadRouter {
     const store = runtime.migration.new
     if (!translated || !(store instanceof KyselyTableStore)) {
       this.#cutover.metrics.increment('read.untranslatable', { migration: runtime.name })
+      if (runtime.phase === 'complete') {
+        // In `complete` nothing mirrors to the old table any more: this read may be stale.
+        this.#cutover.logger.warn('untranslatable read served by the old table, which no longer receives writes', { migration: runtime.name, query: query.sql })
+      }
       return undefined
     }
     const started = performance.now()
