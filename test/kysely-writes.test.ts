@@ -12,7 +12,8 @@ import { allRecords, createHarness, type Harness, storeDifferences, tableStore }
 
 const accounts = fieldMapper({
   old: z.object({ id: z.number(), name: z.string(), balance: z.number() }),
-  new: z.object({ id: z.number(), name: z.string(), balance: z.number() }),
+  // The new schema forbids what the old one allowed: negative balances are rejected by the mapper.
+  new: z.object({ id: z.number(), name: z.string(), balance: z.number().nonnegative() }),
   fields: [copy('id'), copy('name'), copy('balance')],
 })
 
@@ -247,5 +248,18 @@ describe('Kysely plugin: writes are mirrored once committed', () => {
       await attributing.destroy()
       await ignoring.destroy()
     }
+  })
+
+  it('dead-letters a record the mapper rejects, with its key and field; the application write succeeds', async () => {
+    await h.app.insertInto('accounts').values([
+      { id: 1, name: 'fine', balance: 1 },
+      { id: 2, name: 'overdrawn', balance: -5 },
+    ]).execute()
+    await h.cutover.drain()
+    const letters = (await h.cutover.deadLetters!.open('accounts')).filter((letter) => letter.reasonCode === 'MAPPER_REJECTED')
+    expect(letters.map((l) => ({ key: l.key, fields: l.fields, op: l.op }))).toEqual([{ key: '2', fields: ['balance'], op: 'upsert' }])
+    expect(await storeDifferences(h.cutover, 'accounts').catch((error: Error) => error.message)).toMatch(/rejected record "2"/)
+    expect(await names()).toEqual(['1:fine:1'])
+    await h.cutover.deadLetters!.resolve(letters.map((l) => l.id), 'test')
   })
 })
