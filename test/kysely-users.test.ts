@@ -123,6 +123,15 @@ describe('Kysely plugin: the users example through every phase', () => {
     await sql`alter table users_away rename to users`.execute(h.neu.db)
     await sql`update users set last_name = replace(last_name, ' (new)', '')`.execute(h.neu.db)
     expect(await storeDifferences(h.cutover, 'users')).toEqual([])
+
+    // Sampled both ways: a read served by the new store is compared with the old one too.
+    await h.cutover.setPhase('users', 'ramp', { actor: 'test', compareSample: 1 })
+    const equal = metric('compare.equal')
+    const served = metric('read.ok', { side: 'new' })
+    await withCutoverContext({ routingKey: newKey }, () => h.app.selectFrom('users').selectAll().where('email', '=', 'plato@example.com').execute())
+    expect(metric('read.ok', { side: 'new' })).toBe(served + 1)
+    await vi.waitFor(() => expect(metric('compare.equal')).toBe(equal + 1))
+    await h.cutover.setPhase('users', 'ramp', { actor: 'test', compareSample: 0 })
   })
 
   it('cutover: reads come from new, old-table writes are refused, new-table writes are mirrored back', async () => {
