@@ -156,13 +156,19 @@ async function observedWrite(collection: DriverCollection, method: string, args:
   if (capture) {
     try {
       const keys = capture.keysAfter(result, failed ? failure : undefined)
+      // Also runs inside `commitTransaction` (after the commit): it must never throw there.
       const record = () => {
-        const distinct = new Map<string, KeyValue>()
-        for (const value of keys) {
-          const key = binding.keys.toStore(value)
-          distinct.set(keyString(key), key)
+        try {
+          const distinct = new Map<string, KeyValue>()
+          for (const value of keys) {
+            const key = binding.keys.toStore(value)
+            distinct.set(keyString(key), key)
+          }
+          for (const key of distinct.values()) runtime.recordWrite('old', { key, op: capture!.op })
+        } catch (error) {
+          binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+          runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
         }
-        for (const key of distinct.values()) runtime.recordWrite('old', { key, op: capture!.op })
       }
       if (keys.length > 0 && !afterCommit(session, record)) record()
     } catch (error) {
