@@ -5,6 +5,7 @@
  */
 import { ConfigError, copy, createCutover, type Cutover, defineMigration, fieldMapper, silentLogger, WriteRejectedError } from '@cutover/core'
 import {
+  CamelCasePlugin,
   CompiledQuery,
   type DatabaseConnection,
   type Dialect,
@@ -114,6 +115,17 @@ describe('withCutover against a recording driver', () => {
       'insert into "users" ("user_id", "name") values ($1, $2) returning *, "user_id" as "__cutover_key"',
     ])
     expect(enqueued()).toBe(3)
+    await cutover.close()
+  })
+
+  it('works under the application’s own Kysely plugins (CamelCasePlugin)', async () => {
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    const camel = db.withPlugin(new CamelCasePlugin())
+    connection.rows = [{ user_id: 8, full_name: 'y', __cutover_key: 8 }]
+    const inserted = await camel.insertInto('users').values({ userId: 8, fullName: 'y' }).returningAll().execute()
+    expect(inserted).toEqual([{ userId: 8, fullName: 'y' }])
+    expect(sqlOf()).toEqual(['insert into "users" ("user_id", "full_name") values ($1, $2) returning *, "user_id" as "__cutover_key"'])
+    expect(enqueued()).toBe(1)
     await cutover.close()
   })
 
