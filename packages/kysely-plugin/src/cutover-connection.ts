@@ -123,8 +123,14 @@ export class CutoverConnection implements DatabaseConnection {
       }
       case 'source-keys': {
         const result = await execute(compiledQuery, ...rest)
-        const keys = await execute(this.#compile(plan.keyQuery, compiledQuery))
-        for (const key of keysOf(keys.rows as Record<string, unknown>[], KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: 'upsert' } })
+        try {
+          // Reads the same source the MERGE just read, so it practically cannot fail; if it does,
+          // the application's write has happened and must not fail because of it.
+          const keys = await execute(this.#compile(plan.keyQuery, compiledQuery))
+          for (const key of keysOf(keys.rows as Record<string, unknown>[], KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: 'upsert' } })
+        } catch (error) {
+          this.#record({ kind: 'unmirrored', table, detail: `MERGE keys could not be listed: ${error instanceof Error ? error.message : String(error)}` })
+        }
         return result
       }
       case 'returning': {
