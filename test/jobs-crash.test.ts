@@ -105,7 +105,8 @@ describe('crashes', () => {
     const rows = 20_000
     const { oldDb, newDb } = await databases(rows)
     const migration = peopleMigration(oldDb.db, newDb.db)
-    const planner = new BackfillJobs({ control: newDb.db })
+    // A range job whose worker goes silent for 4 s is failed and retried elsewhere.
+    const planner = new BackfillJobs({ control: newDb.db, expireInSeconds: 4 })
     expect(await planner.plan(migration, { rangeSize: 2_000 })).toHaveLength(11)
     expect(await planner.enqueue('people')).toBe(11)
     await planner.stop()
@@ -114,15 +115,18 @@ describe('crashes', () => {
     const workerArgs = ['worker', 'people', '--expire', '4', '--poll', '0.5']
     const a = cutover(workerArgs, { ...env, CUTOVER_TEST_APP: 'worker-a' })
     const b = cutover(workerArgs, { ...env, CUTOVER_TEST_APP: 'worker-b' })
-    // Kill A while it holds a range (its advisory lock) after at least one range is done.
-    const holdsRange = async (app: string) => {
-      const { rows: locks } = await sql<{ n: string }>`select count(*) as n from pg_locks l join pg_stat_activity s using (pid)
-        where l.locktype = 'advisory' and s.application_name = ${app}`.execute(newDb.db)
-      return Number(locks[0]?.n) > 0
+    // Kill A mid-range: while it holds a range's advisory lock and that range has checkpointed work.
+    const rangeOfA = async (): Promise<string | undefined> => {
+      const { rows: held } = await sql<{ range_id: string }>`
+        select r.range_id from cutover.backfill_ranges r
+        join cutover.backfill_checkpoints c using (migration, range_id)
+        join pg_locks l on l.locktype = 'advisory' and l.objid = (hashtext('cutover.backfill:people:' || r.range_id)::bigint & 4294967295)::text::oid
+        join pg_stat_activity s on s.pid = l.pid and s.application_name = 'worker-a'
+        where r.migration = 'people' and c.status = 'running' and (c.counts->>'read')::int > 0`.execute(newDb.db)
+      return held[0]?.range_id
     }
-    const doneRanges = async () => (await new CheckpointTable(newDb.db).list('people')).filter((c) => c.status === 'done').length
-    await until(async () => (await doneRanges()) >= 1 && (await holdsRange('worker-a')), 'worker A mid-range')
-    const killedRange = (await new CheckpointTable(newDb.db).list('people')).filter((c) => c.status === 'running').map((c) => c.rangeId)
+    let killedRange: string | undefined
+    await until(async () => (killedRange = await rangeOfA()) !== undefined, 'worker A mid-range')
     a.process.kill('SIGKILL')
     expect(await a.exit).toBe(null)
 
@@ -130,7 +134,9 @@ describe('crashes', () => {
     expect(await planner.finished('people')).toBe(true)
     const checkpoints = await new CheckpointTable(newDb.db).list('people')
     expect(checkpoints.every((c) => c.status === 'done')).toBe(true)
-    expect(killedRange.length).toBeGreaterThan(0)
+    // The killed range was finished by B from A's checkpoint, not from its start.
+    const resumed = (await new AuditLog(newDb.db).entries('people')).filter((e) => e.details.rangeId === killedRange && e.details.event === 'started')
+    expect(resumed.map((e) => e.details.resumedAfter !== null)).toEqual([false, true])
     expect(checkpoints.reduce((sum, c) => sum + c.counts.read, 0)).toBe(rows)
     expect(checkpoints.reduce((sum, c) => sum + c.counts.written + c.counts.skipped, 0)).toBe(rows)
     expect(await count(newDb.db, 'people_v2')).toBe(rows)

@@ -155,6 +155,14 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
   let status: BackfillSummary['status'] = 'done'
   let savedDone = false
 
+  // Read-ahead: the next batch is scanned while this one is mapped, written and verified, so the
+  // old store's read time hides behind the new store's write time.
+  let readAhead: { after: KeyValue | undefined; limit: number; rows: Promise<readonly Row[]> } | undefined
+  const scan = (after: KeyValue | undefined, limit: number) => {
+    const rows = migration.old.scan({ ...(after === undefined ? {} : { after }), limit })
+    rows.catch(() => undefined) // awaited later; a failure surfaces there
+    return { after, limit, rows }
+  }
   for (;;) {
     if (options.signal?.aborted) {
       status = 'aborted'
@@ -170,10 +178,16 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       }
       throw error
     }
+    // A batch read before a pause or a hold is stale by now: read it again.
+    if (waited.length > 0 || readAhead?.after !== lastKey) readAhead = undefined
     const batchStarted = performance.now()
-    const scanned = await migration.old.scan({ ...(lastKey === undefined ? {} : { after: lastKey }), limit: sizer.size })
+    const current = readAhead ?? scan(lastKey, sizer.size)
+    readAhead = undefined
+    const scanned = await current.rows
     const { rows, reachedEnd } = clipToRange(scanned, migration.key.old, options.range)
     if (rows.length === 0) break
+    const finished = reachedEnd || scanned.length < current.limit
+    if (!finished) readAhead = scan(scanned.at(-1)?.[migration.key.old] as KeyValue, sizer.size)
 
     const result = await copyBatch(options, rows, mode)
     lastKey = rows.at(-1)?.[migration.key.old] as KeyValue
@@ -184,7 +198,6 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       quarantined: result.quarantined.length,
       mismatched: result.mismatches.length,
     })
-    const finished = reachedEnd || scanned.length < sizer.size
     await control.transaction().execute(async (trx) => {
       await quarantine.write(trx, result.quarantined)
       await checkpoints.save(trx, { migration: migration.name, rangeId, lastKey, counts, batchSize: sizer.size, status: finished ? 'done' : 'running' })

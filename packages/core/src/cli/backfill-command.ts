@@ -8,8 +8,9 @@ import { formatCount, formatDuration } from './progress-renderer.js'
 
 /**
  * `cutover backfill <migration> [--restart] [--rate N] [--nice R] [--batch N] [--config-version V]`
- * `cutover backfill <migration> --distributed [--range-size N] [--replan]` plans ranges and queues
- * them for `cutover worker`.
+ * `cutover backfill <migration> --distributed [--range-size N] [--replan] [--expire S]` plans ranges
+ * and queues them for `cutover worker`; a range whose worker is silent for S seconds (default 900)
+ * goes to another worker.
  */
 export async function backfillCommand(context: CommandContext): Promise<number> {
   const migration = migrationArgument(context)
@@ -50,7 +51,8 @@ export async function backfillCommand(context: CommandContext): Promise<number> 
 }
 
 async function planDistributed(context: CommandContext, migration: Migration<any, any>): Promise<number> {
-  const jobs = new BackfillJobs({ control: context.config.control, logger: context.logger })
+  const expire = numberFlag(context.args, 'expire')
+  const jobs = new BackfillJobs({ control: context.config.control, logger: context.logger, ...(expire === undefined ? {} : { expireInSeconds: expire }) })
   try {
     const ranges = await jobs.plan(migration, { rangeSize: numberFlag(context.args, 'range-size') ?? 100_000, replan: context.args.flags.replan === true })
     const queued = await jobs.enqueue(migration.name)

@@ -2,7 +2,7 @@
  * The `cutover` command.
  *
  *     cutover backfill  <migration> [--restart] [--rate N] [--nice R] [--batch N] [--config-version V]
- *     cutover backfill  <migration> --distributed [--range-size N] [--replan]   plan ranges, queue them
+ *     cutover backfill  <migration> --distributed [--range-size N] [--replan] [--expire S]   plan, queue ranges
  *     cutover worker    <migration> [--expire S] [--forever]                     work queued ranges
  *     cutover verify    <migration> [--sample PERCENT] [--recheck-ms N]          exit 2 if inconsistent
  *     cutover reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--authoritative old|new]

@@ -4,7 +4,9 @@ import { type CommandContext, EXIT, migrationArgument, writeResult } from './com
 
 /**
  * `cutover worker <migration> [--expire S] [--forever]`: takes range jobs of a distributed backfill
- * until every range is done (or, with `--forever`, until interrupted).
+ * until every range is done (or, with `--forever`, until interrupted). `--expire` (the expiry the
+ * ranges were queued with) sets how often this worker fails expired jobs of dead workers: every
+ * S/2 seconds, at most 30.
  */
 export async function workerCommand(context: CommandContext): Promise<number> {
   const migration = migrationArgument(context)
