@@ -2,10 +2,23 @@ import type { KeyValue } from '@cutover/core'
 import type { MigratedTable } from './migrated-tables.js'
 import type { PendingWrite } from './transaction-buffer.js'
 
-/** Hands committed writes to the core: the mirror for captured keys, the unmirrored count otherwise. */
+/**
+ * Hands committed writes to the core: the mirror for captured keys, the unmirrored count otherwise.
+ * Runs after the application's write (or COMMIT) has happened, so it never throws: a failure here
+ * is reported as an unmirrored write, not turned into a failure of a write that succeeded.
+ */
 export function recordCommitted(write: PendingWrite): void {
-  if (write.kind === 'write') write.table.runtime.recordWrite(write.table.side, write.event)
-  else write.table.runtime.recordUnmirrored(write.table.name, write.detail)
+  const { runtime, side, name } = write.table
+  try {
+    if (write.kind === 'write') runtime.recordWrite(side, write.event)
+    else runtime.recordUnmirrored(name, write.detail)
+  } catch (error) {
+    try {
+      runtime.recordUnmirrored(name, `recording the write failed: ${error instanceof Error ? error.message : String(error)}`)
+    } catch {
+      // Nothing left to report through: the key is left to reconciliation.
+    }
+  }
 }
 
 /**
