@@ -4,7 +4,7 @@ import { classifyRawStatement, type RawStatement } from './raw-statement.js'
 import type { ReadRouter } from './read-router.js'
 import { isStoreQuery } from './store-query.js'
 import { TransactionBuffer, type PendingWrite } from './transaction-buffer.js'
-import { KEY_ALIAS, planWrite, stripKeys } from './write-capture.js'
+import { KEY_ALIAS, planWrite, stripKeys, type WritePlan } from './write-capture.js'
 import { capturing, keysOf, recordCommitted } from './write-recorder.js'
 
 /** What every connection of one wrapped dialect shares. */
@@ -35,8 +35,9 @@ export class CutoverConnection implements DatabaseConnection {
     return this.#transaction !== undefined
   }
 
-  // `...rest` passes through whatever later Kysely versions add (e.g. an abort signal).
-  async executeQuery<R>(compiledQuery: CompiledQuery, ...rest: unknown[]): Promise<QueryResult<R>> {
+  // `...rest` passes through whatever later Kysely versions add (e.g. an abort signal). Not
+  // `async`: a query that passes straight through returns the real connection's own promise.
+  executeQuery<R>(compiledQuery: CompiledQuery, ...rest: unknown[]): Promise<QueryResult<R>> {
     const execute = (this.inner.executeQuery as (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>).bind(this.inner)
     if (isStoreQuery()) return execute(compiledQuery, ...rest)
     const node = compiledQuery.query
@@ -104,18 +105,30 @@ export class CutoverConnection implements DatabaseConnection {
     else recordCommitted(write)
   }
 
-  async #write<R>(
+  #write<R>(
     compiledQuery: CompiledQuery,
     execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
     rest: unknown[],
   ): Promise<QueryResult<R>> {
-    const plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
-    if (!plan) return execute(compiledQuery, ...rest)
+    let plan: WritePlan | undefined
+    try {
+      plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
+      plan?.table.runtime.checkWrite(plan.table.side, plan.table.name)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (!plan || plan.kind === 'passthrough') return execute(compiledQuery, ...rest)
+    return this.#capture(plan, compiledQuery, execute, rest)
+  }
+
+  async #capture<R>(
+    plan: Exclude<WritePlan, { kind: 'passthrough' }>,
+    compiledQuery: CompiledQuery,
+    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    rest: unknown[],
+  ): Promise<QueryResult<R>> {
     const { table } = plan
-    table.runtime.checkWrite(table.side, table.name)
     switch (plan.kind) {
-      case 'passthrough':
-        return execute(compiledQuery, ...rest)
       case 'unattributable': {
         const result = await execute(compiledQuery, ...rest)
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })

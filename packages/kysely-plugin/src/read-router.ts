@@ -29,13 +29,17 @@ export class ReadRouter {
     this.#lookups = new ComparisonBatch({ onError: (runtime, error) => this.#comparisonFailed(runtime, error) })
   }
 
-  async select<R>(query: CompiledQuery, inTransaction: boolean, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  select<R>(query: CompiledQuery, inTransaction: boolean, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const node = query.query as SelectQueryNode
     // Cheap checks first: most SELECTs name no migrated table, or arrive in a phase with nothing
-    // to do for reads (off, shadow, rollback), and must cost next to nothing.
+    // to do for reads (off, shadow, rollback), and must cost next to nothing (not even a promise).
     const froms = node.from?.froms
     const table = froms?.length === 1 ? this.#tables.ofFromItem(froms[0])?.table : undefined
     if (!table || inTransaction || !readsMatter(table.runtime)) return executeOld()
+    return this.#route(node, query, executeOld)
+  }
+
+  async #route<R>(node: SelectQueryNode, query: CompiledQuery, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const select = simpleSelect(node, this.#tables)
     if (!select) return executeOld()
     const { runtime, side } = select.table
