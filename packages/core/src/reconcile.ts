@@ -22,6 +22,11 @@ export interface ReconcileOptions {
   readonly report?: VerificationReport
   readonly keys?: readonly KeyValue[]
   readonly includeQuarantine?: boolean
+  /**
+   * Adds the open dead letters (mirrored changes that could not be applied) and resolves the ones
+   * repaired: replaying the dead-letter table is the same state-based operation.
+   */
+  readonly includeDeadLetters?: boolean
   /** The side whose current state wins. Default: the phase's (control table, else env flags). */
   readonly authoritative?: Side
   readonly batchSize?: number
@@ -67,6 +72,9 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRes
   if (options.includeQuarantine) {
     for (const entry of await quarantine.open(migration.name, { limit: 100_000 })) keys.set(entry.key, entry.key)
   }
+  const deadLetters = new DeadLetterTable(control)
+  const letters = options.includeDeadLetters ? await deadLetters.open(migration.name, { limit: 100_000 }) : []
+  for (const letter of letters) keys.set(letter.key, letter.key)
 
   const queue = new MirrorQueue({
     migration: migration.name,
@@ -77,7 +85,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRes
       authoritative === 'old'
         ? (record: Row, key: string) => migration.mapper.forward(record, { key, migration: migration.name })
         : (record: Row, key: string) => migration.mapper.backward(record, { key, migration: migration.name }),
-    deadLetters: new DeadLetterTable(control),
+    deadLetters,
     batchSize: options.batchSize ?? 200,
     // Checked below, with the report's rules, instead of the mirror's delayed re-check.
     recheckDelayMs: false,
@@ -112,6 +120,8 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRes
   await queue.close()
   const repaired = repairs.filter((r) => r.outcome === 'repaired')
   await quarantine.resolve(migration.name, repaired.map((r) => r.key), 'reconciled')
+  const repairedKeys = new Set(repaired.map((r) => r.key))
+  await deadLetters.resolve(letters.filter((letter) => repairedKeys.has(letter.key)).map((letter) => letter.id), 'reconciled')
   await new AuditLog(control).append({
     actor: options.actor ?? 'cutover:reconcile',
     migration: migration.name,

@@ -6,6 +6,7 @@ import {
   backfill,
   canonicalHash,
   copy,
+  DeadLetterTable,
   defineMigration,
   ensureSchema,
   fieldMapper,
@@ -90,6 +91,19 @@ describe('reconcile', () => {
     ])
     expect(target.rows.get('7')).toEqual({ id: 7, first_name: 'Fixed', last_name: 'Name' })
     expect((await new QuarantineTable(control.db).open(migration.name)).map((q) => q.key)).toEqual(['8'])
+  })
+})
+
+describe('reconcile with dead letters', () => {
+  it('replays open dead letters as keys to repair and resolves those it repaired', async () => {
+    const { new: target, migration } = pair(30)
+    target.rows.delete('12')
+    const table = new DeadLetterTable(control.db)
+    await table.write([{ migration: migration.name, direction: 'old-to-new', key: '12', op: 'upsert', reasonCode: 'STORE_FAILED', reason: 'connection refused', attempts: 5 }])
+    const result = await reconcile({ migration, control: control.db, keys: [], includeDeadLetters: true, env: {} })
+    expect(result).toMatchObject({ attempted: 1, repaired: 1 })
+    expect(target.rows.get('12')).toEqual({ id: 12, first_name: 'Ada12', last_name: 'Lovelace' })
+    expect(await table.countOpen(migration.name)).toBe(0)
   })
 })
 

@@ -5,7 +5,7 @@
  *     cutover backfill  <migration> --distributed [--range-size N] [--replan] [--expire S]   plan, queue ranges
  *     cutover worker    <migration> [--expire S] [--forever]                     work queued ranges
  *     cutover verify    <migration> [--sample PERCENT] [--recheck-ms N]          exit 2 if inconsistent
- *     cutover reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--authoritative old|new]
+ *     cutover reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]
  *     cutover status    [<migration>]
  *     cutover pause     <migration> [--reason TEXT]  |  cutover resume <migration>
  *     cutover audit verify                                                      exit 2 if tampered

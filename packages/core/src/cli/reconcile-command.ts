@@ -5,7 +5,7 @@ import { type CommandContext, EXIT, migrationArgument, writeResult } from './com
 
 /**
  * `cutover reconcile <migration> [--report ID] [--keys a,b,c] [--include-quarantine]
- * [--authoritative old|new]`: repairs the latest (or given) report's inconsistencies.
+ * [--include-dead-letters] [--authoritative old|new]`: repairs the latest (or given) report's inconsistencies.
  * Exits 2 when keys still differ afterwards.
  */
 export async function reconcileCommand(context: CommandContext): Promise<number> {
@@ -24,6 +24,7 @@ export async function reconcileCommand(context: CommandContext): Promise<number>
     ...(keys ? { keys } : {}),
     ...(authoritative ? { authoritative } : {}),
     includeQuarantine: context.args.flags['include-quarantine'] === true,
+    includeDeadLetters: context.args.flags['include-dead-letters'] === true,
     actor: context.actor,
     logger: context.logger,
   })
