@@ -99,7 +99,7 @@ const MAX_REPORTED_MISMATCHES = 1_000
 const WRITE_ATTEMPTS = 3
 /**
  * Values per write: PostgreSQL binds at most 65,535 parameters per statement, and a store writing
- * one multi-row insert binds one per value; batches grow past that (20,000 rows × 4 columns).
+ * one multi-row insert binds one per value; batches grow past that (10,000 rows × 8 columns).
  */
 const MAX_VALUES_PER_WRITE = 50_000
 
@@ -163,6 +163,54 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     rows.catch(() => undefined) // awaited later; a failure surfaces there
     return { after, limit, rows }
   }
+  let pending: Promise<void> | undefined
+  let lastThrottled: ThrottleReason[] = []
+  /** Verifies a written batch, then commits its quarantine and checkpoint, audits, reports. */
+  const settle = async (read: number, written: WrittenBatch, batchKey: KeyValue, finished: boolean, waited: ThrottleReason[], batchStarted: number) => {
+    const verification =
+      options.verify === false ? { mismatches: [], checksum: 0n } : await verifyBatch(migration, written.expected, options.verify ?? {})
+    counts = addCounts(counts, {
+      read,
+      written: written.written,
+      skipped: written.skipped,
+      quarantined: written.quarantined.length,
+      mismatched: verification.mismatches.length,
+    })
+    await control.transaction().execute(async (trx) => {
+      await quarantine.write(trx, written.quarantined)
+      await checkpoints.save(trx, { migration: migration.name, rangeId, lastKey: batchKey, counts, batchSize: sizer.size, status: finished ? 'done' : 'running' })
+    })
+    savedDone = finished
+    if (written.quarantined.length > 0) {
+      await audit.append({
+        actor,
+        migration: migration.name,
+        action: 'quarantine',
+        details: { rangeId, count: written.quarantined.length, keys: written.quarantined.slice(0, 100).map((q) => q.key), reasons: countReasons(written.quarantined) },
+      })
+    }
+    for (const mismatch of verification.mismatches) if (mismatches.length < MAX_REPORTED_MISMATCHES) mismatches.push(mismatch)
+    if (verification.mismatches.length > 0) logger.warn('backfilled records differ from the source after retries', { migration: migration.name, keys: verification.mismatches.slice(0, 20) })
+    checksum = (checksum + verification.checksum) & 0xffff_ffff_ffff_ffffn
+    runRead += read
+    batches++
+    sizer.observe(performance.now() - batchStarted)
+    for (const reason of waited) throttledMs[reason.source] += reason.waitedMs
+    // What the previous batch slept afterwards (this one's sleep is still going on).
+    const throttled = [...waited, ...lastThrottled]
+    const elapsedMs = performance.now() - started
+    options.onProgress?.({
+      migration: migration.name,
+      rangeId,
+      counts,
+      runRead,
+      rowsPerSecond: runRead / (elapsedMs / 1_000),
+      elapsedMs,
+      batchSize: sizer.size,
+      lastKey: keyString(batchKey),
+      throttled,
+    })
+  }
   for (;;) {
     if (options.signal?.aborted) {
       status = 'aborted'
@@ -189,56 +237,29 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     const finished = reachedEnd || scanned.length < current.limit
     if (!finished) readAhead = scan(scanned.at(-1)?.[migration.key.old] as KeyValue, sizer.size)
 
-    const result = await copyBatch(options, rows, mode)
-    lastKey = rows.at(-1)?.[migration.key.old] as KeyValue
-    counts = addCounts(counts, {
-      read: rows.length,
-      written: result.written,
-      skipped: result.skipped,
-      quarantined: result.quarantined.length,
-      mismatched: result.mismatches.length,
-    })
-    await control.transaction().execute(async (trx) => {
-      await quarantine.write(trx, result.quarantined)
-      await checkpoints.save(trx, { migration: migration.name, rangeId, lastKey, counts, batchSize: sizer.size, status: finished ? 'done' : 'running' })
-    })
-    savedDone = finished
-    if (result.quarantined.length > 0) {
-      await audit.append({
-        actor,
-        migration: migration.name,
-        action: 'quarantine',
-        details: { rangeId, count: result.quarantined.length, keys: result.quarantined.slice(0, 100).map((q) => q.key), reasons: countReasons(result.quarantined) },
-      })
+    // Map and write this batch; then verify and checkpoint it while the next batch is read, mapped
+    // and written. Checkpoints stay in order (each waits for the previous one), and a crash between
+    // a write and its checkpoint only means that batch is written again, which changes nothing.
+    const written = await writeBatch(options, rows, mode)
+    await pending
+    if (options.signal?.aborted) {
+      // Written but not checkpointed: a resumed run writes it again, which changes nothing.
+      status = 'aborted'
+      break
     }
-    for (const mismatch of result.mismatches) if (mismatches.length < MAX_REPORTED_MISMATCHES) mismatches.push(mismatch)
-    if (result.mismatches.length > 0) logger.warn('backfilled records differ from the source after retries', { migration: migration.name, keys: result.mismatches.slice(0, 20) })
-    checksum = (checksum + result.checksum) & 0xffff_ffff_ffff_ffffn
-    runRead += rows.length
-    batches++
-
-    const batchMs = performance.now() - batchStarted
-    sizer.observe(batchMs)
-    const after = await throttle.afterBatch(rows.length, batchMs, options.signal).catch((error: unknown) => {
+    const batchKey = rows.at(-1)?.[migration.key.old] as KeyValue
+    lastKey = batchKey
+    pending = settle(rows.length, written, batchKey, finished, waited, batchStarted)
+    pending.catch(() => undefined) // awaited before the next checkpoint or at the end
+    const after = await throttle.afterBatch(rows.length, performance.now() - batchStarted, options.signal).catch((error: unknown) => {
       if (options.signal?.aborted) return []
       throw error
     })
-    const throttled = [...waited, ...after]
-    for (const reason of throttled) throttledMs[reason.source] += reason.waitedMs
-    const elapsedMs = performance.now() - started
-    options.onProgress?.({
-      migration: migration.name,
-      rangeId,
-      counts,
-      runRead,
-      rowsPerSecond: runRead / (elapsedMs / 1_000),
-      elapsedMs,
-      batchSize: sizer.size,
-      lastKey: keyString(lastKey),
-      throttled,
-    })
+    lastThrottled = after
+    for (const reason of after) throttledMs[reason.source] += reason.waitedMs
     if (finished) break
   }
+  await pending
 
   if (status === 'done' && !savedDone) {
     // The last batch was full and the next scan found nothing (or there was nothing to read).
@@ -320,15 +341,15 @@ function clipToRange(rows: readonly Row[], keyField: string, range: KeyRange | u
   return { rows, reachedEnd: false }
 }
 
-interface BatchResult {
+interface WrittenBatch {
   readonly written: number
   readonly skipped: number
   readonly quarantined: readonly QuarantinedRecord[]
-  readonly mismatches: readonly BatchMismatch[]
-  readonly checksum: bigint
+  /** The mapped records that were written (or found present), by key: what verification expects. */
+  readonly expected: ReadonlyMap<string, Row>
 }
 
-async function copyBatch(options: BackfillOptions, rows: readonly Row[], mode: WriteMode): Promise<BatchResult> {
+async function writeBatch(options: BackfillOptions, rows: readonly Row[], mode: WriteMode): Promise<WrittenBatch> {
   const { migration } = options
   const quarantined: QuarantinedRecord[] = []
   const mapped = new Map<string, { source: Row; record: Row }>()
@@ -357,10 +378,7 @@ async function copyBatch(options: BackfillOptions, rows: readonly Row[], mode: W
     mapped.delete(key)
     quarantined.push(quarantineEntry(migration.name, key, source, 'STORE_REJECTED', storeReason(error), []))
   }
-
-  const expected = new Map([...mapped].map(([key, m]) => [key, m.record]))
-  const verification = options.verify === false ? { mismatches: [], checksum: 0n } : await verifyBatch(migration, expected, options.verify ?? {})
-  return { written: write.written, skipped: write.skipped, quarantined, ...verification }
+  return { written: write.written, skipped: write.skipped, quarantined, expected: new Map([...mapped].map(([key, m]) => [key, m.record])) }
 }
 
 function quarantineEntry(migration: string, key: string, payload: Row, reasonCode: string, reason: string, fields: readonly string[]): QuarantinedRecord {

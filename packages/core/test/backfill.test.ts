@@ -120,7 +120,9 @@ describe('backfill', () => {
     })
     expect(first.status).toBe('aborted')
     expect(first.counts.read).toBe(1_000)
-    expect(target.rows.size).toBe(1_000)
+    // The batch after the last checkpoint may be written already; it is written again on resume.
+    expect(target.rows.size).toBeGreaterThanOrEqual(1_000)
+    expect(target.rows.size).toBeLessThanOrEqual(1_500)
 
     await expect(backfill({ migration, control: control.db, configVersion: 'v2' })).rejects.toBeInstanceOf(BackfillConfigChangedError)
 
