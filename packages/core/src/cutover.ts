@@ -278,6 +278,15 @@ export class MigrationRuntime {
     }
   }
 
+  /** The engine's logger, for plugins reporting about this migration. */
+  get logger(): Logger {
+    return this.#cutover.logger
+  }
+
+  get metrics(): Metrics {
+    return this.#cutover.metrics
+  }
+
   /** The phase in force in this process. */
   get phase(): Phase {
     return this.#trippedFrom !== undefined ? 'rollback' : this.configuredPhase

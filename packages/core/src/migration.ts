@@ -13,6 +13,7 @@ export interface MirrorSettings {
   readonly overflow?: 'dead-letter' | 'reject'
   readonly concurrency?: number
   readonly batchSize?: number
+  readonly lingerMs?: number
   readonly retry?: Partial<RetryPolicy>
   readonly recheckDelayMs?: number | false
 }
@@ -85,6 +86,7 @@ const definitionSchema = z.object({
       overflow: z.enum(['dead-letter', 'reject']).optional(),
       concurrency: z.number().int().positive().optional(),
       batchSize: z.number().int().positive().optional(),
+      lingerMs: z.number().nonnegative().optional(),
       retry: z
         .object({ attempts: z.number().int().positive().optional(), baseDelayMs: z.number().nonnegative().optional(), maxDelayMs: z.number().nonnegative().optional() })
         .optional(),

@@ -33,6 +33,7 @@ function setup(overrides: Partial<MirrorQueueOptions> = {}, rows: Row[] = []) {
     metrics,
     retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
     recheckDelayMs: false,
+    lingerMs: 0,
     ...overrides,
   })
   return { source, target, sink, metrics, queue }
@@ -236,6 +237,25 @@ describe('MirrorQueue', () => {
     await queue.drain()
     expect(target.rows.size).toBe(100)
     expect(queue.depth).toBe(0)
+  })
+
+  it('lets a partial batch linger for more keys, so single writes share reads and writes', async () => {
+    const target = new RecordingStore('new', 'id')
+    const rows = Array.from({ length: 50 }, (_, i) => ({ id: i, name: `n${i}` }))
+    const { queue, source } = setup({ target, lingerMs: 20, batchSize: 100 }, rows)
+    for (const row of rows) {
+      queue.enqueue({ key: row.id, op: 'upsert' })
+      await Promise.resolve()
+    }
+    await queue.drain()
+    expect(target.rows.size).toBe(50)
+    expect(target.writes).toHaveLength(1)
+    expect(source.calls).toBe(1)
+    // Without lingering, the first key starts a batch of its own.
+    const eager = setup({ target: new RecordingStore('new', 'id'), lingerMs: 0 }, rows)
+    for (const row of rows) eager.queue.enqueue({ key: row.id, op: 'upsert' })
+    await eager.queue.drain()
+    expect(eager.source.calls).toBeGreaterThan(1)
   })
 
   it('measures the lag from queueing to applied, per key', async () => {
