@@ -54,6 +54,9 @@ export async function createTestDatabase(prefix = 'cutover_test'): Promise<TestD
       for (const closable of tracked.reverse()) {
         await ('destroy' in closable ? closable.destroy() : closable.end()).catch(() => {})
       }
+      // pg-pool's end() resolves before the server has seen every socket close; a forced drop in
+      // that gap terminates those backends and the pool reports 57P01 as an unhandled error.
+      await new Promise((resolve) => setTimeout(resolve, 100))
       const client = new pg.Client({ connectionString: databaseUrl() })
       await client.connect()
       try {
