@@ -136,7 +136,7 @@ export async function benchmark(): Promise<string> {
     const info = await connection.db!.admin().command({ buildInfo: 1 })
     const unmirrored = VARIANTS.reduce((sum, v) => sum + cutover.metrics.counter('write.unmirrored', { migration: `items_${v}`, target: `items_${v}` }), 0)
     if (unmirrored > 0) throw new Error(`benchmark writes were reported as unmirrored (${unmirrored}): the measurement is invalid`)
-    const server = `${info.ferretdb ? 'FerretDB ' : 'MongoDB '}${String(info.ferretdb?.version ?? info.version)}`
+    const server = 'ferretdbVersion' in info ? `FerretDB ${String(info.ferretdbVersion)} (MongoDB ${String(info.version)} wire)` : `MongoDB ${String(info.version)}`
     return report(samples, { compared, mismatches, mirrored, server })
   } finally {
     for (const close of closers) await close().catch(() => {})

@@ -141,7 +141,7 @@ export class MongooseModelStore implements Store, NewStoreReader {
     this.#lookupStrategy ??= db
       .admin()
       .command({ buildInfo: 1 })
-      .then((info) => ('ferretdb' in info ? ('equality' as const) : ('in' as const)))
+      .then((info) => ('ferretdbVersion' in info || 'ferretdb' in info ? ('equality' as const) : ('in' as const)))
       .catch(() => 'in' as const)
     return this.#lookupStrategy
   }

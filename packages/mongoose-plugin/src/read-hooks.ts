@@ -129,7 +129,9 @@ function planRead(query: any, binding: ModelBinding): ReadPlan {
   const op = query.op as ReadOp
   const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown }
   const options = query.getOptions() as { sort?: Row; limit?: number; skip?: number }
-  const projection = (query.projection() ?? undefined) as Row | undefined
+  const fields = query.projection() as Row | undefined
+  // Mongoose keeps `{}` for "no projection": only a non-empty one makes the documents partial.
+  const projection = fields && Object.keys(fields).length > 0 ? fields : undefined
   const filter = query.cast(query.model, { ...query.getFilter() }) as Row
   const mapping = fieldMapping(binding)
   const sort = options.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined
