@@ -135,3 +135,21 @@ storeContract(
   },
   async () => mongo?.drop(),
 )
+
+describe('KyselyTableStore: large writes', () => {
+  let db: TestDatabase
+  beforeAll(async () => {
+    db = await createTestDatabase('cutover_large_upsert')
+    await sql`create table wide (id integer primary key, a text, b text, c text, d integer)`.execute(db.db)
+  })
+  afterAll(async () => db?.drop())
+
+  it('writes more rows than one statement can bind parameters for (5 columns × 20,000 rows)', async () => {
+    const store = new KyselyTableStore(db.db, 'wide', 'id')
+    const rows = Array.from({ length: 20_000 }, (_, i) => ({ id: i, a: `a${i}`, b: `b${i}`, c: `c${i}`, d: i }))
+    expect(await store.upsert(rows, { kind: 'insert-if-absent' })).toEqual({ written: 20_000, skipped: 0 })
+    expect(await store.upsert(rows, { kind: 'insert-if-absent' })).toEqual({ written: 0, skipped: 20_000 })
+    const { rows: [count] } = await sql<{ n: string }>`select count(*) as n from wide`.execute(db.db)
+    expect(Number(count!.n)).toBe(20_000)
+  })
+})

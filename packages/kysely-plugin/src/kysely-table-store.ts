@@ -37,6 +37,9 @@ export interface KyselyTableStoreOptions<R extends Row = Row> {
   readonly name?: string
 }
 
+/** PostgreSQL's limit on bound parameters in one statement. */
+const MAX_PARAMETERS = 65_535
+
 export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   readonly name: string
   readonly keyField: string
@@ -100,24 +103,31 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
     const values = rows.map((row) => Object.fromEntries(columns.map((column) => [column, toParameterValue(row[column])])))
     const updated = columns.filter((column) => column !== this.keyField)
-    const returned = await this.#run('upsert', () =>
-      this.#db
-        .insertInto(this.table)
-        .values(values)
-        .onConflict((oc) => {
-          const target = oc.column(this.keyField)
-          if (mode.kind === 'insert-if-absent') return target.doNothing()
-          const set = Object.fromEntries(
-            (updated.length > 0 ? updated : [this.keyField]).map((column) => [column, sql.ref(`excluded.${column}`)]),
-          )
-          const update = target.doUpdateSet(set)
-          if (mode.kind === 'overwrite') return update
-          return update.where(sql.ref(`${this.#bareTable}.${mode.field}`), '<', sql.ref(`excluded.${mode.field}`))
-        })
-        .returning(sql.ref(this.keyField).as(this.keyField))
-        .execute(),
-    )
-    const written = returned.length
+    // PostgreSQL binds at most 65,535 parameters per statement: larger writes go in several
+    // statements (each still in key order; state-based writes make a partial write safe to retry).
+    const rowsPerStatement = Math.max(1, Math.floor(MAX_PARAMETERS / Math.max(1, columns.length)))
+    let written = 0
+    for (let start = 0; start < values.length; start += rowsPerStatement) {
+      const chunk = values.slice(start, start + rowsPerStatement)
+      const returned = await this.#run('upsert', () =>
+        this.#db
+          .insertInto(this.table)
+          .values(chunk)
+          .onConflict((oc) => {
+            const target = oc.column(this.keyField)
+            if (mode.kind === 'insert-if-absent') return target.doNothing()
+            const set = Object.fromEntries(
+              (updated.length > 0 ? updated : [this.keyField]).map((column) => [column, sql.ref(`excluded.${column}`)]),
+            )
+            const update = target.doUpdateSet(set)
+            if (mode.kind === 'overwrite') return update
+            return update.where(sql.ref(`${this.#bareTable}.${mode.field}`), '<', sql.ref(`excluded.${mode.field}`))
+          })
+          .returning(sql.ref(this.keyField).as(this.keyField))
+          .execute(),
+      )
+      written += returned.length
+    }
     return { written, skipped: rows.length - written + (records.length - rows.length) }
   }
 
