@@ -4,7 +4,20 @@
  * legacy_full_name)` while an application keeps using its Kysely, through shadow → compare →
  * ramp → cutover. Creates two databases and drops them at the end.
  */
-import { copy, copyForward, createCutover, defineMigration, fieldMapper, rampReadSide, rename, silentLogger, split, withCutoverContext } from '@cutover/core'
+import {
+  backfill,
+  copy,
+  copyForward,
+  createCutover,
+  defineMigration,
+  fieldMapper,
+  rampReadSide,
+  rename,
+  silentLogger,
+  split,
+  verifyExhaustive,
+  withCutoverContext,
+} from '@cutover/core'
 import { KyselyTableStore, withCutover } from '@cutover/kysely-plugin'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -50,13 +63,8 @@ try {
 
   await cutover.setPhase('users', 'shadow', { actor: 'demo' })
   say('\n[shadow] every committed write through the app is mirrored to the new table.')
-  for (let after: number | undefined; ; ) {
-    // A minimal backfill for the demo: insert what is absent, never overwrite mirrored rows.
-    const page = await users.old.scan({ limit: 250, ...(after === undefined ? {} : { after }) })
-    if (page.length === 0) break
-    await users.new.upsert(page.map((row) => users.mapper.forward(row)), { kind: 'insert-if-absent' })
-    after = page.at(-1)?.user_id as number
-  }
+  // History: keyset batches, insert-if-absent (never over a mirrored row), checkpointed, verified per batch.
+  const filled = await backfill({ migration: users, control: oldDb, actor: 'demo' })
   for (let id = 1; id <= 100; id++) await app.updateTable('users').set({ full_name: `Renamed ${id} Person` }).where('user_id', '=', id).execute()
   await app.transaction().execute(async (trx) => {
     await trx.insertInto('users').values({ user_id: 1001, full_name: 'Ada Lovelace', email: 'ada@example.com' }).execute()
@@ -64,8 +72,11 @@ try {
   })
   await settle()
   const ada = await newDb.selectFrom('users').selectAll().where('id', '=', 1001).executeTakeFirst()
-  say(`  backfilled 1,000 rows; mirrored ${count('mirror.applied', { direction: 'old-to-new' })} committed writes (100 updates, 1 insert, 1 delete).`)
+  say(`  backfilled ${filled.counts.written} rows in ${filled.batches} verified batch(es); mirrored ${count('mirror.applied', { direction: 'old-to-new' })} committed writes (100 updates, 1 insert, 1 delete).`)
   say(`  new row 1001: first_name=${ada?.first_name}, last_name=${ada?.last_name}, legacy_full_name=${ada?.legacy_full_name}`)
+
+  const verified = await verifyExhaustive({ migration: users })
+  say(`  exhaustive verification: ${verified.consistent ? 'consistent' : 'INCONSISTENT'} (${verified.counts.oldRecords} old, ${verified.counts.newRecords} new records)`)
 
   await cutover.setPhase('users', 'compare', { actor: 'demo', compareSample: 1 })
   say('\n[compare] reads are served from old; each is also run on new, off the request path, and compared.')
