@@ -3,20 +3,15 @@ import type { ComparisonRules } from './compare.js'
 import { ConfigError } from './errors.js'
 import type { GuardThresholds } from './guard.js'
 import type { Mapper } from './mapper.js'
-import type { RetryPolicy } from './mirror-queue.js'
+import type { MirrorQueueOptions } from './mirror-queue.js'
 import type { TenantOverrides } from './routing.js'
 import type { Row, Store } from './store.js'
 
-/** Mirror tuning for one migration (see `MirrorQueueOptions`). */
-export interface MirrorSettings {
-  readonly capacity?: number
-  readonly overflow?: 'dead-letter' | 'reject'
-  readonly concurrency?: number
-  readonly batchSize?: number
-  readonly lingerMs?: number
-  readonly retry?: Partial<RetryPolicy>
-  readonly recheckDelayMs?: number | false
-}
+/** Mirror tuning for one migration (see `MirrorQueueOptions` for each setting and its default). */
+export type MirrorSettings = Pick<
+  MirrorQueueOptions,
+  'capacity' | 'overflow' | 'concurrency' | 'batchSize' | 'lingerMs' | 'retry' | 'recheckDelayMs'
+>
 
 /**
  * What happens to a write that reaches the side that is no longer authoritative (the old store in
