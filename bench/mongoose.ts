@@ -187,8 +187,11 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     'Where the overhead comes from: a write by `_id` (or an insert) costs no extra round trip: its key is taken from the document or',
     'the filter and handed to the mirror queue, which then reads the document from MongoDB and upserts it into PostgreSQL in',
     'batches, in the background of the same process. (Writes with other filters pay one `_id` read before the write.) A compared',
-    'read fetches the same keys from PostgreSQL after the caller has its document. FerretDB on SQLite serializes its work, so the',
-    "mirror's and the comparison's MongoDB reads queue behind the application's operations; with MongoDB they run in parallel.",
+    'read snapshots the document on the request path, then fetches the same key from PostgreSQL and compares after the caller has',
+    "its document. FerretDB v1 on SQLite serializes its work and scans the collection for every `_id` lookup, so the mirror's",
+    "read-back of each written document queues behind the application's next operation (hence the creates, whose collections grow);",
+    'on MongoDB those reads are index lookups served in parallel. On this two-core machine the background work also shares the CPU',
+    'with FerretDB and PostgreSQL.',
   )
   return lines.join('\n')
 }
