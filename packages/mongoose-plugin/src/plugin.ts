@@ -44,7 +44,7 @@ export type CutoverPluginOptions =
       readonly models: Readonly<Record<string, string | ModelMigration>>
     }
   | {
-      /** One migration's runtime, without the engine (its logger is then `logger`). */
+      /** One migration's runtime, without the engine (logging and metrics go to the runtime's engine unless given here). */
       readonly runtime: Lazy<MigrationRuntime>
       readonly reader?: NewStoreReader
       readonly logger?: Logger
@@ -159,7 +159,12 @@ function logOf(options: CutoverPluginOptions): Logger {
       return silentLogger
     }
   }
-  return options.logger ?? silentLogger
+  if (options.logger) return options.logger
+  try {
+    return unlazy(options.runtime).logger
+  } catch {
+    return silentLogger
+  }
 }
 
 function unlazy<T>(value: Lazy<T>): T {
@@ -176,9 +181,11 @@ function resolver(options: CutoverPluginOptions): (modelName: string) => Resolve
   }
   if ('runtime' in options) {
     const reader = options.reader
-    const logger = options.logger ?? silentLogger
-    const metrics = options.metrics
-    return () => ({ runtime: unlazy(options.runtime), logger, ...(metrics ? { metrics } : {}), ...(reader ? { reader } : {}) })
+    return () => {
+      const runtime = unlazy(options.runtime)
+      // The runtime carries its engine's logger and metrics; explicit options win.
+      return { runtime, logger: options.logger ?? runtime.logger, metrics: options.metrics ?? runtime.metrics, ...(reader ? { reader } : {}) }
+    }
   }
   const byModel =
     'models' in options
