@@ -415,20 +415,27 @@ export class MigrationRuntime {
       if (!result.equal) different.push({ key: id, differences: [...result.differences] })
     }
     const equal = missingInNew.length === 0 && missingInOld.length === 0 && different.length === 0
-    const labels = { migration: this.name }
-    this.#cutover.metrics.increment(equal ? 'compare.equal' : 'compare.mismatch', labels)
-    if (!equal) {
-      this.#cutover.logger.warn('read mismatch between old and new store', {
-        migration: this.name,
-        query: detail.query,
-        missingInNew,
-        missingInOld,
-        different: different.map((d) => ({ key: d.key, fields: d.differences })),
-      })
-    }
+    this.#recordComparison(equal, () => ({
+      query: detail.query,
+      missingInNew,
+      missingInOld,
+      different: different.map((d) => ({ key: d.key, fields: d.differences })),
+    }))
+    return { equal, missingInNew, missingInOld, different }
+  }
+
+  /** Compares a count (e.g. `countDocuments`) from both stores; counted and guarded like `compareRead`. */
+  compareCount(oldCount: number, newCount: number, detail: { query?: string } = {}): boolean {
+    const equal = oldCount === newCount
+    this.#recordComparison(equal, () => ({ query: detail.query, oldCount, newCount }))
+    return equal
+  }
+
+  #recordComparison(equal: boolean, mismatch: () => Record<string, unknown>): void {
+    this.#cutover.metrics.increment(equal ? 'compare.equal' : 'compare.mismatch', { migration: this.name })
+    if (!equal) this.#cutover.logger.warn('read mismatch between old and new store', { migration: this.name, ...mismatch() })
     this.#guard?.record({ kind: 'comparison', equal })
     this.#checkGuard()
-    return { equal, missingInNew, missingInOld, different }
   }
 
   #checkGuard(): void {

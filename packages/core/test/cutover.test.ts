@@ -207,6 +207,14 @@ describe('Cutover runtime (control tables in PostgreSQL)', () => {
     expect(cutover.metrics.counter('compare.mismatch', { migration: 'users' })).toBe(1)
   })
 
+  it('compares counts, counting mismatches like row comparisons', () => {
+    const runtime = cutover.migration('users')
+    expect(runtime.compareCount(10, 10)).toBe(true)
+    expect(runtime.compareCount(10, 9, { query: 'countDocuments({})' })).toBe(false)
+    expect(cutover.metrics.counter('compare.equal', { migration: 'users' })).toBe(1)
+    expect(cutover.metrics.counter('compare.mismatch', { migration: 'users' })).toBe(1)
+  })
+
   it('rolls back by itself when the new store fails too often, and records it for the fleet', async () => {
     await cutover.setPhase('users', 'compare', { actor: 't' })
     await cutover.setPhase('users', 'ramp', { actor: 't', readPercent: 50 })

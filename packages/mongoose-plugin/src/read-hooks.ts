@@ -234,9 +234,8 @@ async function compareInBackground(state: ReadState, plan: ReadPlan, result: unk
       binding.metrics?.increment('compare.skipped', labels)
       return
     }
-    const equal = other === result
-    binding.metrics?.increment(equal ? 'compare.equal' : 'compare.mismatch', labels)
-    if (!equal) binding.logger.warn('count mismatch between old and new store', { migration: runtime.name, query, served: state.served, result, other })
+    const served = result as number
+    runtime.compareCount(state.served === 'old' ? served : other, state.served === 'old' ? other : served, { query })
     return
   }
 
