@@ -1,26 +1,59 @@
 /**
- * Starts the FerretDB binary the test setup builds (.cache/ferretdb/ferretdb-v1.24.2, see
- * global-setup.ts) on a free loopback port with a throw-away SQLite directory, for programs that
- * run outside vitest (the benchmarks). Use MONGODB_URL instead when a MongoDB-wire server exists.
+ * FerretDB v1.24.2 (a MongoDB wire-protocol server, Apache-2.0) for the tests and benchmarks:
+ * built once with Go from the Go module proxy into .cache/ferretdb, then started on a free
+ * loopback port with a throw-away SQLite directory. Use MONGODB_URL instead when a
+ * MongoDB-wire server exists.
+ *
+ * Why a small main module (test/ferretdb/main.go) and not `go install
+ * github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2`: that binary panics at start-up because the
+ * module zip lacks build/version/version.txt, and `go install pkg@version` also asks the proxy for
+ * the module's deprecation list, which may be refused. The embedded `ferretdb` package is the same
+ * server code from the same module version.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const FERRETDB_BINARY = fileURLToPath(new URL('../../.cache/ferretdb/ferretdb-v1.24.2', import.meta.url))
+const FERRETDB_SOURCE = fileURLToPath(new URL('../ferretdb/', import.meta.url))
 
 export interface RunningFerretDb {
   readonly url: string
   stop(): Promise<void>
 }
 
-export async function startFerretDb(): Promise<RunningFerretDb> {
-  if (!existsSync(FERRETDB_BINARY)) {
-    throw new Error(`FerretDB is not built at ${FERRETDB_BINARY}: run the tests once (pnpm test) to build it, or set MONGODB_URL`)
+/** Builds the FerretDB binary unless it is there already. Throws saying how to proceed without Go. */
+export function buildFerretDb(log: (line: string) => void = () => {}): void {
+  if (existsSync(FERRETDB_BINARY)) return
+  const go = ['go', '/usr/local/go/bin/go'].find((candidate) => spawnSync(candidate, ['version']).status === 0)
+  if (!go) {
+    throw new Error(
+      'No MONGODB_URL is set and Go was not found (looked for `go` on PATH and /usr/local/go/bin/go).\n' +
+        'Install Go 1.24+ so the tests can build FerretDB v1.24.2 from the Go module proxy,\n' +
+        'or set MONGODB_URL to a MongoDB-compatible server (e.g. mongodb://127.0.0.1:27017).',
+    )
   }
+  mkdirSync(dirname(FERRETDB_BINARY), { recursive: true })
+  const started = Date.now()
+  const build = spawnSync(go, ['build', '-o', FERRETDB_BINARY, '.'], {
+    cwd: FERRETDB_SOURCE,
+    encoding: 'utf8',
+    env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
+    timeout: 15 * 60_000,
+  })
+  if (build.status !== 0) {
+    rmSync(FERRETDB_BINARY, { force: true })
+    throw new Error(`Building FerretDB failed (go build in test/ferretdb):\n${build.stderr}${build.stdout}`)
+  }
+  log(`built FerretDB v1.24.2 in ${Math.round((Date.now() - started) / 1000)}s`)
+}
+
+/** Builds FerretDB if needed and starts it; `stop()` ends it and removes its data. */
+export async function startFerretDb(log?: (line: string) => void): Promise<RunningFerretDb> {
+  buildFerretDb(log)
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'cutover-ferretdb-'))
   const child: ChildProcess = spawn(FERRETDB_BINARY, ['-listen', `127.0.0.1:${port}`, '-sqlite-dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] })
