@@ -237,7 +237,8 @@ async function mongoBenchmark(newDb: Kysely<any>, documents: number): Promise<{ 
     await connection.asPromise()
     const info = await connection.db!.admin().command({ buildInfo: 1 })
     // FerretDB answers buildInfo as MongoDB 7.0 and adds ferretdbVersion.
-    const server = info.ferretdbVersion !== undefined ? `FerretDB (${String(info.ferretdbVersion)}, wire version ${String(info.version)})` : `MongoDB ${String(info.version)}`
+    const ferretVersion = String(info.ferretdbVersion) === 'unknown' ? 'v1.24.2' : String(info.ferretdbVersion)
+    const server = info.ferretdbVersion !== undefined ? `FerretDB ${ferretVersion} (wire version ${String(info.version)})` : `MongoDB ${String(info.version)}`
     const collection = connection.collection('patients')
     for (let i = 0; i < documents; i += 5_000) {
       await collection.insertMany(

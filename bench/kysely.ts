@@ -14,6 +14,7 @@ import { KyselyTableStore, withCutover } from '@cutover/kysely-plugin'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { z } from 'zod'
+import { latencyRows } from './latency-table.js'
 
 const OPS = 10_000
 const BLOCK = 1_000
@@ -133,13 +134,7 @@ export async function benchmark(): Promise<string> {
   }
 }
 
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
-}
-
 function report(samples: ReadonlyMap<string, number[]>, info: { compared: number; mismatches: number; server: string }): string {
-  const us = (ms: number) => `${Math.round(ms * 1000)} µs`
   const lines = [
     '## Kysely plugin',
     '',
@@ -147,23 +142,10 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     `(old and new database on the same server), the users example mapper (rename, split, copy). Variants alternate in blocks of ${BLOCK.toLocaleString('en')};`,
     'the mirror is drained between blocks, untimed. Reproduce: `pnpm bench kysely`.',
     '',
-    '| op | variant | median | p99 | median ratio | p99 ratio |',
-    '|---|---|---:|---:|---:|---:|',
   ]
-  const ratios = new Map<string, number>()
-  for (const op of ['insert', 'update', 'select'] as const) {
-    const base = samples.get(`plain:${op}`) ?? []
-    const baseMedian = quantile(base, 0.5)
-    const baseP99 = quantile(base, 0.99)
-    for (const variant of VARIANTS) {
-      const values = samples.get(`${variant}:${op}`) ?? []
-      const median = quantile(values, 0.5)
-      const p99 = quantile(values, 0.99)
-      ratios.set(`${variant}:${op}`, median / baseMedian)
-      const label = variant === 'plain' ? 'plain Kysely' : variant === 'shadow-wrapper-only' ? 'Cutover `shadow`, mirror stubbed (diagnostic)' : `Cutover \`${variant}\``
-      lines.push(`| ${op} | ${label} | ${us(median)} | ${us(p99)} | ${(median / baseMedian).toFixed(3)} | ${(p99 / baseP99).toFixed(3)} |`)
-    }
-  }
+  const table = latencyRows(samples, ['insert', 'update', 'select'], VARIANTS, (variant) => (variant === 'plain' ? 'plain Kysely' : variant === 'shadow-wrapper-only' ? 'Cutover `shadow`, mirror stubbed (diagnostic)' : `Cutover \`${variant}\``))
+  lines.push(...table.rows)
+  const ratios = table.ratios
   const writeRatio = Math.max(ratios.get('shadow:insert') ?? Infinity, ratios.get('shadow:update') ?? Infinity)
   const readRatio = ratios.get('compare:select') ?? Infinity
   lines.push(
@@ -174,9 +156,10 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     `The wrapper's own request-path cost for writes in \`shadow\` (mirror stubbed): ${Math.max(ratios.get('shadow-wrapper-only:insert') ?? Infinity, ratios.get('shadow-wrapper-only:update') ?? Infinity).toFixed(3)}.`,
     '',
     'Where the overhead comes from: a mirrored write is recompiled with `RETURNING key` (same round trip) and its key handed to the',
-    "core's mirror queue, which then reads the row from the old database and upserts it into the new one. At this sequential load the",
-    'queue starts a batch as soon as a key arrives, so nearly every write costs two more statements on a machine whose two cores',
-    'PostgreSQL shares: that background work, not the wrapper, is what the `shadow` write ratio shows (compare the diagnostic row).',
+    "core's mirror queue, which lingers 10 ms to gather keys, then reads them from the old database and upserts them into the new one",
+    'in one statement each. Compare the `shadow` rows with the diagnostic rows (mirror stubbed): what remains is mostly the',
+    "wrapper's own request-path work (planning and recompiling the write, stripping the key column), on a machine whose two cores",
+    'PostgreSQL shares.',
     'Compared reads that are key lookups are checked in batches (one keyed read of each store per 10 ms), so a sample of 1.0 costs',
     'the comparison CPU work plus a fraction of a query per read.',
   )

@@ -22,6 +22,7 @@ import mongoose, { Schema } from 'mongoose'
 import pg from 'pg'
 import { z } from 'zod'
 import { startFerretDb } from '../test/setup/ferretdb.js'
+import { latencyRows } from './latency-table.js'
 const OPS = 5_000
 const BLOCK = 500
 const SEEDED = 500
@@ -136,7 +137,9 @@ export async function benchmark(): Promise<string> {
     const info = await connection.db!.admin().command({ buildInfo: 1 })
     const unmirrored = VARIANTS.reduce((sum, v) => sum + cutover.metrics.counter('write.unmirrored', { migration: `items_${v}`, target: `items_${v}` }), 0)
     if (unmirrored > 0) throw new Error(`benchmark writes were reported as unmirrored (${unmirrored}): the measurement is invalid`)
-    const server = 'ferretdbVersion' in info ? `FerretDB ${String(info.ferretdbVersion)} (MongoDB ${String(info.version)} wire)` : `MongoDB ${String(info.version)}`
+    // The test setup's FerretDB build embeds the server as a library, so it reports no version of its own.
+    const ferretVersion = String(info.ferretdbVersion) === 'unknown' ? 'v1.24.2' : String(info.ferretdbVersion)
+    const server = 'ferretdbVersion' in info ? `FerretDB ${ferretVersion} (MongoDB ${String(info.version)} wire)` : `MongoDB ${String(info.version)}`
     return report(samples, { compared, mismatches, mirrored, server })
   } finally {
     for (const close of closers) await close().catch(() => {})
@@ -147,13 +150,7 @@ export async function benchmark(): Promise<string> {
   }
 }
 
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
-}
-
 function report(samples: ReadonlyMap<string, number[]>, info: { compared: number; mismatches: number; mirrored: number; server: string }): string {
-  const us = (ms: number) => `${Math.round(ms * 1000)} µs`
   const lines = [
     '## Mongoose plugin',
     '',
@@ -161,22 +158,10 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     `${info.server}, mirroring into PostgreSQL (KyselyTableStore; rename + copy field map). Each variant has its own collection of the same`,
     `size; variants alternate in blocks of ${BLOCK.toLocaleString('en')}, the mirror is drained between blocks, untimed. Reproduce: \`pnpm bench mongoose\`.`,
     '',
-    '| op | variant | median | p99 | median ratio | p99 ratio |',
-    '|---|---|---:|---:|---:|---:|',
   ]
-  const ratios = new Map<string, number>()
-  for (const op of OP_ORDER) {
-    const base = samples.get(`plain:${op}`) ?? []
-    const baseMedian = quantile(base, 0.5)
-    const baseP99 = quantile(base, 0.99)
-    for (const variant of VARIANTS) {
-      const values = samples.get(`${variant}:${op}`) ?? []
-      const median = quantile(values, 0.5)
-      const p99 = quantile(values, 0.99)
-      ratios.set(`${variant}:${op}`, median / baseMedian)
-      lines.push(`| ${op} | ${variant === 'plain' ? 'plain Mongoose' : `Cutover \`${variant}\``} | ${us(median)} | ${us(p99)} | ${(median / baseMedian).toFixed(3)} | ${(p99 / baseP99).toFixed(3)} |`)
-    }
-  }
+  const table = latencyRows(samples, OP_ORDER, VARIANTS, (variant) => (variant === 'plain' ? 'plain Mongoose' : `Cutover \`${variant}\``))
+  lines.push(...table.rows)
+  const ratios = table.ratios
   const writeRatio = Math.max(ratios.get('shadow:create') ?? Infinity, ratios.get('shadow:updateOne') ?? Infinity)
   const readRatio = ratios.get('compare:findById') ?? Infinity
   lines.push(

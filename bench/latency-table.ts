@@ -1,0 +1,35 @@
+/** Shared by the plugin benchmarks: per-op latency quantiles and their ratios to the plain baseline. */
+
+export function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
+}
+
+/**
+ * Markdown rows `| op | variant | median | p99 | median ratio | p99 ratio |` for samples keyed
+ * `variant:op` (milliseconds), each variant against `plain` of the same op; returns the rows and
+ * the median ratios by `variant:op`.
+ */
+export function latencyRows(
+  samples: ReadonlyMap<string, readonly number[]>,
+  ops: readonly string[],
+  variants: readonly string[],
+  label: (variant: string) => string,
+): { rows: string[]; ratios: Map<string, number> } {
+  const us = (ms: number) => `${Math.round(ms * 1000)} µs`
+  const rows = ['| op | variant | median | p99 | median ratio | p99 ratio |', '|---|---|---:|---:|---:|---:|']
+  const ratios = new Map<string, number>()
+  for (const op of ops) {
+    const base = samples.get(`plain:${op}`) ?? []
+    const baseMedian = quantile(base, 0.5)
+    const baseP99 = quantile(base, 0.99)
+    for (const variant of variants) {
+      const values = samples.get(`${variant}:${op}`) ?? []
+      const median = quantile(values, 0.5)
+      const p99 = quantile(values, 0.99)
+      ratios.set(`${variant}:${op}`, median / baseMedian)
+      rows.push(`| ${op} | ${label(variant)} | ${us(median)} | ${us(p99)} | ${(median / baseMedian).toFixed(3)} | ${(p99 / baseP99).toFixed(3)} |`)
+    }
+  }
+  return { rows, ratios }
+}
