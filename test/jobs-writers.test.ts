@@ -111,7 +111,11 @@ describe('writers during backfill and verification', () => {
     expect(overwritten).toEqual([])
     const racedNow = await migration.new.get([...raced])
     const racedOld = await migration.old.get([...raced])
-    const stale = [...raced].filter((key) => racedOld.has(key) && (racedNow.get(key)?.version as number) < (racedOld.get(key)?.version as number))
+    // A raced key a writer changed again later may have lost that change on purpose (the simulated
+    // crash window): reconciliation below repairs those; here only the backfill is on trial.
+    const stale = [...raced].filter(
+      (key) => !lost.has(key) && racedOld.has(key) && (racedNow.get(key)?.version as number) < (racedOld.get(key)?.version as number),
+    )
     expect(stale).toEqual([])
 
     // Reconcile what the verification saw, then whatever the writers changed after it.
