@@ -37,6 +37,7 @@ import type { KeyCodec } from './keys.js'
 import type { NewStoreReader } from './read-hooks.js'
 import { afterCommit } from './transaction-buffer.js'
 import { runAs } from './write-origin.js'
+import { COLLECTION_WRITE_METHODS } from './write-methods.js'
 
 /** A migrated model as the plugin drives it. */
 export interface ModelBinding {
@@ -65,19 +66,6 @@ const OBSERVED = Symbol('cutover.observedCollection')
 
 type DriverCollection = Record<string | symbol, any>
 
-const WRITE_METHODS = new Set([
-  'insertOne',
-  'insertMany',
-  'updateOne',
-  'updateMany',
-  'replaceOne',
-  'deleteOne',
-  'deleteMany',
-  'findOneAndUpdate',
-  'findOneAndReplace',
-  'findOneAndDelete',
-  'bulkWrite',
-])
 
 export function isObserved(collection: unknown): boolean {
   return typeof collection === 'object' && collection !== null && (collection as DriverCollection)[OBSERVED] === true
@@ -95,7 +83,7 @@ export function observeCollection<C extends object>(collection: C, binding: () =
     get(target, property) {
       if (property === OBSERVED) return true
       const value = Reflect.get(target, property, target)
-      if (typeof property !== 'string' || !WRITE_METHODS.has(property) || typeof value !== 'function') return value
+      if (typeof property !== 'string' || !COLLECTION_WRITE_METHODS.has(property) || typeof value !== 'function') return value
       let wrapper = wrappers.get(property)
       if (!wrapper) {
         wrapper = (...args: unknown[]) => {

@@ -14,6 +14,7 @@ import { keyCodecFor } from './keys.js'
 import { type ModelBinding, observeCollection } from './observed-collection.js'
 import { type NewStoreReader, installReadHooks } from './read-hooks.js'
 import { watchUnmirroredWrites } from './unmirrored-writes.js'
+import { QUERY_WRITE_METHODS } from './write-methods.js'
 
 /** Which migration a model belongs to, and how its reads may be served by the new store. */
 export interface ModelMigration {
@@ -51,16 +52,6 @@ export type CutoverPluginOptions =
       readonly metrics?: Metrics
     }
 
-const WRITE_QUERIES = [
-  'updateOne',
-  'updateMany',
-  'replaceOne',
-  'deleteOne',
-  'deleteMany',
-  'findOneAndUpdate',
-  'findOneAndReplace',
-  'findOneAndDelete',
-] as const
 
 /** The Cutover schema plugin. */
 export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): void {
@@ -130,7 +121,7 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
   // `Model.updateOne`, `updateMany` and `replaceOne` build their query on the public
   // `Model.collection`: hand those queries the model's observed collection (one per model).
   const observedPublic = new WeakMap<Model<any>, object>()
-  schema.pre([...WRITE_QUERIES], { document: false, query: true }, function observeQueryCollection(this: any) {
+  schema.pre([...QUERY_WRITE_METHODS], { document: false, query: true }, function observeQueryCollection(this: any) {
     const model = this.model as Model<any>
     if (this.mongooseCollection === model.collection) {
       let observed = observedPublic.get(model)

@@ -18,6 +18,7 @@
 import type { Logger, MigrationRuntime } from '@cutover/core'
 import type { Connection } from 'mongoose'
 import { currentWriteOrigin } from './write-origin.js'
+import { COLLECTION_WRITE_METHODS } from './write-methods.js'
 
 interface Watch {
   readonly collections: Map<string, MigrationRuntime>
@@ -27,19 +28,6 @@ interface Watch {
 const watches = new WeakMap<Connection, Watch>()
 
 const WRITE_COMMANDS = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify'])
-const WRITE_OPERATIONS = new Set([
-  'insertOne',
-  'insertMany',
-  'updateOne',
-  'updateMany',
-  'replaceOne',
-  'deleteOne',
-  'deleteMany',
-  'findOneAndUpdate',
-  'findOneAndReplace',
-  'findOneAndDelete',
-  'bulkWrite',
-])
 
 /** Starts reporting writes to `collection` on `connection` that bypass the plugin. Idempotent. */
 export function watchUnmirroredWrites(connection: Connection, collection: string, runtime: MigrationRuntime, logger: Logger): void {
@@ -70,7 +58,7 @@ function attachTo(connection: Connection, watch: Watch, logger: Logger): void {
     database: connection.name,
   })
   connection.on('operation-start', (event: { collectionName?: string; method?: string }) => {
-    if (!event.method || !WRITE_OPERATIONS.has(event.method) || !event.collectionName || currentWriteOrigin()) return
+    if (!event.method || !COLLECTION_WRITE_METHODS.has(event.method) || !event.collectionName || currentWriteOrigin()) return
     const runtime = watch.collections.get(event.collectionName)
     if (runtime) report(runtime, event.collectionName, `${event.method} on ${connection.name}.${event.collectionName} bypassed the Cutover plugin`)
   })
