@@ -140,7 +140,7 @@ describe('KyselyTableStore: large writes', () => {
   let db: TestDatabase
   beforeAll(async () => {
     db = await createTestDatabase('cutover_large_upsert')
-    await sql`create table wide (id integer primary key, a text, b text, c text, d integer)`.execute(db.db)
+    await sql`create table wide (id integer primary key, a text, b text, c text, d integer check (d >= 0))`.execute(db.db)
   })
   afterAll(async () => db?.drop())
 
@@ -151,5 +151,15 @@ describe('KyselyTableStore: large writes', () => {
     expect(await store.upsert(rows, { kind: 'insert-if-absent' })).toEqual({ written: 0, skipped: 20_000 })
     const { rows: [count] } = await sql<{ n: string }>`select count(*) as n from wide`.execute(db.db)
     expect(Number(count!.n)).toBe(20_000)
+  })
+
+  it('keeps a write split over several statements all-or-nothing', async () => {
+    const store = new KyselyTableStore(db.db, 'wide', 'id')
+    await sql`truncate wide`.execute(db.db)
+    // The last row breaks the check constraint; it lands in the last of several statements.
+    const rows = Array.from({ length: 20_000 }, (_, i) => ({ id: i, a: 'a', b: 'b', c: 'c', d: i === 19_999 ? -1 : i }))
+    await expect(store.upsert(rows, { kind: 'overwrite' })).rejects.toThrow(/wide_d_check/)
+    const { rows: [count] } = await sql<{ n: string }>`select count(*) as n from wide`.execute(db.db)
+    expect(Number(count!.n)).toBe(0)
   })
 })

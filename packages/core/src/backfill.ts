@@ -97,11 +97,6 @@ export interface BackfillSummary {
 
 const MAX_REPORTED_MISMATCHES = 1_000
 const WRITE_ATTEMPTS = 3
-/**
- * Values per write: PostgreSQL binds at most 65,535 parameters per statement, and a store writing
- * one multi-row insert binds one per value; batches grow past that (10,000 rows × 8 columns).
- */
-const MAX_VALUES_PER_WRITE = 50_000
 
 /**
  * Copies the old store's history into the new store (DESIGN property 4).
@@ -363,15 +358,8 @@ async function writeBatch(options: BackfillOptions, rows: readonly Row[], mode: 
     }
   }
 
-  const records = [...mapped.values()].map((m) => m.record)
-  const perWrite = Math.max(1, Math.floor(MAX_VALUES_PER_WRITE / Math.max(1, Object.keys(records[0] ?? {}).length)))
-  const write = { written: 0, skipped: 0, refused: [] as { record: Row; error: unknown }[] }
-  for (let i = 0; i < records.length; i += perWrite) {
-    const part = await writeIsolating(migration, records.slice(i, i + perWrite), mode)
-    write.written += part.written
-    write.skipped += part.skipped
-    write.refused.push(...part.refused)
-  }
+  // Stores split writes that are too large for one statement themselves (KyselyTableStore does).
+  const write = await writeIsolating(migration, [...mapped.values()].map((m) => m.record), mode)
   for (const { record, error } of write.refused) {
     const key = keyString(record[migration.key.new] as KeyValue)
     const source = mapped.get(key)?.source ?? record

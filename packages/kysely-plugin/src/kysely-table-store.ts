@@ -104,13 +104,14 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     const values = rows.map((row) => Object.fromEntries(columns.map((column) => [column, toParameterValue(row[column])])))
     const updated = columns.filter((column) => column !== this.keyField)
     // PostgreSQL binds at most 65,535 parameters per statement: larger writes go in several
-    // statements (each still in key order; state-based writes make a partial write safe to retry).
+    // statements, in one transaction so the write stays all-or-nothing like a single statement.
     const rowsPerStatement = Math.max(1, Math.floor(MAX_PARAMETERS / Math.max(1, columns.length)))
-    let written = 0
-    for (let start = 0; start < values.length; start += rowsPerStatement) {
-      const chunk = values.slice(start, start + rowsPerStatement)
-      const returned = await this.#run('upsert', () =>
-        this.#db
+    const chunks: Row[][] = []
+    for (let start = 0; start < values.length; start += rowsPerStatement) chunks.push(values.slice(start, start + rowsPerStatement))
+    const upsertChunks = async (db: Kysely<any>) => {
+      let count = 0
+      for (const chunk of chunks) {
+        const returned = await db
           .insertInto(this.table)
           .values(chunk)
           .onConflict((oc) => {
@@ -124,10 +125,14 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
             return update.where(sql.ref(`${this.#bareTable}.${mode.field}`), '<', sql.ref(`excluded.${mode.field}`))
           })
           .returning(sql.ref(this.keyField).as(this.keyField))
-          .execute(),
-      )
-      written += returned.length
+          .execute()
+        count += returned.length
+      }
+      return count
     }
+    const written = await this.#run('upsert', () =>
+      chunks.length > 1 && !this.#db.isTransaction ? this.#db.transaction().execute(upsertChunks) : upsertChunks(this.#db),
+    )
     return { written, skipped: rows.length - written + (records.length - rows.length) }
   }
 
