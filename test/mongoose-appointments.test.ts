@@ -12,8 +12,8 @@ import type { Kysely } from 'kysely'
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from '../packages/mongoose-plugin/test/harness.js'
-import { createTestDatabase, type TestDatabase } from './setup/services.js'
+import { expectStoresEqual } from '../packages/mongoose-plugin/test/harness.js'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from './setup/services.js'
 
 type StartsAt = string | number | Date
 
@@ -115,16 +115,15 @@ interface AppointmentDoc {
 describe('appointments: MongoDB with mixed timestamps → PostgreSQL timestamptz', () => {
   let pg: TestDatabase
   let db: Kysely<any>
-  let mongo: MonitoredMongo
+  let mongo: TestMongo
   let cutover: Cutover
   let migration: Migration<any, any>
   let Appointment: mongoose.Model<AppointmentDoc>
 
   beforeAll(async () => {
     pg = await createTestDatabase('cutover_appointments')
-    db = quietKysely(pg.url)
-    pg.track(db)
-    mongo = await createMonitoredMongo('cutover_appointments')
+    db = pg.db
+    mongo = await createTestMongo('cutover_appointments', { monitorCommands: true })
     await db.schema
       .createTable('appointments')
       .addColumn('id', 'text', (c) => c.primaryKey())

@@ -12,8 +12,8 @@ import mongoose, { Schema } from 'mongoose'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from '../packages/mongoose-plugin/test/harness.js'
-import { createTestDatabase, type TestDatabase } from './setup/services.js'
+import { expectStoresEqual } from '../packages/mongoose-plugin/test/harness.js'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from './setup/services.js'
 
 /** The new store as the application configured it; the test moves it between a dead and a live PostgreSQL. */
 class SwitchableStore implements Store {
@@ -55,7 +55,7 @@ describe('new store unreachable during 2,000 Mongoose writes', () => {
   let database: TestDatabase
   let db: Kysely<any>
   let dead: Kysely<any>
-  let mongo: MonitoredMongo
+  let mongo: TestMongo
   let cutover: Cutover
   let migration: Migration<any, any>
   let store: SwitchableStore
@@ -64,13 +64,12 @@ describe('new store unreachable during 2,000 Mongoose writes', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase('cutover_mongoose_faults')
-    db = quietKysely(database.url)
-    database.track(db)
+    db = database.db
     const deadPool = new pg.Pool({ host: '127.0.0.1', port: await closedPort(), user: 'postgres', database: 'nowhere', connectionTimeoutMillis: 200 })
     deadPool.on('error', () => {})
     dead = new Kysely<any>({ dialect: new PostgresDialect({ pool: deadPool }) })
     database.track(dead)
-    mongo = await createMonitoredMongo('cutover_mongoose_faults')
+    mongo = await createTestMongo('cutover_mongoose_faults', { monitorCommands: true })
     await db.schema.createTable('items').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('title', 'text').addColumn('n', 'integer').execute()
     live = new KyselyTableStore(db, 'items', 'id')
     store = new SwitchableStore(new KyselyTableStore(dead, 'items', 'id'))

@@ -10,9 +10,9 @@ import { type Kysely, sql } from 'kysely'
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from '../packages/mongoose-plugin/test/harness.js'
+import { expectStoresEqual } from '../packages/mongoose-plugin/test/harness.js'
 import { kyselyReader } from '../packages/mongoose-plugin/test/kysely-reader.js'
-import { createTestDatabase, type TestDatabase } from './setup/services.js'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from './setup/services.js'
 
 interface PersonDoc {
   name: string
@@ -26,7 +26,7 @@ const newShape = z.object({ id: z.string(), full_name: z.string(), age: z.number
 describe('Mongoose → PostgreSQL', () => {
   let pg: TestDatabase
   let db: Kysely<any>
-  let mongo: MonitoredMongo
+  let mongo: TestMongo
   let cutover: Cutover
   let migration: Migration<any, any>
   let Person: mongoose.Model<PersonDoc>
@@ -43,9 +43,8 @@ describe('Mongoose → PostgreSQL', () => {
 
   beforeAll(async () => {
     pg = await createTestDatabase('cutover_mongoose_pg')
-    db = quietKysely(pg.url)
-    pg.track(db)
-    mongo = await createMonitoredMongo('cutover_mongoose_pg')
+    db = pg.db
+    mongo = await createTestMongo('cutover_mongoose_pg', { monitorCommands: true })
     await db.schema
       .createTable('people')
       .addColumn('id', 'text', (c) => c.primaryKey())

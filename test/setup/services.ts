@@ -43,7 +43,7 @@ export async function createTestDatabase(prefix = 'cutover_test'): Promise<TestD
     await admin.end()
   }
   const url = withDatabase(databaseUrl(), name)
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) })
+  const db = kyselyFor(url)
   const tracked: Array<{ destroy(): Promise<void> } | { end(): Promise<void> }> = [db]
   return {
     name,
@@ -68,9 +68,16 @@ export async function createTestDatabase(prefix = 'cutover_test'): Promise<TestD
   }
 }
 
-/** A Kysely instance on an existing database URL with its own pool. */
+/**
+ * A Kysely instance on an existing database URL with its own pool. The pool ignores errors of idle
+ * clients: when a test database is dropped `with (force)`, a backend still closing gets
+ * "terminating connection due to administrator command", which an idle pg client emits as an
+ * `error` event nobody listens to (an uncaught exception). Queries still reject as usual.
+ */
 export function kyselyFor<DB = any>(url: string, max = 10): Kysely<DB> {
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max }) }) })
+  const pool = new pg.Pool({ connectionString: url, max })
+  pool.on('error', () => {})
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
 }
 
 export function withDatabase(url: string, database: string): string {
@@ -85,10 +92,13 @@ export interface TestMongo {
   drop(): Promise<void>
 }
 
-/** Opens a Mongoose connection to a fresh database on the MongoDB-wire server. */
-export async function createTestMongo(prefix = 'cutover_test'): Promise<TestMongo> {
+/**
+ * Opens a Mongoose connection to a fresh database on the MongoDB-wire server. `monitorCommands`
+ * is what the Mongoose plugin recommends, so that writes bypassing Mongoose are detected.
+ */
+export async function createTestMongo(prefix = 'cutover_test', options: { monitorCommands?: boolean } = {}): Promise<TestMongo> {
   const name = uniqueName(prefix)
-  const connection = mongoose.createConnection(mongodbUrl(), { dbName: name, serverSelectionTimeoutMS: 10_000 })
+  const connection = mongoose.createConnection(mongodbUrl(), { dbName: name, serverSelectionTimeoutMS: 10_000, monitorCommands: options.monitorCommands ?? false })
   await connection.asPromise()
   return {
     name,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createTestDatabase, mongodbUrl, type TestDatabase, uniqueName } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { expectStoresEqual, quietKysely } from './harness.js'
+import { expectStoresEqual } from './harness.js'
 
 const shape = z.object({ _id: z.string(), title: z.string() })
 
@@ -22,8 +22,7 @@ describe('global plugin', () => {
 
   beforeAll(async () => {
     control = await createTestDatabase('cutover_global')
-    const db = quietKysely(control.url)
-    control.track(db)
+    const db = control.db
     instance = new mongoose.Mongoose()
     const engine: { cutover?: Cutover } = {}
     instance.plugin(cutoverPlugin, { cutover: () => engine.cutover as Cutover, models: { Book: 'books' } })

@@ -1,34 +1,10 @@
 /**
- * Shared set-up for the plugin's tests: a MongoDB-wire database per test file (with command
- * monitoring, as the plugin recommends), a control database on PostgreSQL, and helpers that read
- * both stores whole and compare them under the core's comparator.
+ * Helpers for the plugin's tests that read both stores whole and compare them under the core's
+ * comparator. Databases come from test/setup/services.ts (`createTestMongo(prefix, {
+ * monitorCommands: true })`, `createTestDatabase`, `kyselyFor`).
  */
 import { compareRecords, type KeyValue, keyString, type Migration, type Row, type Store } from '@cutover/core'
-import { Kysely, PostgresDialect } from 'kysely'
-import mongoose, { type Connection } from 'mongoose'
-import pg from 'pg'
 import { expect } from 'vitest'
-import { mongodbUrl, uniqueName } from '../../../test/setup/services.js'
-
-export interface MonitoredMongo {
-  readonly name: string
-  readonly connection: Connection
-  drop(): Promise<void>
-}
-
-export async function createMonitoredMongo(prefix: string): Promise<MonitoredMongo> {
-  const name = uniqueName(prefix)
-  const connection = mongoose.createConnection(mongodbUrl(), { dbName: name, serverSelectionTimeoutMS: 10_000, monitorCommands: true })
-  await connection.asPromise()
-  return {
-    name,
-    connection,
-    async drop() {
-      await connection.dropDatabase().catch(() => {})
-      await connection.close()
-    },
-  }
-}
 
 export async function readAll(store: Store): Promise<Row[]> {
   const rows: Row[] = []
@@ -73,16 +49,4 @@ export async function expectStoresEqual(migration: Migration<any, any>, options:
   for (const key of newRows.keys()) problems.push({ key, missingInOld: true })
   expect(problems).toEqual([])
   return compared
-}
-
-/**
- * A Kysely on `url` whose pool ignores errors of idle clients. `createTestDatabase().drop()` ends the
- * pool and then drops the database `with (force)`; a backend still closing at that moment gets
- * "terminating connection due to administrator command", which an idle pg client emits as an
- * `error` event nobody listens to (an uncaught exception). Register it with `track`.
- */
-export function quietKysely(url: string): Kysely<any> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 })
-  pool.on('error', () => {})
-  return new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
 }

@@ -18,10 +18,10 @@ import {
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
 import { translateQuery } from '../src/query-translation.js'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from './harness.js'
+import { expectStoresEqual } from './harness.js'
 
 interface PersonDoc {
   name: string
@@ -47,8 +47,8 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 
 describe('reads', () => {
   let control: TestDatabase
-  let oldMongo: MonitoredMongo
-  let newMongo: MonitoredMongo
+  let oldMongo: TestMongo
+  let newMongo: TestMongo
   let cutover: Cutover
   let migration: Migration<any, any>
   let Person: mongoose.Model<PersonDoc>
@@ -60,8 +60,8 @@ describe('reads', () => {
 
   beforeAll(async () => {
     control = await createTestDatabase('cutover_reads')
-    oldMongo = await createMonitoredMongo('cutover_reads_old')
-    newMongo = await createMonitoredMongo('cutover_reads_new')
+    oldMongo = await createTestMongo('cutover_reads_old', { monitorCommands: true })
+    newMongo = await createTestMongo('cutover_reads_new', { monitorCommands: true })
     const engine: { cutover?: Cutover } = {}
     Copy = newMongo.connection.model('Person', new Schema({ fullName: String, years: Number, town: String }))
     newStore = new MongooseModelStore(Copy)
@@ -75,7 +75,7 @@ describe('reads', () => {
       mapper: fieldMapper({ old: oldShape, new: newShape, fields: [copy('_id'), rename('name', 'fullName'), rename('age', 'years'), rename('city', 'town')] }),
       mirror: { recheckDelayMs: false },
     })
-    cutover = await createCutover({ migrations: [migration], control: quietControl(control), env: {}, pollIntervalMs: false, logger })
+    cutover = await createCutover({ migrations: [migration], control: control.db, env: {}, pollIntervalMs: false, logger })
     engine.cutover = cutover
     await cutover.setPhase('readers', 'shadow', { actor: 'test' })
     const cities = ['Paris', 'Lyon', 'Nice', undefined]
@@ -214,9 +214,3 @@ describe('reads', () => {
   })
 })
 
-/** The control database through a pool that tolerates the forced drop at teardown (see `quietKysely`). */
-function quietControl(database: TestDatabase) {
-  const db = quietKysely(database.url)
-  database.track(db)
-  return db
-}

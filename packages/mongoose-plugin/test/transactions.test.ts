@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createTestDatabase, mongodbUrl, type TestDatabase, uniqueName } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { expectStoresEqual, quietKysely } from './harness.js'
+import { expectStoresEqual } from './harness.js'
 
 const shape = z.object({ _id: z.string(), title: z.string() })
 
@@ -36,8 +36,7 @@ describe.runIf(supported)('transactions', () => {
 
   beforeAll(async () => {
     control = await createTestDatabase('cutover_txn')
-    const db = quietKysely(control.url)
-    control.track(db)
+    const db = control.db
     connection = mongoose.createConnection(mongodbUrl(), { dbName: uniqueName('cutover_txn'), monitorCommands: true })
     await connection.asPromise()
     const engine: { cutover?: Cutover } = {}

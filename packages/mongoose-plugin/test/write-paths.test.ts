@@ -7,9 +7,9 @@ import { createCutover, type Cutover, defineMapper, defineMigration, type Migrat
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { createMonitoredMongo, expectStoresEqual, type MonitoredMongo, quietKysely } from './harness.js'
+import { expectStoresEqual } from './harness.js'
 
 const person = z.object({ _id: z.string(), name: z.string(), age: z.number().nullish(), tags: z.array(z.string()).optional() })
 
@@ -23,16 +23,16 @@ interface World {
   readonly cutover: Cutover
   readonly migration: Migration<any, any>
   readonly Person: mongoose.Model<PersonDoc>
-  readonly oldMongo: MonitoredMongo
-  readonly newMongo: MonitoredMongo
+  readonly oldMongo: TestMongo
+  readonly newMongo: TestMongo
   enqueued(): number
   unmirrored(): number
   close(): Promise<void>
 }
 
 async function world(control: TestDatabase, name: string, staleSideWrites: 'strict' | 'permissive' = 'strict'): Promise<World> {
-  const oldMongo = await createMonitoredMongo(`cutover_wp_old`)
-  const newMongo = await createMonitoredMongo(`cutover_wp_new`)
+  const oldMongo = await createTestMongo(`cutover_wp_old`, { monitorCommands: true })
+  const newMongo = await createTestMongo(`cutover_wp_new`, { monitorCommands: true })
   const engine: { cutover?: Cutover } = {}
   const schema = new Schema({ name: { type: String, required: true }, age: Number, tags: [String] })
   // The engine is created after the model (its old store is built from the model): pass it lazily.
@@ -47,7 +47,7 @@ async function world(control: TestDatabase, name: string, staleSideWrites: 'stri
     mirror: { recheckDelayMs: false, retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 } },
     staleSideWrites,
   })
-  const cutover = await createCutover({ migrations: [migration], control: quietControl(control), env: {}, pollIntervalMs: false, logger: silentLogger })
+  const cutover = await createCutover({ migrations: [migration], control: control.db, env: {}, pollIntervalMs: false, logger: silentLogger })
   engine.cutover = cutover
   await cutover.setPhase(name, 'shadow', { actor: 'test' })
   const labels = { migration: name, direction: 'old-to-new' }
@@ -300,9 +300,3 @@ describe('phases', () => {
   })
 })
 
-/** The control database through a pool that tolerates the forced drop at teardown (see `quietKysely`). */
-function quietControl(database: TestDatabase) {
-  const db = quietKysely(database.url)
-  database.track(db)
-  return db
-}
