@@ -4,15 +4,12 @@
  * model's compilation, not at its first write. (Schemas come from the same Mongoose instance: a schema
  * of another instance is converted when compiled and loses its event listeners.)
  */
-import { ConfigError, createCutover, type Cutover, defineMapper, defineMigration, silentLogger } from '@cutover/core'
+import { ConfigError, type Cutover } from '@cutover/core'
 import mongoose from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { z } from 'zod'
 import { createTestDatabase, mongodbUrl, type TestDatabase, uniqueName } from '../../../test/setup/services.js'
-import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { expectStoresEqual } from './harness.js'
-
-const shape = z.object({ _id: z.string(), title: z.string() })
+import { cutoverPlugin } from '../src/index.js'
+import { expectStoresEqual, shadowCopyCutover } from './harness.js'
 
 describe('global plugin', () => {
   let control: TestDatabase
@@ -31,21 +28,7 @@ describe('global plugin', () => {
     const Book = connection.model('Book', new instance.Schema({ title: String }, { versionKey: false }))
     connection.model('Note', new instance.Schema({ title: String }, { versionKey: false }))
     const Copy = connection.model('BookCopy', new instance.Schema({ title: String }, { versionKey: false }), 'book_copies')
-    cutover = await createCutover({
-      migrations: [
-        defineMigration({
-          name: 'books',
-          old: new MongooseModelStore(Book),
-          new: new MongooseModelStore(Copy),
-          mapper: defineMapper({ old: shape, new: shape, forward: (r) => r, backward: (r) => r }),
-          mirror: { recheckDelayMs: false },
-        }),
-      ],
-      control: db,
-      env: { CUTOVER_BOOKS_PHASE: 'shadow' },
-      pollIntervalMs: false,
-      logger: silentLogger,
-    })
+    cutover = await shadowCopyCutover('books', Book, Copy, db)
     engine.cutover = cutover
   })
   afterAll(async () => {

@@ -3,7 +3,24 @@
  * comparator. Databases come from test/setup/services.ts (`createTestMongo(prefix, {
  * monitorCommands: true })`, `createTestDatabase`, `kyselyFor`).
  */
-import { compareRecords, type KeyValue, keyString, type Migration, type Row, type Store } from '@cutover/core'
+import {
+  compareRecords,
+  createCutover,
+  type Cutover,
+  defineMapper,
+  defineMigration,
+  envName,
+  type KeyValue,
+  keyString,
+  type Migration,
+  type Row,
+  silentLogger,
+  type Store,
+} from '@cutover/core'
+import type { Kysely } from 'kysely'
+import type { Model } from 'mongoose'
+import { z } from 'zod'
+import { MongooseModelStore } from '../src/index.js'
 import { expect } from 'vitest'
 
 export async function readAll(store: Store): Promise<Row[]> {
@@ -49,4 +66,25 @@ export async function expectStoresEqual(migration: Migration<any, any>, options:
   for (const key of newRows.keys()) problems.push({ key, missingInOld: true })
   expect(problems).toEqual([])
   return compared
+}
+
+const titled = z.object({ _id: z.string(), title: z.string() })
+
+/** An engine in `shadow` mirroring `{ title }` documents of one model into another, unchanged. */
+export function shadowCopyCutover(name: string, old: Model<any>, copy: Model<any>, control: Kysely<any>): Promise<Cutover> {
+  return createCutover({
+    migrations: [
+      defineMigration({
+        name,
+        old: new MongooseModelStore(old),
+        new: new MongooseModelStore(copy),
+        mapper: defineMapper({ old: titled, new: titled, forward: (r) => r, backward: (r) => r }),
+        mirror: { recheckDelayMs: false },
+      }),
+    ],
+    control,
+    env: { [`CUTOVER_${envName(name)}_PHASE`]: 'shadow' },
+    pollIntervalMs: false,
+    logger: silentLogger,
+  })
 }

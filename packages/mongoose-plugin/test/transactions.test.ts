@@ -4,15 +4,12 @@
  * at a replica set or sharded cluster) and is reported as skipped otherwise; the commit/abort
  * bookkeeping itself is covered by transaction-buffer.test.ts everywhere.
  */
-import { createCutover, type Cutover, defineMapper, defineMigration, silentLogger } from '@cutover/core'
+import type { Cutover } from '@cutover/core'
 import mongoose from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { z } from 'zod'
 import { createTestDatabase, mongodbUrl, type TestDatabase, uniqueName } from '../../../test/setup/services.js'
-import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { expectStoresEqual } from './harness.js'
-
-const shape = z.object({ _id: z.string(), title: z.string() })
+import { cutoverPlugin } from '../src/index.js'
+import { expectStoresEqual, shadowCopyCutover } from './harness.js'
 
 async function supportsTransactions(): Promise<boolean> {
   const probe = mongoose.createConnection(mongodbUrl(), { serverSelectionTimeoutMS: 10_000 })
@@ -46,21 +43,7 @@ describe.runIf(supported)('transactions', () => {
     const Copy = connection.model('NoteCopy', new mongoose.Schema({ title: String }, { versionKey: false }), 'note_copies')
     await Note.createCollection()
     await Copy.createCollection()
-    cutover = await createCutover({
-      migrations: [
-        defineMigration({
-          name: 'notes',
-          old: new MongooseModelStore(Note),
-          new: new MongooseModelStore(Copy),
-          mapper: defineMapper({ old: shape, new: shape, forward: (r) => r, backward: (r) => r }),
-          mirror: { recheckDelayMs: false },
-        }),
-      ],
-      control: db,
-      env: { CUTOVER_NOTES_PHASE: 'shadow' },
-      pollIntervalMs: false,
-      logger: silentLogger,
-    })
+    cutover = await shadowCopyCutover('notes', Note, Copy, db)
     engine.cutover = cutover
   })
   afterAll(async () => {
