@@ -33,3 +33,14 @@ export function latencyRows(
   }
   return { rows, ratios }
 }
+
+/**
+ * The plugin issues' targets as one line: the worst median ratio of the writes in `shadow` at most
+ * 1.05, the median ratio of the reads in `compare` at most 1.10.
+ */
+export function targetsLine(ratios: ReadonlyMap<string, number>, writes: readonly string[], read: string): string {
+  const writeRatio = Math.max(...writes.map((op) => ratios.get(`shadow:${op}`) ?? Infinity))
+  const readRatio = ratios.get(`compare:${read}`) ?? Infinity
+  const verdict = (ratio: number, target: number) => `**${ratio <= target ? 'met' : 'not met'}** (${ratio.toFixed(3)})`
+  return `Targets (median ratio): writes in \`shadow\` ≤ 1.05 — ${verdict(writeRatio, 1.05)}; reads in \`compare\` at sample 1.0 ≤ 1.10 — ${verdict(readRatio, 1.1)}.`
+}
