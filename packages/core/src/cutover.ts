@@ -404,8 +404,9 @@ export class MigrationRuntime {
       }
     }
     const actual = new Map(newRows.map((row) => [keyString(row[key.new] as KeyValue), row]))
-    const missingInNew = [...expected.keys()].filter((id) => !actual.has(id) && !different.some((d) => d.key === id))
-    const missingInOld = [...actual.keys()].filter((id) => !expected.has(id) && !different.some((d) => d.key === id))
+    const rejected = new Set(different.map((d) => d.key))
+    const missingInNew = [...expected.keys()].filter((id) => !actual.has(id))
+    const missingInOld = [...actual.keys()].filter((id) => !expected.has(id) && !rejected.has(id))
     for (const [id, record] of expected) {
       const candidate = actual.get(id)
       if (!candidate) continue

@@ -295,9 +295,9 @@ export class MirrorQueue {
     for (let attempt = 1; ; attempt++) {
       const rejected = new Map<string, ApplyOutcome>()
       try {
-        const outcomes = await this.#applyBatch(remaining, rejected)
+        await this.#applyBatch(remaining, rejected)
         for (const entry of remaining) {
-          const outcome = outcomes.get(keyString(entry.key)) ?? { key: keyString(entry.key), status: 'applied' as const }
+          const outcome = rejected.get(keyString(entry.key)) ?? { key: keyString(entry.key), status: 'applied' as const }
           for (const resolve of entry.waiters) resolve(outcome)
         }
         return
@@ -329,10 +329,9 @@ export class MirrorQueue {
    * One attempt at a batch. Throws on store failure (the batch is retried); mapper rejections are
    * per key, dead-lettered once and reported through `rejected`.
    */
-  async #applyBatch(batch: PendingKey[], rejected: Map<string, ApplyOutcome>): Promise<Map<string, ApplyOutcome>> {
+  async #applyBatch(batch: PendingKey[], rejected: Map<string, ApplyOutcome>): Promise<void> {
     const { source, target, translate } = this.#options
     const started = performance.now()
-    const outcomes = rejected
     const trustPostImage = this.#options.versionField !== undefined
 
     const toRead = batch.filter((entry) => !(entry.op === 'upsert' && entry.postImage && trustPostImage))
@@ -358,7 +357,7 @@ export class MirrorQueue {
         const reasonCode = error instanceof CutoverError ? error.code : 'MAPPER_REJECTED'
         const fields = error instanceof MapperError ? error.fields : []
         this.#deadLetter({ ...entry, postImage: state }, reasonCode, describe(error), fields, 1)
-        outcomes.set(id, { key: id, status: 'dead-lettered', reasonCode, reason: describe(error) })
+        rejected.set(id, { key: id, status: 'dead-lettered', reasonCode, reason: describe(error) })
       }
     }
 
@@ -374,11 +373,8 @@ export class MirrorQueue {
       // Lag from the commit being queued to its state being in the other store: the window a crash
       // could lose, and what verification before cutover must cover.
       this.#metrics.observe('mirror.lag_ms', now - entry.queuedAt, this.#labels)
-      const id = keyString(entry.key)
-      outcomes.set(id, { key: id, status: 'applied' })
       this.#scheduleRecheck(entry.key, entry.recheckGeneration)
     }
-    return outcomes
   }
 
   #scheduleRecheck(key: KeyValue, generation: number): void {
