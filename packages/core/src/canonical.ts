@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /**
  * The canonical form of a record: one representation per value, so that a MongoDB document, a
@@ -144,7 +144,7 @@ export function canonicalText(value: CanonicalValue): string {
   if (value === null) return 'null'
   if (typeof value === 'boolean') return value ? 'true' : 'false'
   if (typeof value === 'string') return JSON.stringify(value)
-  if (value instanceof CanonicalNumber) return /^-?[0-9]/.test(value.text) ? value.text : JSON.stringify(value.text)
+  if (value instanceof CanonicalNumber) return numberCanonicalText(value.text)
   if (Array.isArray(value)) return `[${value.map(canonicalText).join(',')}]`
   const object = value as { readonly [key: string]: CanonicalValue }
   return `{${Object.keys(object)
@@ -155,7 +155,60 @@ export function canonicalText(value: CanonicalValue): string {
 
 /** Lowercase hex SHA-256 of the canonical text of `record`. Equal records hash equal on any store. */
 export function canonicalHash(record: unknown, options: CanonicalOptions = {}): string {
-  return createHash('sha256').update(canonicalText(canonicalize(record, options)), 'utf8').digest('hex')
+  // The one-shot `hash` costs a third of `createHash().update().digest()`: it runs per row.
+  return hash('sha256', canonicalRecordText(record, options), 'hex')
+}
+
+/**
+ * `canonicalText(canonicalize(value, options))`, written directly when no rule needs a value's path
+ * (`ignore`, `unordered`, `numeric`): no intermediate canonical value, no path arrays. Backfill
+ * verification and exhaustive verification build this text for every row of both stores.
+ */
+export function canonicalRecordText(value: unknown, options: CanonicalOptions = {}): string {
+  if (options.ignore?.length || options.unordered?.length || options.numeric?.length) return canonicalText(canonicalize(value, options))
+  return directText(value, options.timestampPrecision ?? 'ms', options.nullEqualsMissing ?? true)
+}
+
+function directText(value: unknown, precision: 's' | 'ms' | 'us', dropNulls: boolean): string {
+  if (value === null || value === undefined) return 'null'
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value)
+    case 'number':
+      return numberCanonicalText(numberText(value))
+    case 'boolean':
+      return value ? 'true' : 'false'
+    case 'bigint':
+      return value.toString()
+    case 'object':
+      break
+    default:
+      return JSON.stringify(String(value))
+  }
+  if (Array.isArray(value)) {
+    let text = '['
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ',') + directText(value[i], precision, dropNulls)
+    return `${text}]`
+  }
+  if (value instanceof Date || value instanceof Uint8Array || (value as { _bsontype?: string })._bsontype !== undefined || (value as { $__?: unknown }).$__ !== undefined) {
+    return canonicalText(canonicalize(value, { timestampPrecision: precision, nullEqualsMissing: dropNulls }))
+  }
+  const object = value as Record<string, unknown>
+  const keys = Object.keys(object).sort()
+  let text = '{'
+  let first = true
+  for (const key of keys) {
+    const child = object[key]
+    if (dropNulls && (child === null || child === undefined)) continue
+    text += `${first ? '' : ','}${JSON.stringify(key)}:${directText(child, precision, dropNulls)}`
+    first = false
+  }
+  return `${text}}`
+}
+
+/** A canonical number's text: plain decimals bare, `NaN`/`Infinity` quoted. */
+function numberCanonicalText(text: string): string {
+  return /^-?[0-9]/.test(text) ? text : JSON.stringify(text)
 }
 
 function timestampText(date: Date, precision: 's' | 'ms' | 'us'): string {
@@ -170,6 +223,8 @@ function numberText(value: number): string {
   if (Number.isNaN(value)) return 'NaN'
   if (!Number.isFinite(value)) return value > 0 ? 'Infinity' : '-Infinity'
   if (Object.is(value, -0)) return '0'
+  // Integers below 1e21 print as plain digits already; skip the regex (the common case, per row).
+  if (Number.isInteger(value) && Math.abs(value) < 1e21) return String(value)
   return normalizeDecimal(String(value)) ?? String(value)
 }
 

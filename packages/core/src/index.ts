@@ -3,6 +3,7 @@ export {
   CanonicalNumber,
   canonicalHash,
   canonicalize,
+  canonicalRecordText,
   canonicalText,
   normalizeDecimal,
   type CanonicalOptions,

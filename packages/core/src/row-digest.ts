@@ -1,4 +1,5 @@
-import { canonicalHash, type CanonicalOptions } from './canonical.js'
+import { hash } from 'node:crypto'
+import { canonicalHash, type CanonicalOptions, canonicalRecordText } from './canonical.js'
 import type { Row } from './store.js'
 
 /**
@@ -7,7 +8,12 @@ import type { Row } from './store.js'
  * exactly, `sum(bigint)` being `numeric`).
  */
 export function rowDigest(record: unknown, options: CanonicalOptions = {}): bigint {
-  return BigInt(`0x${canonicalHash(record, options).slice(0, 15)}`)
+  return textDigest(canonicalRecordText(record, options))
+}
+
+/** `rowDigest` of a record whose canonical text is already built. */
+export function textDigest(canonicalText: string): bigint {
+  return BigInt(`0x${hash('sha256', canonicalText, 'hex').slice(0, 15)}`)
 }
 
 /**

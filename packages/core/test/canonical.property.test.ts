@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { canonicalHash, canonicalText, canonicalize, compareRecords, normalizeDecimal } from '../src/index.js'
+import { canonicalHash, canonicalRecordText, canonicalText, canonicalize, compareRecords, normalizeDecimal } from '../src/index.js'
 
 /** Rebuilds an object with its keys in another order, recursively. */
 function shuffleKeys(value: unknown, seed: number): unknown {
@@ -28,6 +28,21 @@ const record = fc.dictionary(
   { maxKeys: 8 },
 )
 
+/** Also values whose text does not survive a JSON round trip (bigint, NaN, bytes, invalid dates). */
+const wideRecord = fc.dictionary(
+  fc.string({ minLength: 1, maxLength: 6 }),
+  fc.oneof(
+    record,
+    fc.constant(undefined),
+    fc.bigInt(),
+    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -0, 1e21, 1.5e-7, 2 ** 60),
+    fc.date(),
+    fc.uint8Array({ maxLength: 4 }),
+    fc.array(fc.oneof(fc.constant(null), fc.double(), record), { maxLength: 3 }),
+  ),
+  { maxKeys: 8 },
+)
+
 describe('canonical form (property-based)', () => {
   it('hash and comparison ignore key order', () => {
     fc.assert(
@@ -37,6 +52,17 @@ describe('canonical form (property-based)', () => {
         expect(compareRecords(r, shuffled).equal).toBe(true)
       }),
       { numRuns: 500 },
+    )
+  })
+
+  it('the direct canonical text of a record is the text of its canonical value', () => {
+    fc.assert(
+      fc.property(wideRecord, fc.constantFrom<'s' | 'ms' | 'us'>('s', 'ms', 'us'), fc.boolean(), (r, timestampPrecision, nullEqualsMissing) => {
+        const options = { timestampPrecision, nullEqualsMissing }
+        expect(canonicalRecordText(r, options)).toBe(canonicalText(canonicalize(r, options)))
+        expect(canonicalRecordText([r, [r]], options)).toBe(canonicalText(canonicalize([r, [r]], options)))
+      }),
+      { numRuns: 1_000 },
     )
   })
 
