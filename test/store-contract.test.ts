@@ -3,7 +3,8 @@
  * The jobs (mirror, backfill, verify, reconcile) rely on exactly these semantics, so a store that
  * passes here can serve as either side of any migration.
  */
-import { sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Store } from '@cutover/core'
 import { KyselyTableStore } from '@cutover/kysely-plugin'
@@ -161,5 +162,87 @@ describe('KyselyTableStore: large writes', () => {
     await expect(store.upsert(rows, { kind: 'overwrite' })).rejects.toThrow(/wide_d_check/)
     const { rows: [count] } = await sql<{ n: string }>`select count(*) as n from wide`.execute(db.db)
     expect(Number(count!.n)).toBe(0)
+  })
+})
+
+describe('KyselyTableStore: column types on both write paths', () => {
+  let db: TestDatabase
+  let logged: Kysely<any>
+  const statements: string[] = []
+  beforeAll(async () => {
+    db = await createTestDatabase('cutover_upsert_types')
+    logged = new Kysely<any>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 2 }) }),
+      log: (event) => void statements.push(event.query.sql),
+    })
+    db.track(logged)
+    await sql`create type mood as enum ('calm', 'busy')`.execute(db.db)
+    const columns = sql.raw(`id bigint primary key, amount numeric(12, 2), label varchar(10), flag boolean, at timestamptz,
+      day date, doc jsonb, list jsonb, bytes bytea, uid uuid, feeling mood, made text not null default 'by default'`)
+    await sql`create table typed (${columns})`.execute(db.db)
+    await sql`create table typed_tags (${columns}, tags text[])`.execute(db.db)
+  })
+  afterAll(async () => db?.drop())
+
+  const record = (id: number) => ({
+    id: BigInt(id),
+    amount: '1234.50',
+    label: `l${id}`,
+    flag: id % 2 === 0,
+    at: new Date(Date.UTC(2024, 4, 1, 9, 30, id % 60, 123)),
+    day: '2024-05-01',
+    doc: { nested: { id, quote: 'a "quoted", {braced} \\ value' } },
+    list: [1, 'two', { three: 3 }],
+    bytes: Buffer.from([0, id % 256, 255]),
+    uid: '1b4e28ba-2fa1-11d2-883f-0016541e4dd3',
+    feeling: id % 2 === 0 ? 'calm' : 'busy',
+    made: 'explicitly',
+  })
+
+  async function roundTrip(table: string, extra: (id: number) => object) {
+    const store = new KyselyTableStore(logged, table, 'id')
+    const written = [1, 2, 3].map((id) => ({ ...record(id), ...extra(id) }))
+    statements.length = 0
+    expect(await store.upsert(written, { kind: 'overwrite' })).toEqual({ written: 3, skipped: 0 })
+    const read = await store.get([1, 2, 3])
+    for (const expected of written) {
+      const row = read.get(String(expected.id)) as Record<string, unknown>
+      expect({ ...row, id: BigInt(row.id as string), amount: row.amount, day: (row.day as Date).toISOString().slice(0, 10) }).toEqual({
+        ...expected,
+        amount: '1234.50',
+        day: new Date(2024, 4, 1).toISOString().slice(0, 10),
+      })
+    }
+    return statements.join('\n')
+  }
+
+  it('carries every scalar and json type through unnest', async () => {
+    expect(await roundTrip('typed', () => ({}))).toMatch(/unnest/)
+  })
+
+  it('takes the VALUES path for array columns, with the same results', async () => {
+    const issued = await roundTrip('typed_tags', (id) => ({ tags: [`t${id}`, 'x,y "z"'] }))
+    expect(issued).not.toMatch(/unnest/)
+  })
+
+  it('gives a column a record lacks its default (VALUES path), and mixes nothing up', async () => {
+    const store = new KyselyTableStore(logged, 'typed', 'id')
+    statements.length = 0
+    const { made: _made, ...withoutMade } = record(10)
+    await store.upsert([withoutMade, record(11)], { kind: 'insert-if-absent' })
+    expect(statements.join('\n')).not.toMatch(/unnest/)
+    const read = await store.get([10, 11])
+    expect(read.get('10')?.made).toBe('by default')
+    expect(read.get('11')?.made).toBe('explicitly')
+  })
+
+  it('rereads the catalog when the table gains a column', async () => {
+    const store = new KyselyTableStore(logged, 'typed', 'id')
+    await store.upsert([record(20)], { kind: 'overwrite' })
+    await sql`alter table typed add column note text`.execute(db.db)
+    statements.length = 0
+    await store.upsert([{ ...record(21), note: 'new column' }, { ...record(22), note: null }], { kind: 'overwrite' })
+    expect(statements.join('\n')).toMatch(/unnest/)
+    expect((await store.get([21])).get('21')?.note).toBe('new column')
   })
 })

@@ -19,12 +19,15 @@
  * Every query is a single statement keyed by `key`: `= any($1)` for get and delete, keyset
  * `where key > $after order by key limit $n` for scans, and `insert … on conflict (key)` for upserts
  * (`do update` for `overwrite`, `do nothing` for `insert-if-absent`, `do update … where
- * t.version < excluded.version` for `version-guard`). Driver errors surface as the core's
- * `StoreError` naming the store and the operation.
+ * t.version < excluded.version` for `version-guard`). Upserts bind one array per column and
+ * `unnest` them (the column types come from the catalog, read once), so a batch of any size is one
+ * cheap statement; rows that cannot go that way use a multi-row VALUES list. Driver errors surface
+ * as the core's `StoreError` naming the store and the operation.
  */
 import { StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
-import { type Kysely, type QueryId, type SelectQueryNode, sql } from 'kysely'
+import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
 import { asStoreQuery } from './store-query.js'
+import { readTableColumns, type TableColumn } from './table-columns.js'
 
 export interface KyselyTableStoreOptions<R extends Row = Row> {
   /** Columns read and written. Default: all columns on read; the record's own fields on write. */
@@ -49,6 +52,7 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   readonly #options: KyselyTableStoreOptions<R>
   /** The table name without its schema: how `on conflict … where` refers to the existing row. */
   readonly #bareTable: string
+  #tableColumns: Promise<ReadonlyMap<string, TableColumn>> | undefined
 
   constructor(db: Kysely<any>, table: string, key: string, options: KyselyTableStoreOptions<R> = {}) {
     if (!/^[^.]+(\.[^.]+)?$/.test(table)) throw new TypeError(`KyselyTableStore: table must be "name" or "schema.name", got ${JSON.stringify(table)}`)
@@ -101,39 +105,70 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     // rows in the same order and cannot deadlock each other.
     const rows = [...byKey.values()].sort((a, b) => compareKeys(a[this.keyField] as KeyValue, b[this.keyField] as KeyValue))
     const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
+    const written = await this.#run('upsert', async () => {
+      const arrays = unnestArrays(await this.#columnsFor(columns), columns, rows)
+      return arrays ? this.#upsertUnnest(columns, arrays, mode) : this.#upsertValues(columns, rows, mode)
+    })
+    return { written, skipped: rows.length - written + (records.length - rows.length) }
+  }
+
+  /**
+   * The bulk path: one statement with one array parameter per column, `insert … select * from
+   * unnest($1::integer[], $2::text[], …)`. Parsing and binding stay constant in the number of rows
+   * (a multi-row VALUES list costs a parameter per value), and no parameter limit splits the write.
+   */
+  async #upsertUnnest(columns: readonly string[], arrays: readonly RawBuilder<unknown>[], mode: WriteMode): Promise<number> {
+    const result = await sql`insert into ${sql.table(this.table)} (${sql.join(columns.map((column) => sql.ref(column)))})
+      select * from unnest(${sql.join(arrays)}) ${this.#onConflict(columns, mode)}`.execute(this.#db)
+    return Number(result.numAffectedRows ?? 0n)
+  }
+
+  /**
+   * The general path, for rows the bulk path cannot carry (array columns, rows lacking a column,
+   * which must get its default): multi-row VALUES. PostgreSQL binds at most 65,535 parameters per
+   * statement, so larger writes go in several statements, in one transaction so the write stays
+   * all-or-nothing like a single statement.
+   */
+  async #upsertValues(columns: readonly string[], rows: readonly Row[], mode: WriteMode): Promise<number> {
     const values = rows.map((row) => Object.fromEntries(columns.map((column) => [column, toParameterValue(row[column])])))
-    const updated = columns.filter((column) => column !== this.keyField)
-    // PostgreSQL binds at most 65,535 parameters per statement: larger writes go in several
-    // statements, in one transaction so the write stays all-or-nothing like a single statement.
     const rowsPerStatement = Math.max(1, Math.floor(MAX_PARAMETERS / Math.max(1, columns.length)))
     const chunks: Row[][] = []
     for (let start = 0; start < values.length; start += rowsPerStatement) chunks.push(values.slice(start, start + rowsPerStatement))
     const upsertChunks = async (db: Kysely<any>) => {
       let count = 0
       for (const chunk of chunks) {
-        const returned = await db
-          .insertInto(this.table)
-          .values(chunk)
-          .onConflict((oc) => {
-            const target = oc.column(this.keyField)
-            if (mode.kind === 'insert-if-absent') return target.doNothing()
-            const set = Object.fromEntries(
-              (updated.length > 0 ? updated : [this.keyField]).map((column) => [column, sql.ref(`excluded.${column}`)]),
-            )
-            const update = target.doUpdateSet(set)
-            if (mode.kind === 'overwrite') return update
-            return update.where(sql.ref(`${this.#bareTable}.${mode.field}`), '<', sql.ref(`excluded.${mode.field}`))
-          })
-          .returning(sql.ref(this.keyField).as(this.keyField))
-          .execute()
-        count += returned.length
+        const result = await db.insertInto(this.table).values(chunk).modifyEnd(this.#onConflict(columns, mode)).executeTakeFirst()
+        count += Number(result.numInsertedOrUpdatedRows ?? 0n)
       }
       return count
     }
-    const written = await this.#run('upsert', () =>
-      chunks.length > 1 && !this.#db.isTransaction ? this.#db.transaction().execute(upsertChunks) : upsertChunks(this.#db),
-    )
-    return { written, skipped: rows.length - written + (records.length - rows.length) }
+    return chunks.length > 1 && !this.#db.isTransaction ? this.#db.transaction().execute(upsertChunks) : upsertChunks(this.#db)
+  }
+
+  /** `on conflict (key)`: `do nothing`, `do update` every written column, or only a newer version. */
+  #onConflict(columns: readonly string[], mode: WriteMode): RawBuilder<unknown> {
+    const target = sql`on conflict (${sql.ref(this.keyField)})`
+    if (mode.kind === 'insert-if-absent') return sql`${target} do nothing`
+    const updated = columns.filter((column) => column !== this.keyField)
+    const set = sql.join((updated.length > 0 ? updated : [this.keyField]).map((column) => sql`${sql.ref(column)} = ${sql.ref(`excluded.${column}`)}`))
+    if (mode.kind === 'overwrite') return sql`${target} do update set ${set}`
+    return sql`${target} do update set ${set} where ${sql.ref(`${this.#bareTable}.${mode.field}`)} < ${sql.ref(`excluded.${mode.field}`)}`
+  }
+
+  /**
+   * The table's columns, read from the catalog once and again when a written column is not among
+   * them (the table changed since); undefined when some column is still unknown.
+   */
+  async #columnsFor(columns: readonly string[]): Promise<ReadonlyMap<string, TableColumn> | undefined> {
+    this.#tableColumns ??= readTableColumns(this.#db, this.table)
+    let known = await this.#tableColumns.catch((error: unknown) => {
+      this.#tableColumns = undefined
+      throw error
+    })
+    if (columns.every((column) => known.has(column))) return known
+    this.#tableColumns = readTableColumns(this.#db, this.table)
+    known = await this.#tableColumns
+    return columns.every((column) => known.has(column)) ? known : undefined
   }
 
   async delete(keys: readonly KeyValue[]): Promise<number> {
@@ -191,6 +226,33 @@ function toParameter(keys: readonly KeyValue[]): unknown[] {
 
 function toScalar(key: KeyValue): string | number {
   return typeof key === 'bigint' ? key.toString() : key
+}
+
+/**
+ * One array parameter per column, cast to the column's type, for `unnest`; undefined when a row
+ * cannot go that way: a column is unknown or of an array type (`unnest` would flatten it), a row
+ * lacks a column (it must get its default, as in VALUES), or a value is a structure where the column
+ * is not json.
+ */
+function unnestArrays(types: ReadonlyMap<string, TableColumn> | undefined, columns: readonly string[], rows: readonly Row[]): RawBuilder<unknown>[] | undefined {
+  if (!types) return undefined
+  const arrays: RawBuilder<unknown>[] = []
+  for (const column of columns) {
+    const type = types.get(column)
+    if (!type || type.category === 'A') return undefined
+    const values: unknown[] = new Array(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const value = (rows[i] as Row)[column]
+      if (value === undefined) return undefined
+      if (value === null) values[i] = null
+      else if (type.isJson) values[i] = typeof value === 'string' ? value : JSON.stringify(value)
+      else if (typeof value === 'bigint') values[i] = value.toString()
+      else if (typeof value === 'object' && !(value instanceof Date) && !(value instanceof Uint8Array)) return undefined
+      else values[i] = value
+    }
+    arrays.push(sql`${values}::${sql.raw(type.type)}[]`)
+  }
+  return arrays
 }
 
 /**
