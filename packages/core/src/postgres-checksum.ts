@@ -48,11 +48,11 @@ export function postgresSegments(options: PostgresSegmentsOptions): SegmentSourc
   if (!options.fields.some((field) => field.sql === keyRef)) {
     throw new ConfigError([{ source: 'fields', value: key, message: `the hashed fields of ${options.table} must include its key column "${key}"` }])
   }
-  const hex = rowHashSql.hex(canonicalTextSql(options.fields, options.rules ?? {}))
+  const hash = rowHashSql.bytes(canonicalTextSql(options.fields, options.rules ?? {}))
   // `offset 0` keeps PostgreSQL from inlining the subquery, which would compute the hash once per
   // use (segment, digest, filter) instead of once per row.
   const hashed = (extra = '') =>
-    `(select ${rowHashSql.segment('x')} as h, ${rowHashSql.digest('x')} as d${extra} from (select ${hex} as x${extra ? `, ${keyRef} as k` : ''} from ${table} as t offset 0) as r offset 0) as y`
+    `(select ${rowHashSql.segment('x')} as h, ${rowHashSql.digest('x')} as d${extra} from (select ${hash} as x${extra ? `, ${keyRef} as k` : ''} from ${table} as t offset 0) as r offset 0) as y`
   const segment = (bits: number) => (bits === 0 ? '0' : `(h >> ${32 - bits})`)
   let prepared: Promise<void> | undefined
   const prepare = () => (prepared ??= options.fields.some((f) => f.kind === 'json') ? ensureCanonicalJsonFunction(db) : Promise.resolve())
