@@ -101,7 +101,8 @@ const WRITE_ATTEMPTS = 3
 /**
  * Copies the old store's history into the new store (DESIGN property 4).
  *
- * - Walks the old store in key order, in batches sized by `BatchSizer`; holds one batch at a time.
+ * - Walks the old store in key order, in batches sized by `BatchSizer`; holds at most three (one
+ *   read ahead, two being written or verified), never the table.
  * - Writes `insert-if-absent`, or `version-guard` when the migration declares a new-side version
  *   field, so whatever the mirror wrote is never replaced by an older copy. Re-running is harmless.
  * - After each batch, in one control-database transaction: that batch's quarantined records and
@@ -158,12 +159,13 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     rows.catch(() => undefined) // awaited later; a failure surfaces there
     return { after, limit, rows }
   }
-  let pending: Promise<void> | undefined
   let lastThrottled: ThrottleReason[] = []
   /** Verifies a written batch, then commits its quarantine and checkpoint, audits, reports. */
-  const settle = async (read: number, written: WrittenBatch, batchKey: KeyValue, finished: boolean, waited: ThrottleReason[], batchStarted: number) => {
+  const settle = async (read: number, written: WrittenBatch, batchKey: KeyValue, finished: boolean, waited: ThrottleReason[], writeMs: number) => {
+    const verifyStarted = performance.now()
     const verification =
       options.verify === false ? { mismatches: [], checksum: 0n } : await verifyBatch(migration, written.expected, options.verify ?? {})
+    const latencyMs = writeMs + (performance.now() - verifyStarted)
     counts = addCounts(counts, {
       read,
       written: written.written,
@@ -189,7 +191,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     checksum = (checksum + verification.checksum) & 0xffff_ffff_ffff_ffffn
     runRead += read
     batches++
-    sizer.observe(performance.now() - batchStarted)
+    sizer.observe(latencyMs)
     for (const reason of waited) throttledMs[reason.source] += reason.waitedMs
     // What the previous batch slept afterwards (this one's sleep is still going on).
     const throttled = [...waited, ...lastThrottled]
@@ -205,56 +207,72 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       lastKey: keyString(batchKey),
       throttled,
     })
+    return { rows: read, latencyMs }
   }
-  for (;;) {
-    if (options.signal?.aborted) {
-      status = 'aborted'
-      break
-    }
-    let waited: ThrottleReason[]
-    try {
-      waited = await throttle.beforeBatch(options.signal)
-    } catch (error) {
+
+  // A two-deep pipeline: while batch N is written, batch N+1 is read, mapped and its write begun,
+  // and N-1 is verified and checkpointed. Each checkpoint waits for the one before it and for its
+  // own batch's write, so a checkpoint always means every batch up to it is written; a crash only
+  // means the batches after the last checkpoint are written again, which changes nothing.
+  let settling: Promise<{ rows: number; latencyMs: number }> | undefined
+  const unsettled: Promise<{ rows: number; latencyMs: number }>[] = []
+  /** Waits for the oldest batch in flight to be checkpointed, then applies the throttle after it. */
+  const settleOldest = async () => {
+    const settled = await (unsettled.shift() as Promise<{ rows: number; latencyMs: number }>)
+    lastThrottled = await throttle.afterBatch(settled.rows, settled.latencyMs, options.signal).catch((error: unknown) => {
+      if (options.signal?.aborted) return []
+      throw error
+    })
+    for (const reason of lastThrottled) throttledMs[reason.source] += reason.waitedMs
+  }
+  try {
+    for (;;) {
       if (options.signal?.aborted) {
         status = 'aborted'
         break
       }
-      throw error
-    }
-    // A batch read before a pause or a hold is stale by now: read it again.
-    if (waited.length > 0 || readAhead?.after !== lastKey) readAhead = undefined
-    const batchStarted = performance.now()
-    const current = readAhead ?? scan(lastKey, sizer.size)
-    readAhead = undefined
-    const scanned = await current.rows
-    const { rows, reachedEnd } = clipToRange(scanned, migration.key.old, options.range)
-    if (rows.length === 0) break
-    const finished = reachedEnd || scanned.length < current.limit
-    if (!finished) readAhead = scan(scanned.at(-1)?.[migration.key.old] as KeyValue, sizer.size)
+      let waited: ThrottleReason[]
+      try {
+        waited = await throttle.beforeBatch(options.signal)
+      } catch (error) {
+        if (options.signal?.aborted) {
+          status = 'aborted'
+          break
+        }
+        throw error
+      }
+      // A batch read before a pause or a hold is stale by now: read it again.
+      if (waited.length > 0 || readAhead?.after !== lastKey) readAhead = undefined
+      const batchStarted = performance.now()
+      const current = readAhead ?? scan(lastKey, sizer.size)
+      readAhead = undefined
+      const scanned = await current.rows
+      const { rows, reachedEnd } = clipToRange(scanned, migration.key.old, options.range)
+      if (rows.length === 0) break
+      const finished = reachedEnd || scanned.length < current.limit
+      if (!finished) readAhead = scan(scanned.at(-1)?.[migration.key.old] as KeyValue, sizer.size)
 
-    // Map and write this batch; then verify and checkpoint it while the next batch is read, mapped
-    // and written. Checkpoints stay in order (each waits for the previous one), and a crash between
-    // a write and its checkpoint only means that batch is written again, which changes nothing.
-    const written = await writeBatch(options, rows, mode)
-    await pending
-    if (options.signal?.aborted) {
-      // Written but not checkpointed: a resumed run writes it again, which changes nothing.
-      status = 'aborted'
-      break
+      const batchKey = rows.at(-1)?.[migration.key.old] as KeyValue
+      lastKey = batchKey
+      const writing = writeBatch(options, rows, mode).then((written) => ({ written, writeMs: performance.now() - batchStarted }))
+      writing.catch(() => undefined) // awaited by this batch's settle
+      const previous = settling
+      settling = (async () => {
+        const { written, writeMs } = await writing
+        await previous
+        return settle(rows.length, written, batchKey, finished, waited, writeMs)
+      })()
+      settling.catch(() => undefined) // awaited through `unsettled`
+      unsettled.push(settling)
+      if (unsettled.length >= 2) await settleOldest()
+      if (finished) break
     }
-    const batchKey = rows.at(-1)?.[migration.key.old] as KeyValue
-    lastKey = batchKey
-    pending = settle(rows.length, written, batchKey, finished, waited, batchStarted)
-    pending.catch(() => undefined) // awaited before the next checkpoint or at the end
-    const after = await throttle.afterBatch(rows.length, performance.now() - batchStarted, options.signal).catch((error: unknown) => {
-      if (options.signal?.aborted) return []
-      throw error
-    })
-    lastThrottled = after
-    for (const reason of after) throttledMs[reason.source] += reason.waitedMs
-    if (finished) break
+  } catch (error) {
+    // No write left running behind the throw.
+    await Promise.allSettled(unsettled.splice(0))
+    throw error
   }
-  await pending
+  for (const batch of unsettled.splice(0)) await batch
 
   if (status === 'done' && !savedDone) {
     // The last batch was full and the next scan found nothing (or there was nothing to read).
