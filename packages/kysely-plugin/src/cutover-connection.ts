@@ -1,10 +1,11 @@
 import type { CompiledQuery, DatabaseConnection, QueryCompiler, QueryResult, RootOperationNode } from 'kysely'
+import type { KeyColumns } from './key-column.js'
 import type { MigratedTables } from './migrated-tables.js'
 import { classifyRawStatement, type RawStatement } from './raw-statement.js'
 import type { ReadRouter } from './read-router.js'
 import { isStoreQuery } from './store-query.js'
 import { TransactionBuffer, type PendingWrite } from './transaction-buffer.js'
-import { KEY_ALIAS, planWrite, stripKeys, type WritePlan } from './write-capture.js'
+import { KEY_ALIAS, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from './write-capture.js'
 import { capturing, keysOf, recordCommitted } from './write-recorder.js'
 
 /** What every connection of one wrapped dialect shares. */
@@ -13,6 +14,8 @@ export interface Interception {
   /** The wrapped dialect's compiler: recompiles a write with the key added to its RETURNING. */
   readonly compiler: QueryCompiler
   readonly reads: ReadRouter
+  /** Whether keys a write names in its text can stand for RETURNING, per table. */
+  readonly keyColumns: KeyColumns
 }
 
 /**
@@ -24,11 +27,14 @@ export interface Interception {
 export class CutoverConnection implements DatabaseConnection {
   readonly inner: DatabaseConnection
   readonly #interception: Interception
+  readonly #namedKeys: NamedKeysCheck
   #transaction: TransactionBuffer | undefined
 
   constructor(inner: DatabaseConnection, interception: Interception) {
     this.inner = inner
     this.#interception = interception
+    const { keyColumns } = interception
+    this.#namedKeys = (table, keys) => keyColumns.accepts(table, keys)
   }
 
   get inTransaction(): boolean {
@@ -112,7 +118,7 @@ export class CutoverConnection implements DatabaseConnection {
   ): Promise<QueryResult<R>> {
     let plan: WritePlan | undefined
     try {
-      plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
+      plan = planWrite(compiledQuery.query, this.#interception.tables, capturing, this.#namedKeys)
       plan?.table.runtime.checkWrite(plan.table.side, plan.table.name)
     } catch (error) {
       return Promise.reject(error)
@@ -129,6 +135,12 @@ export class CutoverConnection implements DatabaseConnection {
   ): Promise<QueryResult<R>> {
     const { table } = plan
     switch (plan.kind) {
+      case 'named-keys': {
+        const result = await execute(compiledQuery, ...rest)
+        // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
+        if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
+        return result
+      }
       case 'unattributable': {
         const result = await execute(compiledQuery, ...rest)
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })

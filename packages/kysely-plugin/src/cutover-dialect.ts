@@ -1,7 +1,8 @@
 import type { Cutover } from '@cutover/core'
-import type { DatabaseIntrospector, Dialect, DialectAdapter, Driver, Kysely, QueryCompiler } from 'kysely'
+import type { CompiledQuery, DatabaseIntrospector, Dialect, DialectAdapter, Driver, Kysely, QueryCompiler, QueryResult } from 'kysely'
 import type { Interception } from './cutover-connection.js'
 import { CutoverDriver } from './cutover-driver.js'
+import { KeyColumns } from './key-column.js'
 import { type MigratedTableConfig, MigratedTables } from './migrated-tables.js'
 import { ReadRouter } from './read-router.js'
 
@@ -44,8 +45,14 @@ class CutoverDialect implements Dialect {
   }
 
   createDriver(): Driver {
-    const interception: Interception = { tables: this.#tables, compiler: this.#inner.createQueryCompiler(), reads: this.#reads }
-    return new CutoverDriver(this.#inner.createDriver(), interception)
+    const driver = this.#inner.createDriver()
+    const interception: Interception = {
+      tables: this.#tables,
+      compiler: this.#inner.createQueryCompiler(),
+      reads: this.#reads,
+      keyColumns: new KeyColumns((query) => runAside(driver, query)),
+    }
+    return new CutoverDriver(driver, interception)
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -58,5 +65,15 @@ class CutoverDialect implements Dialect {
 
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return this.#inner.createIntrospector(db)
+  }
+}
+
+/** A query on a connection of its own, so that it never runs inside an application's transaction. */
+async function runAside(driver: Driver, query: CompiledQuery): Promise<QueryResult<unknown>> {
+  const connection = await driver.acquireConnection()
+  try {
+    return await connection.executeQuery(query)
+  } finally {
+    await driver.releaseConnection(connection)
   }
 }

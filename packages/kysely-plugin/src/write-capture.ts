@@ -14,7 +14,9 @@ import {
   type TableNode,
   type UpdateQueryNode,
 } from 'kysely'
+import type { KeyValue } from '@cutover/core'
 import type { MigratedTable, MigratedTables } from './migrated-tables.js'
+import { keysNamedByFilter, keysNamedByInsert } from './statement-keys.js'
 
 /**
  * The column the wrapper adds to a write's RETURNING to learn the affected keys. Stripped from the
@@ -25,6 +27,9 @@ export const KEY_ALIAS = '__cutover_key'
 /**
  * How a write on a migrated table is captured.
  *
+ * - `named-keys`: the statement names the keys it can touch (`statement-keys.ts`) in the form the
+ *   key column returns them (`key-column.ts`): run the caller's query as it is and record `keys`
+ *   if it affected any row.
  * - `returning`: run `node` instead of the caller's query (the caller's plus `RETURNING key AS
  *   __cutover_key`, one round trip), read the keys from the rows, and give the caller back the rows
  *   without that column (or no rows at all when it asked for none).
@@ -36,6 +41,7 @@ export const KEY_ALIAS = '__cutover_key'
  */
 export type WritePlan =
   | { readonly kind: 'passthrough'; readonly table: MigratedTable }
+  | { readonly kind: 'named-keys'; readonly table: MigratedTable; readonly op: 'upsert' | 'delete'; readonly keys: readonly KeyValue[] }
   | {
       readonly kind: 'returning'
       readonly table: MigratedTable
@@ -50,24 +56,33 @@ export type WritePlan =
 
 const WRITE_KINDS = new Set(['InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode', 'MergeQueryNode'])
 
+/** Whether keys a statement names can stand for those RETURNING would give (`KeyColumns.accepts`). */
+export type NamedKeysCheck = (table: MigratedTable, keys: readonly KeyValue[]) => boolean
+
 /**
  * The capture plan of a write query, or undefined when it writes no migrated table. `capture`
  * says whether keys matter for a table now; when they do not (phase `off`), the plan is
  * `passthrough` and nothing is built, so an idle wrapper costs a table lookup per write.
+ * `namedKeys` decides whether keys the statement names may be used instead of RETURNING.
  */
-export function planWrite(node: RootOperationNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean = () => true): WritePlan | undefined {
-  const plan = planOwnWrite(node, tables, capture) ?? planCteWrites(node, tables)
+export function planWrite(
+  node: RootOperationNode,
+  tables: MigratedTables,
+  capture: (table: MigratedTable) => boolean = () => true,
+  namedKeys: NamedKeysCheck = () => false,
+): WritePlan | undefined {
+  const plan = planOwnWrite(node, tables, capture, namedKeys) ?? planCteWrites(node, tables)
   return plan && plan.kind !== 'passthrough' && !capture(plan.table) ? { kind: 'passthrough', table: plan.table } : plan
 }
 
-function planOwnWrite(node: RootOperationNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
+function planOwnWrite(node: RootOperationNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
   switch (node.kind) {
     case 'InsertQueryNode':
-      return planInsert(node, tables, capture)
+      return planInsert(node, tables, capture, namedKeys)
     case 'UpdateQueryNode':
-      return planUpdate(node, tables, capture)
+      return planUpdate(node, tables, capture, namedKeys)
     case 'DeleteQueryNode':
-      return planDelete(node, tables, capture)
+      return planDelete(node, tables, capture, namedKeys)
     case 'MergeQueryNode':
       return planMerge(node, tables)
     default:
@@ -75,15 +90,17 @@ function planOwnWrite(node: RootOperationNode, tables: MigratedTables, capture: 
   }
 }
 
-function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
+function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
   const table = node.into ? tables.ofTableNode(node.into) : undefined
   if (!table) return undefined
   if (!capture(table)) return { kind: 'passthrough', table }
+  const keys = keysNamedByInsert(node, table.key)
+  if (keys && namedKeys(table, keys)) return { kind: 'named-keys', table, op: 'upsert', keys }
   // Unqualified: in INSERT … RETURNING a bare column is the inserted row's.
   return withKeyReturning(node, table, 'upsert', ReferenceNode.create(ColumnNode.create(table.key)))
 }
 
-function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
+function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
   const target = tables.ofFromItem(node.table)
   if (!target) {
     const listed = node.table?.kind === 'ListNode' ? anyMigrated((node.table as OperationNode & { items: readonly OperationNode[] }).items, tables) : undefined
@@ -91,11 +108,13 @@ function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (tab
   }
   if (!capture(target.table)) return { kind: 'passthrough', table: target.table }
   const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && (update.column as ColumnNode).column.name === target.table.key)
+  const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.key, target.qualifier)
+  if (keys && namedKeys(target.table, keys)) return { kind: 'named-keys', table: target.table, op: 'upsert', keys }
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
   return withKeyReturning(node, target.table, 'upsert', ReferenceNode.create(ColumnNode.create(target.table.key), target.qualifier), changesKeys)
 }
 
-function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean): WritePlan | undefined {
+function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
   const froms = node.from.froms
   const first = froms.length === 1 ? tables.ofFromItem(froms[0]) : undefined
   if (!first) {
@@ -103,6 +122,8 @@ function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (tab
     return listed ? { kind: 'unattributable', table: listed, detail: 'delete from several tables at once' } : undefined
   }
   if (!capture(first.table)) return { kind: 'passthrough', table: first.table }
+  const keys = keysNamedByFilter(node, first.table.key, first.qualifier)
+  if (keys && namedKeys(first.table, keys)) return { kind: 'named-keys', table: first.table, op: 'delete', keys }
   return withKeyReturning(node, first.table, 'delete', ReferenceNode.create(ColumnNode.create(first.table.key), first.qualifier))
 }
 

@@ -15,6 +15,7 @@ import {
   PostgresIntrospector,
   PostgresQueryCompiler,
   type QueryResult,
+  sql,
 } from 'kysely'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -23,11 +24,22 @@ import { asStoreQuery, withCutover } from '../src/index.js'
 import { classifyRawStatement } from '../src/raw-statement.js'
 import { TransactionBuffer } from '../src/transaction-buffer.js'
 
+/** What the catalog says of a plain table with an `integer` key: statement keys may stand for RETURNING. */
+const INTEGER_KEY = { type: 'int4', deterministic: true, relkind: 'r', children: false, rules: false, rewriting_triggers: false }
+
 class RecordingConnection implements DatabaseConnection {
   readonly queries: { sql: string; extra: unknown[] }[] = []
+  /** The wrapper's key column lookups (kept apart from the application's queries), with their parameters. */
+  readonly lookups: unknown[][] = []
   rows: Record<string, unknown>[] = []
+  /** The lookup's answer; none (a table not found) keeps RETURNING. */
+  keyColumn: Record<string, unknown> | undefined
 
   async executeQuery<R>(query: CompiledQuery, ...extra: unknown[]): Promise<QueryResult<R>> {
+    if (query.sql.includes('cutover: key column')) {
+      this.lookups.push([...query.parameters])
+      return { rows: (this.keyColumn ? [this.keyColumn] : []) as R[] }
+    }
     this.queries.push({ sql: query.sql, extra })
     return { rows: this.rows as R[], numAffectedRows: BigInt(this.rows.length) }
   }
@@ -184,6 +196,105 @@ describe('withCutover against a recording driver', () => {
     expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'userz', side: 'old' } } })).toThrow(ConfigError)
     expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { 'a.b.c': { migration: 'users', side: 'old' } } })).toThrow(/schema\.name/)
     expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'both' as never } } })).toThrow(/side/)
+  })
+})
+
+describe('withCutover: keys a write names stand for RETURNING once the key column allows it', () => {
+  let cutover: Cutover
+  let connection: RecordingConnection
+  let db: Kysely<any>
+  const enqueued = () => cutover.metrics.counter('mirror.enqueued', { migration: 'users', direction: 'old-to-new' })
+  const sqlOf = () => connection.queries.map((q) => q.sql)
+
+  /** One write to start the lookup (it goes with RETURNING), then the lookup's answer is in. */
+  async function learn(keyColumn: Record<string, unknown>): Promise<void> {
+    connection.keyColumn = keyColumn
+    connection.rows = [{ __cutover_key: 0 }]
+    await db.updateTable('users').set({ name: 'x' }).where('user_id', '=', 0).execute()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(connection.lookups).toEqual([['public', 'users', 'user_id']])
+    connection.queries.length = 0
+  }
+
+  beforeEach(async () => {
+    cutover = await createCutover({
+      migrations: [defineMigration({ name: 'users', old: new MemoryStore('old', 'user_id'), new: new MemoryStore('new', 'user_id'), mapper, mirror: { recheckDelayMs: false } })],
+      deadLetters: { write: async () => {} },
+      env: {},
+      pollIntervalMs: false,
+      logger: silentLogger,
+    })
+    connection = new RecordingConnection()
+    db = new Kysely<any>({ dialect: withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+  })
+
+  it('runs updates, deletes and inserts that name their keys as they are, and records those keys', async () => {
+    await learn(INTEGER_KEY)
+    const before = enqueued()
+    connection.rows = [{ name: 'x' }]
+    expect(await db.updateTable('users as u').set({ name: 'x' }).where('u.user_id', '=', 7).where('name', '<>', 'x').returning('name').execute()).toEqual([{ name: 'x' }])
+    connection.rows = [{}, {}]
+    await db.deleteFrom('users').where((eb) => eb.and([eb('name', '=', 'x'), eb('user_id', 'in', [8, 9])])).execute()
+    await db.insertInto('users').values([{ user_id: 10, name: 'a' }, { user_id: '11', name: 'b' }]).execute()
+    await db.insertInto('users').values({ user_id: 12, name: 'c' }).onConflict((oc) => oc.column('user_id').doUpdateSet({ name: 'c' })).execute()
+    await db.insertInto('users').values({ user_id: 13, name: 'd' }).onConflict((oc) => oc.doNothing()).execute()
+    expect(sqlOf()).toEqual([
+      'update "users" as "u" set "name" = $1 where "u"."user_id" = $2 and "name" <> $3 returning "name"',
+      'delete from "users" where ("name" = $1 and "user_id" in ($2, $3))',
+      'insert into "users" ("user_id", "name") values ($1, $2), ($3, $4)',
+      'insert into "users" ("user_id", "name") values ($1, $2) on conflict ("user_id") do update set "name" = $3',
+      'insert into "users" ("user_id", "name") values ($1, $2) on conflict do nothing',
+    ])
+    expect(enqueued() - before).toBe(7)
+    await cutover.close()
+  })
+
+  it('records nothing for a write that touched no row', async () => {
+    await learn(INTEGER_KEY)
+    const before = enqueued()
+    connection.rows = []
+    await db.updateTable('users').set({ name: 'x' }).where('user_id', '=', 7).execute()
+    expect(sqlOf()).toEqual(['update "users" set "name" = $1 where "user_id" = $2'])
+    expect(enqueued()).toBe(before)
+  })
+
+  it('keeps RETURNING where the named keys could miss a row the write touched', async () => {
+    await learn(INTEGER_KEY)
+    connection.rows = [{ __cutover_key: 1 }]
+    await db.updateTable('users').set({ name: 'x' }).where((eb) => eb.or([eb('user_id', '=', 1), eb('name', '=', 'y')])).execute()
+    await db.updateTable('users').set({ name: 'x' }).from('orders').where('user_id', '=', 1).execute() // unqualified: maybe orders.user_id
+    await db.updateTable('users as u').set({ name: 'x' }).from('users').where('users.user_id', '=', 1).execute() // the FROM side's key
+    await db.updateTable('users').set({ user_id: 2 }).where('user_id', '=', 1).execute() // moves the row to another key
+    await db.deleteFrom('users').where('user_id', '>', 1).execute()
+    await db.deleteFrom('users').where('user_id', '=', sql<number>`1`).execute()
+    await db.insertInto('users').values({ name: 'serial' }).execute()
+    await db.insertInto('users').values({ user_id: 3, name: 'c' }).onConflict((oc) => oc.column('name').doUpdateSet({ name: 'c' })).execute()
+    await db.insertInto('users').values({ user_id: 3, name: 'c' }).onConflict((oc) => oc.column('user_id').doUpdateSet({ user_id: 4 })).execute()
+    await db.insertInto('users').columns(['user_id', 'name']).expression(db.selectFrom('orders').select(['user_id', 'name'])).execute()
+    await db.insertInto('users').values({ user_id: '03', name: 'not the form the column returns' }).execute()
+    await db.with('k', (w) => w.selectFrom('orders').select('user_id')).updateTable('users').set({ name: 'x' }).where('user_id', '=', 1).modifyEnd(sql`or true`).execute()
+    expect(sqlOf().filter((text) => !text.includes('as "__cutover_key"'))).toEqual([])
+    expect(sqlOf()).toHaveLength(12)
+  })
+
+  it('keeps RETURNING when the table can rewrite keys, or the column returns values in another form', async () => {
+    await learn({ ...INTEGER_KEY, rewriting_triggers: true })
+    connection.rows = [{ __cutover_key: 1 }]
+    await db.insertInto('users').values({ user_id: 1, name: 'a' }).execute()
+    expect(sqlOf()).toEqual(['insert into "users" ("user_id", "name") values ($1, $2) returning "user_id" as "__cutover_key"'])
+
+    connection = new RecordingConnection()
+    db = new Kysely<any>({ dialect: withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+    await learn({ ...INTEGER_KEY, type: 'uuid' })
+    const uuid = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'
+    connection.rows = [{ __cutover_key: uuid }]
+    await db.deleteFrom('users').where('user_id', '=', uuid.toUpperCase()).execute() // PostgreSQL answers in lowercase
+    await db.deleteFrom('users').where('user_id', '=', uuid).execute()
+    expect(sqlOf()).toEqual([
+      'delete from "users" where "user_id" = $1 returning "users"."user_id" as "__cutover_key"',
+      'delete from "users" where "user_id" = $1',
+    ])
   })
 })
 
