@@ -112,6 +112,13 @@ export async function benchmark(): Promise<string> {
         sql`select sum(length(t::text)) from ${sql.table(`people_v2_${rows}`)} t`.execute(newDb),
       ]),
     )
+    // The floor of any per-row SHA-256 scheme: hashing the cheap `t::text` rendering, nothing else.
+    const hashScanMs = await timed(() =>
+      Promise.all([
+        sql`select sum(get_byte(sha256(convert_to(t::text, 'UTF8')), 0)) from ${sql.table(`people_${rows}`)} t`.execute(oldDb),
+        sql`select sum(get_byte(sha256(convert_to(t::text, 'UTF8')), 0)) from ${sql.table(`people_v2_${rows}`)} t`.execute(newDb),
+      ]),
+    )
     const countMs = await timed(() =>
       Promise.all([sql`select count(*) from ${sql.table(`people_${rows}`)}`.execute(oldDb), sql`select count(*) from ${sql.table(`people_v2_${rows}`)}`.execute(newDb)]),
     )
@@ -130,6 +137,7 @@ export async function benchmark(): Promise<string> {
       '|---|---:|---:|---:|---|',
       `| backfill rows/s (vs COPY … TO STDOUT → COPY … FROM STDIN, split in SQL) | ${fmt(fullRun.rowsPerSecond)} | ${fmt(copyRate)} | ${(fullRun.rowsPerSecond / copyRate).toFixed(2)} | ≥ 0.5 |`,
       `| exhaustive verification of equal tables, s (vs \`sum(length(t::text))\` on both) | ${secs(verifyMs)} | ${secs(textScanMs)} | ${(verifyMs / textScanMs).toFixed(2)}× | ≤ 2× |`,
+      `| floor of any per-row SHA-256: \`sum(get_byte(sha256(t::text), 0))\` on both, s (vs \`sum(length(t::text))\`; diagnostic) | ${secs(hashScanMs)} | ${secs(textScanMs)} | ${(hashScanMs / textScanMs).toFixed(2)}× | — |`,
       `| exhaustive verification vs \`count(*)\` on both, s | ${secs(verifyMs)} | ${secs(countMs)} | ${(verifyMs / countMs).toFixed(1)}× | (data-diff: "within an order of magnitude") |`,
       `| backfill peak RSS, MiB (${fmt(rows)} vs ${fmt(small)} rows) | ${fullRun.maxRssMiB.toFixed(0)} | ${smallRun.maxRssMiB.toFixed(0)} | ${(fullRun.maxRssMiB / smallRun.maxRssMiB).toFixed(2)}× | ≤ 1.3× |`,
       `| backfill V8 heap high-water, MiB (${fmt(rows)} vs ${fmt(small)} rows) | ${fullRun.heapHighWaterMiB.toFixed(0)} | ${smallRun.heapHighWaterMiB.toFixed(0)} | ${(fullRun.heapHighWaterMiB / smallRun.heapHighWaterMiB).toFixed(2)}× | ≤ 1.3× |`,
@@ -139,13 +147,18 @@ export async function benchmark(): Promise<string> {
       `Verification result on the equal tables: ${consistent ? 'consistent' : '**INCONSISTENT (bug)**'}. The ${fmt(small)}-row backfill ran at ${fmt(smallRun.rowsPerSecond)} rows/s.`,
       `The MongoDB side is ${mongo.server}; ${mongoRows < rows ? `it was measured at ${fmt(mongoRows)} documents because FerretDB on SQLite sorts the whole collection for every keyset page (a real MongoDB walks the _id index)` : 'same size as PostgreSQL'}.`,
       '',
-      'Reading the figures: the backfill reads a batch (the next one is read while this one is written), maps it through the',
-      'zod-validated mapper, writes it through `KyselyTableStore.upsert` (one multi-row `insert … on conflict do nothing` with a',
-      'bound parameter per value), reads it back and compares row checksums, and commits a checkpoint. Profiling puts about half',
-      'of the time in that upsert (building and binding tens of thousands of parameters), a quarter in mapping and hashing.',
-      'COPY does none of it; closing the gap needs a COPY- or `unnest`-based bulk write path in the store, not in the job.',
+      'Reading the figures: the backfill reads a batch ahead, maps it through the zod-validated mapper, writes it through',
+      '`KyselyTableStore.upsert` (one `insert … select * from unnest($1::integer[], …) on conflict do nothing`: one array',
+      'parameter per column), reads it back and compares canonical texts, hashes each source row for the run checksum, and',
+      'commits a checkpoint; two batches are in flight at once (one being written while the one before it is verified and',
+      'checkpointed). COPY does none of the per-row work: parsing rows into objects, validating them with zod twice, building',
+      'canonical text and SHA-256 per row all run in one Node process, which the two cores share with both PostgreSQL backends.',
       'Verification builds the canonical text of every row in SQL (JSON escaping per text column) and one SHA-256 per row,',
-      'on both databases at once, transferring only (segment, count, sum) per segment; `t::text` is a much cheaper rendering.',
+      'on both databases at once, transferring only (segment, count, sum) per segment. The diagnostic row shows what SHA-256',
+      'alone costs over the `t::text` scan: the canonical hash the design specifies puts ≤ 2× out of reach on its own; the',
+      'rest is the canonical text (per-type JSON rendering) and the aggregation by segment.',
+      'Peak RSS and heap high-water follow V8\'s heap sizing, which grows with a run\'s length and allocation rate; the heap',
+      'retained after a full collection (what the backfill holds) is the same at both sizes.',
       'PostgreSQL, FerretDB and the benchmark share the machine\'s cores, and other work ran on it at the same time: treat',
       'the ratios as rough.',
     ]
