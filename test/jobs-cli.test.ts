@@ -76,6 +76,21 @@ describe('cutover CLI', () => {
     expect(paused.lines.at(-1).migrations[0]).toMatchObject({ jobControl: { paused: true, reason: 'replica lag' }, backfill: { ranges: 1, done: 1, read: ROWS } })
     expect((await cutover('resume', 'people')).code).toBe(0)
 
+    // Run-time phase control for the fleet: checked against the phase table, audited.
+    expect((await cutover('phase', 'people')).lines.at(-1)).toMatchObject({ phase: 'off' })
+    const illegal = await cutover('phase', 'people', 'cutover')
+    expect(illegal.code).toBe(1)
+    expect(illegal.stderr).toContain('PHASE_TRANSITION')
+    const shadow = await cutover('phase', 'people', 'shadow', '--reason', 'start mirroring')
+    expect(shadow.code).toBe(0)
+    expect(shadow.lines.at(-1)).toMatchObject({ before: { phase: 'off' }, after: { phase: 'shadow' } })
+    expect((await cutover('phase', 'people', 'compare', '--compare-sample', '0.25')).lines.at(-1)).toMatchObject({ after: { phase: 'compare', compareSample: 0.25 } })
+    expect((await cutover('status', 'people')).lines.at(-1).migrations[0]).toMatchObject({ phase: 'compare' })
+    expect((await cutover('phase', 'people', 'sideways')).code).toBe(64)
+    const { rows: changes } = await sql<{ actor: string; details: { reason: string | null } }>`
+      select actor, details from cutover.audit where action = 'phase_change' order by id`.execute(newDb.db)
+    expect(changes.map((c) => [c.actor, c.details.reason])).toEqual([['cli-test', 'start mirroring'], ['cli-test', null]])
+
     const audit = await cutover('audit', 'verify')
     expect(audit.code).toBe(0)
     expect(audit.lines.at(-1)).toMatchObject({ ok: true })

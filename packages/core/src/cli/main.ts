@@ -7,6 +7,7 @@
  *     cutover verify    <migration> [--sample PERCENT] [--recheck-ms N]          exit 2 if inconsistent
  *     cutover reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]
  *     cutover status    [<migration>]
+ *     cutover phase     <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT]
  *     cutover pause     <migration> [--reason TEXT]  |  cutover resume <migration>
  *     cutover audit verify                                                      exit 2 if tampered
  *
@@ -30,6 +31,7 @@ import { backfillCommand } from './backfill-command.js'
 import { type Command, EXIT } from './command.js'
 import { jobControlCommand } from './job-control-command.js'
 import { loadConfig } from './load-config.js'
+import { phaseCommand } from './phase-command.js'
 import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
 import { statusCommand } from './status-command.js'
@@ -42,12 +44,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   verify: verifyCommand,
   reconcile: reconcileCommand,
   status: statusCommand,
+  phase: phaseCommand,
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
 }
 
-const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|pause|resume|audit verify> [migration] [options]
+const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|pause|resume|audit verify> [migration] [options]
   --config FILE   config module (default cutover.config.{ts,mts,js,mjs})
   --json          JSON lines on stdout even on a terminal
   --actor NAME    who acts, for the audit log

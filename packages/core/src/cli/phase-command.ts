@@ -1,0 +1,45 @@
+import { createCutover } from '../cutover.js'
+import { isPhase, PHASES } from '../phase.js'
+import { numberFlag, stringFlag, UsageError } from './args.js'
+import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
+
+/**
+ * `cutover phase <migration> <phase> [--read-percent N] [--compare-sample F] [--reason TEXT]`:
+ * moves the whole fleet (every process polling `cutover.migration_state`) to a phase, checked
+ * against the phase table and audited. Without a phase it prints the current one.
+ */
+export async function phaseCommand(context: CommandContext): Promise<number> {
+  const migration = migrationArgument(context)
+  const target = context.args.positionals[2]
+  if (target !== undefined && !isPhase(target)) throw new UsageError(`unknown phase "${target}"; phases: ${PHASES.join(', ')}`)
+  const readPercent = numberFlag(context.args, 'read-percent')
+  const compareSample = numberFlag(context.args, 'compare-sample')
+  const reason = stringFlag(context.args, 'reason')
+  // An engine of its own with no polling: it reads the current state, checks the transition and
+  // writes the new one; the application's processes pick it up on their next poll.
+  const cutover = await createCutover({ migrations: context.config.migrations, control: context.config.control, pollIntervalMs: false, logger: context.logger })
+  try {
+    const before = cutover.migration(migration.name)
+    const from = { phase: before.configuredPhase, readPercent: before.readPercent, compareSample: before.compareSample }
+    if (target === undefined) {
+      writeResult(context, { command: 'phase', migration: migration.name, ...from }, `${migration.name}: ${describe(from)}`)
+      return EXIT.ok
+    }
+    await cutover.setPhase(migration.name, target, {
+      actor: context.actor,
+      ...(readPercent === undefined ? {} : { readPercent }),
+      ...(compareSample === undefined ? {} : { compareSample }),
+      ...(reason === undefined ? {} : { reason }),
+    })
+    const after = cutover.migration(migration.name)
+    const to = { phase: after.configuredPhase, readPercent: after.readPercent, compareSample: after.compareSample }
+    writeResult(context, { command: 'phase', migration: migration.name, before: from, after: to }, `${migration.name}: ${describe(from)} → ${describe(to)}`)
+    return EXIT.ok
+  } finally {
+    await cutover.close()
+  }
+}
+
+function describe(state: { phase: string; readPercent: number; compareSample: number }): string {
+  return `${state.phase} (reads on new ${state.readPercent}%, compare sample ${state.compareSample})`
+}
