@@ -75,6 +75,12 @@ describe('cutover CLI', () => {
     const paused = await cutover('status')
     expect(paused.lines.at(-1).migrations[0]).toMatchObject({ jobControl: { paused: true, reason: 'replica lag' }, backfill: { ranges: 1, done: 1, read: ROWS } })
     expect((await cutover('resume', 'people')).code).toBe(0)
+    const { rows: controls } = await sql<{ actor: string; details: object }>`
+      select actor, details from cutover.audit where action = 'job_control' order by id`.execute(newDb.db)
+    expect(controls).toEqual([
+      { actor: 'cli-test', details: { paused: true, reason: 'replica lag' } },
+      { actor: 'cli-test', details: { paused: false, reason: null } },
+    ])
 
     // Run-time phase control for the fleet: checked against the phase table, audited.
     expect((await cutover('phase', 'people')).lines.at(-1)).toMatchObject({ phase: 'off' })

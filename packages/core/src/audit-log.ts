@@ -10,6 +10,7 @@ export type AuditAction =
   | 'reconciliation'
   | 'quarantine'
   | 'guard_rollback'
+  | 'job_control'
 
 export interface AuditEntry {
   readonly actor: string

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely'
+import { AuditLog } from './audit-log.js'
 
 /** What operators set at run time for a migration's jobs (`cutover.job_control`). */
 export interface JobControlState {
@@ -40,11 +41,13 @@ export class JobControl {
     await this.#set(migration, actor, { max_rows_per_second: maxRowsPerSecond ?? null })
   }
 
+  /** Sets the state and audits who changed what: a paused backfill is an operator's decision. */
   async #set(migration: string, actor: string, values: Record<string, unknown>): Promise<void> {
     await this.db
       .insertInto('cutover.job_control')
       .values({ migration, updated_by: actor, ...values })
       .onConflict((oc) => oc.column('migration').doUpdateSet({ ...values, updated_by: actor, updated_at: sql`now()` }))
       .execute()
+    await new AuditLog(this.db).append({ actor, migration, action: 'job_control', details: values })
   }
 }
