@@ -165,8 +165,13 @@ export function canonicalHash(record: unknown, options: CanonicalOptions = {}): 
  * verification and exhaustive verification build this text for every row of both stores.
  */
 export function canonicalRecordText(value: unknown, options: CanonicalOptions = {}): string {
-  if (options.ignore?.length || options.unordered?.length || options.numeric?.length) return canonicalText(canonicalize(value, options))
+  if (hasPathRules(options)) return canonicalText(canonicalize(value, options))
   return directText(value, options.timestampPrecision ?? 'ms', options.nullEqualsMissing ?? true)
+}
+
+/** Whether any rule depends on where a value sits (then the canonical value must be built). */
+export function hasPathRules(options: CanonicalOptions): boolean {
+  return Boolean(options.ignore?.length || options.unordered?.length || options.numeric?.length)
 }
 
 function directText(value: unknown, precision: 's' | 'ms' | 'us', dropNulls: boolean): string {
@@ -190,7 +195,8 @@ function directText(value: unknown, precision: 's' | 'ms' | 'us', dropNulls: boo
     for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ',') + directText(value[i], precision, dropNulls)
     return `${text}]`
   }
-  if (value instanceof Date || value instanceof Uint8Array || (value as { _bsontype?: string })._bsontype !== undefined || (value as { $__?: unknown }).$__ !== undefined) {
+  if (value instanceof Date) return JSON.stringify(timestampText(value, precision))
+  if (value instanceof Uint8Array || (value as { _bsontype?: string })._bsontype !== undefined || (value as { $__?: unknown }).$__ !== undefined) {
     return canonicalText(canonicalize(value, { timestampPrecision: precision, nullEqualsMissing: dropNulls }))
   }
   const object = value as Record<string, unknown>
