@@ -12,6 +12,15 @@ export interface ChangeEvent {
   readonly op: 'upsert' | 'delete'
   /** The source record after the write (source shape), when the write returned it. */
   readonly postImage?: Row
+  /**
+   * True when `postImage` is the complete record exactly as the source stores it, and would return
+   * it, right after this write: a document as inserted, or one a write returned whole. Such an image
+   * is applied without reading the key back, even without a version field: the key's own later
+   * events still override it (a key with more than one change queued is read back), and the
+   * re-check that follows every apply repairs an image that another process's apply overtook.
+   * Leave it unset for partial or possibly unapplied images: those are only kept for dead letters.
+   */
+  readonly postImageExact?: boolean
 }
 
 export type MirrorDirection = 'old-to-new' | 'new-to-old'
@@ -78,6 +87,8 @@ interface PendingKey {
   key: KeyValue
   op: 'upsert' | 'delete'
   postImage: Row | undefined
+  /** Whether `postImage` may be applied as it is (see `ChangeEvent.postImageExact`). */
+  exact: boolean
   /** How many rechecks led here, to stop a key that never converges from looping. */
   recheckGeneration: number
   waiters: Array<(outcome: ApplyOutcome) => void>
@@ -89,6 +100,12 @@ interface PendingKey {
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
 const MAX_RECHECK_GENERATIONS = 3
+/**
+ * Keys read per store call by the re-check. Larger than an apply batch: the re-check only reads,
+ * and a source that answers a key lookup by scanning (FerretDB on SQLite) pays one scan per call
+ * however many keys it carries.
+ */
+const RECHECK_READ_SIZE = 1_000
 
 /**
  * Applies committed changes to the other store off the caller's path.
@@ -207,9 +224,12 @@ export class MirrorQueue {
     const waiters = waiter ? [waiter] : []
     const existing = this.#pending.get(id) ?? this.#dirtyWhileInFlight.get(id)
     if (existing) {
-      // Coalesce: the latest state wins; whoever waited for the older event waits for this one.
+      // Coalesce: the latest state wins; whoever waited for the older event waits for this one. An
+      // exact image is no longer trusted: two writes may reach the queue in another order than the
+      // one they had in the source, so the key is read back instead.
       existing.op = event.op
       existing.postImage = event.postImage
+      existing.exact = false
       existing.recheckGeneration = Math.min(existing.recheckGeneration, recheckGeneration)
       existing.waiters.push(...waiters)
       existing.deadLetterOnFailure ||= deadLetterOnFailure
@@ -220,12 +240,15 @@ export class MirrorQueue {
       key: event.key,
       op: event.op,
       postImage: event.postImage,
+      exact: event.postImageExact === true && event.op === 'upsert' && event.postImage !== undefined,
       recheckGeneration,
       waiters,
       deadLetterOnFailure,
       queuedAt: performance.now(),
     }
     if (this.#inFlight.has(id)) {
+      // Read back, as for coalesced changes: this image may be older than the one being applied.
+      entry.exact = false
       this.#dirtyWhileInFlight.set(id, entry)
       return true
     }
@@ -332,9 +355,13 @@ export class MirrorQueue {
   async #applyBatch(batch: PendingKey[], rejected: Map<string, ApplyOutcome>): Promise<void> {
     const { source, target, translate } = this.#options
     const started = performance.now()
-    const trustPostImage = this.#options.versionField !== undefined
+    const versioned = this.#options.versionField !== undefined
+    // A post-image stands for the source's state when it is exact, or when the version guard keeps
+    // an older one from overwriting a newer one; every other key is read back.
+    const imageOf = (entry: PendingKey): Row | undefined =>
+      entry.op === 'upsert' && (entry.exact || versioned) ? entry.postImage : undefined
 
-    const toRead = batch.filter((entry) => !(entry.op === 'upsert' && entry.postImage && trustPostImage))
+    const toRead = batch.filter((entry) => imageOf(entry) === undefined)
     const current = toRead.length > 0 ? await source.get(toRead.map((entry) => entry.key)) : new Map<string, Row>()
 
     const upserts: Row[] = []
@@ -342,7 +369,7 @@ export class MirrorQueue {
     const applied: PendingKey[] = []
     for (const entry of batch) {
       const id = keyString(entry.key)
-      const state = trustPostImage && entry.op === 'upsert' && entry.postImage ? entry.postImage : current.get(id)
+      const state = imageOf(entry) ?? current.get(id)
       const targetKey = this.#options.targetKey ? this.#options.targetKey(entry.key) : entry.key
       if (state === undefined) {
         deletes.push(targetKey)
@@ -408,9 +435,9 @@ export class MirrorQueue {
     this.#recheckRunning = (async () => {
       const { source, target } = this.#options
       const ids = [...due.keys()]
-      const batchSize = this.#options.batchSize ?? 100
-      for (let i = 0; i < ids.length; i += batchSize) {
-        const slice = ids.slice(i, i + batchSize)
+      const readSize = Math.max(this.#options.batchSize ?? 100, RECHECK_READ_SIZE)
+      for (let i = 0; i < ids.length; i += readSize) {
+        const slice = ids.slice(i, i + readSize)
         try {
           const keys = slice.map((id) => (due.get(id) as { key: KeyValue }).key)
           const sourceRows = await source.get(keys)

@@ -195,6 +195,43 @@ describe('MirrorQueue', () => {
     expect(target.rows.get('2')).toEqual({ id: 2, name: 'fresh', v: 1 })
   })
 
+  it('applies an exact post-image without reading the source back, even without a version field', async () => {
+    const { queue, target, source } = setup({}, [{ id: 1, name: 'as inserted' }])
+    queue.enqueue({ key: 1, op: 'upsert', postImage: { id: 1, name: 'as inserted' }, postImageExact: true })
+    await queue.drain()
+    expect(target.rows.get('1')).toEqual({ id: 1, name: 'as inserted' })
+    expect(source.calls).toBe(0)
+  })
+
+  it('repairs an exact post-image that another process overtook, through the re-check', async () => {
+    // The image is what this process inserted; by the time it is applied another process has
+    // changed the document (and mirrored it first): the image lands last and is stale.
+    const { queue, target, source } = setup({ recheckDelayMs: 5 }, [{ id: 1, name: 'changed by another process' }])
+    queue.enqueue({ key: 1, op: 'upsert', postImage: { id: 1, name: 'as inserted' }, postImageExact: true })
+    await queue.drain()
+    expect(target.rows.get('1')).toEqual({ id: 1, name: 'changed by another process' })
+    expect(source.calls).toBeGreaterThan(0)
+  })
+
+  it('reads back a key whose exact post-image arrives while the key is already queued or in flight', async () => {
+    // Two changes of one key may reach the queue in another order than the source applied them,
+    // so only a key's single change is trusted as an image.
+    const pending = setup({ lingerMs: 20 }, [{ id: 1, name: 'current' }])
+    pending.queue.enqueue({ key: 1, op: 'upsert' })
+    pending.queue.enqueue({ key: 1, op: 'upsert', postImage: { id: 1, name: 'stale image' }, postImageExact: true })
+    await pending.queue.drain()
+    expect(pending.target.rows.get('1')).toEqual({ id: 1, name: 'current' })
+
+    const target = new RecordingStore('new', 'id')
+    const inFlight = setup({ target }, [{ id: 1, name: 'current' }])
+    target.upsertDelays = [20]
+    inFlight.queue.enqueue({ key: 1, op: 'upsert' })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    inFlight.queue.enqueue({ key: 1, op: 'upsert', postImage: { id: 1, name: 'stale image' }, postImageExact: true })
+    await inFlight.queue.drain()
+    expect(target.rows.get('1')).toEqual({ id: 1, name: 'current' })
+  })
+
   it('two instances applying one key concurrently converge through the re-check (no version field)', async () => {
     const run = async (recheckDelayMs: number | false) => {
       const source = new MemoryStore('old', 'id', [{ id: 1, name: 'v1' }])
