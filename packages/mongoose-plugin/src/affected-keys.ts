@@ -33,6 +33,11 @@ export function possiblyApplied(count: number, error: unknown, ordered: boolean)
   return range(count).filter((i) => !failed.has(i) && (!ordered || i < firstFailure))
 }
 
+/** Whether a failed batch says which of its operations failed (write errors), so the rest certainly applied. */
+export function definiteOutcome(error: unknown): boolean {
+  return writeErrorIndexes(error) !== undefined
+}
+
 function writeErrorIndexes(error: unknown): number[] | undefined {
   const raw = (error as { writeErrors?: unknown } | null)?.writeErrors
   if (raw === undefined || raw === null) return undefined

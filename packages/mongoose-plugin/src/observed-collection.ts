@@ -20,7 +20,9 @@
  * 3. The write runs unchanged (one exception: `findOneAnd*` ask the driver for result metadata to
  *    learn an upserted id, and hand Mongoose the shape it asked for).
  * 4. After it: each affected key is handed to `runtime.recordWrite('old', …)` (state-based: the
- *    mirror re-reads the document), or, inside a transaction, after the commit.
+ *    mirror re-reads the document), or, inside a transaction, after the commit. Inserted documents
+ *    and whole `findOneAnd*` results after the write go with their exact post-image
+ *    (`stored-image.ts`), which spares the mirror that read.
  *
  * The race the pre-read leaves: a document that starts matching a multi-document filter between the
  * `_id` read and the write (inserted or updated concurrently) is changed by the write but not
@@ -32,9 +34,10 @@
  */
 import { type KeyValue, keyString, type Logger, type Metrics, type MigrationRuntime, type Row } from '@cutover/core'
 import type { Model } from 'mongoose'
-import { changedNothing, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
+import { changedNothing, definiteOutcome, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
 import type { KeyCodec } from './keys.js'
 import type { NewStoreReader } from './read-hooks.js'
+import { storedImagesFor } from './stored-image.js'
 import { afterCommit } from './transaction-buffer.js'
 import { runAs } from './write-origin.js'
 import { COLLECTION_WRITE_METHODS } from './write-methods.js'
@@ -60,6 +63,11 @@ interface Capture {
   readonly op: Op
   /** Keys to mirror, given the result (or error) of the write. */
   keysAfter(result: unknown, error: unknown): unknown[]
+  /**
+   * Exact post-images (rows, key in Store form) of some of those keys, when the write certainly
+   * stored them as they are: inserted documents, `findOneAnd*` results asked for whole and after.
+   */
+  imagesAfter?(result: unknown, error: unknown): readonly Row[]
 }
 
 const OBSERVED = Symbol('cutover.observedCollection')
@@ -143,7 +151,9 @@ async function observedWrite(collection: DriverCollection, method: string, args:
 
   if (capture) {
     try {
-      const keys = capture.keysAfter(result, failed ? failure : undefined)
+      const error = failed ? failure : undefined
+      const keys = capture.keysAfter(result, error)
+      const images = capture.imagesAfter?.(result, error) ?? []
       // Also runs inside `commitTransaction` (after the commit): it must never throw there.
       const record = () => {
         try {
@@ -152,7 +162,12 @@ async function observedWrite(collection: DriverCollection, method: string, args:
             const key = binding.keys.toStore(value)
             distinct.set(keyString(key), key)
           }
-          for (const key of distinct.values()) runtime.recordWrite('old', { key, op: capture!.op })
+          const imageOf = new Map<string, Row>()
+          for (const image of images) imageOf.set(keyString(image[binding.keyField] as KeyValue), image)
+          for (const [id, key] of distinct) {
+            const image = imageOf.get(id)
+            runtime.recordWrite('old', image ? { key, op: capture!.op, postImage: image, postImageExact: true } : { key, op: capture!.op })
+          }
         } catch (error) {
           binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
           runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
@@ -206,6 +221,17 @@ async function captureFor(collection: DriverCollection, method: string, args: un
   const { keyField } = binding
   const options = optionsOf(method, args)
   const session = options?.session
+  const stored = storedImagesFor(collection, binding.model.base?.mongo?.BSON)
+  /** The exact images of documents, or none when they cannot be made exact; never throws into the write. */
+  const exactImages = (documents: readonly Row[]): Row[] => {
+    if (!stored) return []
+    try {
+      return documents.filter((document) => document?.[keyField] !== undefined).map((document) => stored.of(document, options, keyField))
+    } catch (error) {
+      binding.logger.debug('no exact post-image; the mirror reads the keys back', { migration: binding.runtime.name, error })
+      return []
+    }
+  }
   const matching = async (filter: unknown): Promise<unknown[]> => {
     const pinned = keysPinnedBy(filter, keyField)
     if (pinned) return pinned
@@ -225,6 +251,8 @@ async function captureFor(collection: DriverCollection, method: string, args: un
           const id = document?.[keyField] ?? (result as { insertedId?: unknown } | undefined)?.insertedId
           return id === undefined ? [] : [id]
         },
+        // Only a certain success stored the document: after an unknown outcome the key is read back.
+        imagesAfter: (_, error) => (error === undefined ? exactImages([document]) : []),
       }
     }
     case 'insertMany': {
@@ -240,6 +268,13 @@ async function captureFor(collection: DriverCollection, method: string, args: un
           return possiblyApplied(documents.length, error, ordered)
             .map((i) => documents[i]?.[keyField])
             .filter((id) => id !== undefined)
+        },
+        imagesAfter: (_, error) => {
+          if (error === undefined) return exactImages(documents)
+          // Write errors name the documents that failed; the others are stored. Without them the
+          // outcome is unknown, and every key is read back.
+          if (!definiteOutcome(error)) return []
+          return exactImages(possiblyApplied(documents.length, error, ordered).map((i) => documents[i] as Row))
         },
       }
     }
@@ -272,6 +307,7 @@ async function captureFor(collection: DriverCollection, method: string, args: un
     case 'findOneAndReplace':
     case 'findOneAndDelete': {
       const pinned = keysPinnedBy(args[0], keyField) ?? []
+      const whole = method !== 'findOneAndDelete' && returnsWholeDocumentAfter(args[2])
       return {
         op: method === 'findOneAndDelete' ? 'delete' : 'upsert',
         keysAfter: (result, error) => {
@@ -279,6 +315,10 @@ async function captureFor(collection: DriverCollection, method: string, args: un
           const r = result as { value?: Row | null; lastErrorObject?: { upserted?: unknown } } | undefined
           const id = r?.value?.[keyField] ?? r?.lastErrorObject?.upserted
           return id === undefined || id === null ? [] : [id]
+        },
+        imagesAfter: (result, error) => {
+          const value = (result as { value?: Row | null } | undefined)?.value
+          return whole && error === undefined && isPlainObject(value) ? exactImages([value]) : []
         },
       }
     }
@@ -300,6 +340,14 @@ async function captureFor(collection: DriverCollection, method: string, args: un
     default:
       throw new TypeError(`not a write method: ${method}`)
   }
+}
+
+/** Whether `findOneAndUpdate`/`Replace` options ask for the whole document as it is after the write. */
+function returnsWholeDocumentAfter(options: unknown): boolean {
+  if (!isPlainObject(options)) return false
+  const projection = options.projection ?? options.fields
+  const whole = projection === undefined || projection === null || (isPlainObject(projection) && Object.keys(projection).length === 0)
+  return whole && options.returnDocument === 'after'
 }
 
 async function bulkOperationKeys(operation: Row, keyField: string, matching: (filter: unknown) => Promise<unknown[]>): Promise<unknown[]> {
