@@ -4,7 +4,9 @@
  * - `compare` (and every phase that compares): a sample of reads (`runtime.sampleComparison()`) is
  *   also run on the other store and compared with `runtime.compareRead`, after the application has
  *   its result (`setImmediate`, never awaited by the query): translated queries through the
- *   `NewStoreReader`, the rest by key (the returned documents' keys fetched with `store.get`).
+ *   `NewStoreReader`, the rest by key (the returned documents' keys fetched with `store.get`,
+ *   batched across reads by `KeyLookupBatch`). On the request path only the documents and the
+ *   query's parts are copied; the comparison is planned after the caller has resumed.
  * - `ramp`: reads whose routing key falls inside the percentage (`runtime.readSide()`) and that are
  *   translatable (or key lookups) are served from the new store: rows mapped backward, cast through
  *   the schema and hydrated into real documents (`Model.hydrate`; lean reads stay plain objects).
@@ -14,10 +16,11 @@
  *
  * Reads with `populate` are never served from the new store (population is MongoDB-side).
  */
-import type { KeyValue, MigrationRuntime, Row } from '@cutover/core'
+import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
 import { keyString } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { keysPinnedBy } from './affected-keys.js'
+import { KeyLookupBatch } from './key-lookup-batch.js'
 import { documentToRow } from './keys.js'
 import type { ModelBinding } from './observed-collection.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
@@ -76,18 +79,26 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     const { runtime } = state.binding
     if (state.served === 'old') runtime.recordRead('old', true, performance.now() - state.started)
     if (!runtime.sampleComparison()) return
-    let plan: ReadPlan
+    let shape: ReadShape
     let oldRows: Row[] | undefined
     try {
-      plan = planRead(this, state.binding)
-      // Snapshot now: the application may change its documents once it has them.
-      if (state.served === 'old' && plan.op !== 'countDocuments') oldRows = rowsOf(result, state.binding)
+      // Snapshot now what the application may change once it has its result (its documents, the
+      // query object); planning the comparison waits until after the caller has resumed.
+      shape = shapeOf(this)
+      if (state.served === 'old' && shape.op !== 'countDocuments') oldRows = rowsOf(result, state.binding)
     } catch (error) {
       state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
       return
     }
-    const query = `${this.model.modelName}.${plan.op}`
+    const query = `${this.model.modelName}.${shape.op}`
     setImmediate(() => {
+      let plan: ReadPlan
+      try {
+        plan = planRead(shape, state.binding)
+      } catch (error) {
+        state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
+        return
+      }
       compareInBackground(state, plan, result, oldRows, query).catch((error: unknown) => {
         state.binding.metrics?.increment('compare.failed', { migration: runtime.name })
         state.binding.logger.warn('read comparison failed', { migration: runtime.name, query, error })
@@ -100,7 +111,7 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
 async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
   let plan: ReadPlan
   try {
-    plan = planRead(query, binding)
+    plan = planRead(shapeOf(query), binding)
   } catch {
     return // e.g. a CastError: MongoDB's path raises it the way the application expects
   }
@@ -125,14 +136,37 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
   throw query.model.base.skipMiddlewareFunction(served.result)
 }
 
-function planRead(query: any, binding: ModelBinding): ReadPlan {
-  const op = query.op as ReadOp
+/** A query's parts as they were when it ran (shallow copies: the application may reuse the query). */
+interface ReadShape {
+  readonly op: ReadOp
+  readonly lean: boolean
+  readonly populate: unknown
+  readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number }
+  readonly fields: Row | undefined
+  readonly filter: Row
+  /** Casts a filter through the query's model and options. */
+  cast(filter: Row): Row
+}
+
+function shapeOf(query: any): ReadShape {
   const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown }
-  const options = query.getOptions() as { sort?: Row; limit?: number; skip?: number }
   const fields = query.projection() as Row | undefined
+  return {
+    op: query.op as ReadOp,
+    lean: Boolean(mongooseOptions.lean),
+    populate: mongooseOptions.populate,
+    options: { ...query.getOptions() },
+    fields: fields ? { ...fields } : undefined,
+    filter: { ...query.getFilter() },
+    cast: (filter) => query.cast(query.model, filter) as Row,
+  }
+}
+
+function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
+  const { op, options, fields } = shape
   // Mongoose keeps `{}` for "no projection": only a non-empty one makes the documents partial.
   const projection = fields && Object.keys(fields).length > 0 ? fields : undefined
-  const filter = query.cast(query.model, { ...query.getFilter() }) as Row
+  const filter = shape.cast({ ...shape.filter })
   const mapping = fieldMapping(binding)
   const sort = options.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined
   const limit = op === 'findOne' ? 1 : options.limit
@@ -150,7 +184,7 @@ function planRead(query: any, binding: ModelBinding): ReadPlan {
     reason = 'no NewStoreReader for this model'
   }
   let unservable: string | undefined
-  if (mongooseOptions.populate && Object.keys(mongooseOptions.populate as object).length > 0) unservable = 'populate'
+  if (shape.populate && Object.keys(shape.populate as object).length > 0) unservable = 'populate'
   else if (projection && !simpleProjection(projection)) unservable = 'projection'
   else if (!keyLookup && !translated) unservable = reason
   return {
@@ -160,7 +194,7 @@ function planRead(query: any, binding: ModelBinding): ReadPlan {
     limit,
     skip,
     projection,
-    lean: Boolean(mongooseOptions.lean),
+    lean: shape.lean,
     keys: keyLookup ? pinned : undefined,
     translated,
     unservable,
@@ -257,10 +291,19 @@ async function compareInBackground(state: ReadState, plan: ReadPlan, result: unk
     if (plan.translated && binding.reader) newRows = await binding.reader.find(plan.translated)
     else {
       const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
-      newRows = [...(await runtime.migration.new.get(keys)).values()]
+      newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
     }
   }
   runtime.compareRead(oldRows, newRows, { query })
+}
+
+const lookups = new WeakMap<Store, KeyLookupBatch>()
+
+/** One batch of comparison lookups per store, shared by every model reading it. */
+function keyLookups(store: Store): KeyLookupBatch {
+  let batch = lookups.get(store)
+  if (!batch) lookups.set(store, (batch = new KeyLookupBatch(store)))
+  return batch
 }
 
 /** The application's result as Store rows. */
