@@ -1,5 +1,6 @@
 import type { CompiledQuery, DatabaseConnection, QueryCompiler, QueryResult, RootOperationNode } from 'kysely'
 import type { KeyColumns } from './key-column.js'
+import type { KeyReturning } from './key-returning.js'
 import type { MigratedTables } from './migrated-tables.js'
 import { classifyRawStatement, type RawStatement } from './raw-statement.js'
 import type { ReadRouter } from './read-router.js'
@@ -11,8 +12,10 @@ import { capturing, keysOf, recordCommitted } from './write-recorder.js'
 /** What every connection of one wrapped dialect shares. */
 export interface Interception {
   readonly tables: MigratedTables
-  /** The wrapped dialect's compiler: recompiles a write with the key added to its RETURNING. */
+  /** The wrapped dialect's compiler: compiles the query that lists a MERGE's keys. */
   readonly compiler: QueryCompiler
+  /** Compiles a write with the key added to its RETURNING. */
+  readonly returning: KeyReturning
   readonly reads: ReadRouter
   /** Whether keys a write names in its text can stand for RETURNING, per table. */
   readonly keyColumns: KeyColumns
@@ -159,7 +162,7 @@ export class CutoverConnection implements DatabaseConnection {
         return result
       }
       case 'returning': {
-        const result = await execute(this.#compile(plan.node, compiledQuery), ...rest)
+        const result = await execute(this.#interception.returning.compile(plan, compiledQuery), ...rest)
         const rows = result.rows as Record<string, unknown>[]
         for (const key of keysOf(rows, KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
         if (plan.changesKeys) this.#record({ kind: 'unmirrored', table, detail: 'update of the key column: the new keys are mirrored, the old ones are left to reconciliation' })

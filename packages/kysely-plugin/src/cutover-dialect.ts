@@ -3,6 +3,7 @@ import type { CompiledQuery, DatabaseIntrospector, Dialect, DialectAdapter, Driv
 import type { Interception } from './cutover-connection.js'
 import { CutoverDriver } from './cutover-driver.js'
 import { KeyColumns } from './key-column.js'
+import { KeyReturning } from './key-returning.js'
 import { type MigratedTableConfig, MigratedTables } from './migrated-tables.js'
 import { ReadRouter } from './read-router.js'
 
@@ -46,9 +47,11 @@ class CutoverDialect implements Dialect {
 
   createDriver(): Driver {
     const driver = this.#inner.createDriver()
+    const compiler = this.#inner.createQueryCompiler()
     const interception: Interception = {
       tables: this.#tables,
-      compiler: this.#inner.createQueryCompiler(),
+      compiler,
+      returning: new KeyReturning(compiler),
       reads: this.#reads,
       keyColumns: new KeyColumns((query) => runAside(driver, query)),
     }

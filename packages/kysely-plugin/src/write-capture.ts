@@ -50,6 +50,11 @@ export type WritePlan =
       readonly callerWantsRows: boolean
       /** The write moves rows to new keys: RETURNING gives the new keys, the old ones are lost to it. */
       readonly changesKeys: boolean
+      /**
+       * Set when RETURNING is the statement's last clause, so that the key's selection compiles to
+       * the same text at the end of every statement of this shape (`key-returning.ts`).
+       */
+      readonly shape: string | undefined
     }
   | { readonly kind: 'source-keys'; readonly table: MigratedTable; readonly keyQuery: RootOperationNode }
   | { readonly kind: 'unattributable'; readonly table: MigratedTable; readonly detail: string }
@@ -97,7 +102,7 @@ function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (tab
   const keys = keysNamedByInsert(node, table.key)
   if (keys && namedKeys(table, keys)) return { kind: 'named-keys', table, op: 'upsert', keys }
   // Unqualified: in INSERT … RETURNING a bare column is the inserted row's.
-  return withKeyReturning(node, table, 'upsert', ReferenceNode.create(ColumnNode.create(table.key)))
+  return withKeyReturning(node, table, 'upsert', undefined)
 }
 
 function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
@@ -111,7 +116,7 @@ function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (tab
   const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.key, target.qualifier)
   if (keys && namedKeys(target.table, keys)) return { kind: 'named-keys', table: target.table, op: 'upsert', keys }
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
-  return withKeyReturning(node, target.table, 'upsert', ReferenceNode.create(ColumnNode.create(target.table.key), target.qualifier), changesKeys)
+  return withKeyReturning(node, target.table, 'upsert', target.qualifier, changesKeys)
 }
 
 function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
@@ -124,7 +129,7 @@ function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (tab
   if (!capture(first.table)) return { kind: 'passthrough', table: first.table }
   const keys = keysNamedByFilter(node, first.table.key, first.qualifier)
   if (keys && namedKeys(first.table, keys)) return { kind: 'named-keys', table: first.table, op: 'delete', keys }
-  return withKeyReturning(node, first.table, 'delete', ReferenceNode.create(ColumnNode.create(first.table.key), first.qualifier))
+  return withKeyReturning(node, first.table, 'delete', first.qualifier)
 }
 
 function planMerge(node: MergeQueryNode, tables: MigratedTables): WritePlan | undefined {
@@ -157,12 +162,16 @@ function withKeyReturning(
   node: InsertQueryNode | UpdateQueryNode | DeleteQueryNode,
   table: MigratedTable,
   op: 'upsert' | 'delete',
-  keyReference: OperationNode,
+  qualifier: TableNode | undefined,
   changesKeys = false,
 ): WritePlan {
+  const keyReference = ReferenceNode.create(ColumnNode.create(table.key), qualifier)
   const selection = SelectionNode.create(AliasNode.create(keyReference, IdentifierNode.create(KEY_ALIAS)) as never)
   const returning = node.returning ? ReturningNode.cloneWithSelections(node.returning, [selection]) : ReturningNode.create([selection])
-  return { kind: 'returning', table, op, node: Object.freeze({ ...node, returning }), callerWantsRows: node.returning !== undefined, changesKeys }
+  // Nothing is compiled after RETURNING but ORDER BY and LIMIT (MySQL forms) and `modifyEnd` text.
+  const last = !node.endModifiers?.length && !(node as { orderBy?: unknown }).orderBy && !(node as { limit?: unknown }).limit
+  const shape = last ? JSON.stringify([node.kind, node.returning !== undefined, qualifier?.table.schema?.name, qualifier?.table.identifier.name, table.key]) : undefined
+  return { kind: 'returning', table, op, node: Object.freeze({ ...node, returning }), callerWantsRows: node.returning !== undefined, changesKeys, shape }
 }
 
 /** In `a = b`, the side that is not the target's key column, if one side is. */
