@@ -1,5 +1,5 @@
 import type { Cutover } from '@cutover/core'
-import type { CompiledQuery, DatabaseIntrospector, Dialect, DialectAdapter, Driver, Kysely, QueryCompiler, QueryResult } from 'kysely'
+import { type CompiledQuery, type DatabaseIntrospector, type Dialect, type DialectAdapter, type Driver, type Kysely, PostgresQueryCompiler, type QueryCompiler, type QueryResult } from 'kysely'
 import type { Interception } from './cutover-connection.js'
 import { CutoverDriver } from './cutover-driver.js'
 import { KeyColumns } from './key-column.js'
@@ -53,7 +53,8 @@ class CutoverDialect implements Dialect {
       compiler,
       returning: new KeyReturning(compiler),
       reads: this.#reads,
-      keyColumns: new KeyColumns((query) => runAside(driver, query)),
+      // The lookup reads PostgreSQL's catalog; on other databases every write keeps RETURNING.
+      keyColumns: new KeyColumns(compiler instanceof PostgresQueryCompiler ? (query) => runAside(driver, query) : undefined),
     }
     return new CutoverDriver(driver, interception)
   }

@@ -22,17 +22,19 @@ export type RunAside = (query: CompiledQuery) => Promise<QueryResult<unknown>>
  * lookup is tried again after `RETRY_MS`.
  */
 export class KeyColumns {
-  readonly #runAside: RunAside
+  readonly #runAside: RunAside | undefined
   readonly #now: () => number
   readonly #known = new Map<MigratedTable, KeyForm>()
 
-  constructor(runAside: RunAside, now: () => number = Date.now) {
+  /** Without `runAside` (not PostgreSQL) nothing is looked up and every write keeps RETURNING. */
+  constructor(runAside: RunAside | undefined, now: () => number = Date.now) {
     this.#runAside = runAside
     this.#now = now
   }
 
   /** Whether every key is in the form the table's key column returns. False until that is known. */
   accepts(table: MigratedTable, keys: readonly KeyValue[]): boolean {
+    if (!this.#runAside) return false
     const form = this.#known.get(table)
     if (form?.kind === 'accepts') return keys.every(form.accepts)
     if (form === undefined || (form.kind === 'retry' && this.#now() >= form.at)) void this.lookUp(table)
@@ -41,6 +43,7 @@ export class KeyColumns {
 
   /** @internal looks the table's key column up now; resolves once `accepts` answers from it. Never rejects. */
   async lookUp(table: MigratedTable): Promise<void> {
+    if (!this.#runAside) return
     this.#known.set(table, { kind: 'looking-up' })
     const [schema, name] = table.name.includes('.') ? table.name.split('.') : ['public', table.name]
     try {

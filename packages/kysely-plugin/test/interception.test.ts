@@ -16,6 +16,7 @@ import {
   PostgresQueryCompiler,
   type QueryResult,
   sql,
+  SqliteQueryCompiler,
 } from 'kysely'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -276,6 +277,20 @@ describe('withCutover: keys a write names stand for RETURNING once the key colum
     await db.with('k', (w) => w.selectFrom('orders').select('user_id')).updateTable('users').set({ name: 'x' }).where('user_id', '=', 1).modifyEnd(sql`or true`).execute()
     expect(sqlOf().filter((text) => !text.includes('as "__cutover_key"'))).toEqual([])
     expect(sqlOf()).toHaveLength(12)
+  })
+
+  it('looks nothing up on a database that is not PostgreSQL', async () => {
+    const sqlite = new Kysely<any>({
+      dialect: withCutover({ ...recordingDialect(connection, true), createQueryCompiler: () => new SqliteQueryCompiler() }, { cutover, tables: { users: { migration: 'users', side: 'old' } } }),
+    })
+    connection.keyColumn = INTEGER_KEY
+    connection.rows = [{ __cutover_key: 1 }]
+    for (let i = 0; i < 2; i++) {
+      await sqlite.deleteFrom('users').where('user_id', '=', 1).execute()
+      await new Promise((resolve) => setTimeout(resolve, 0))
+    }
+    expect(connection.lookups).toEqual([])
+    expect(sqlOf()).toEqual(Array(2).fill('delete from "users" where "user_id" = ? returning "users"."user_id" as "__cutover_key"'))
   })
 
   it('keeps RETURNING when the table can rewrite keys, or the column returns values in another form', async () => {
