@@ -84,7 +84,7 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     try {
       // Snapshot now what the application may change once it has its result (its documents, the
       // query object); planning the comparison waits until after the caller has resumed.
-      shape = shapeOf(this)
+      shape = shapeOf(this, 'cast')
       if (state.served === 'old' && shape.op !== 'countDocuments') oldRows = rowsOf(result, state.binding)
     } catch (error) {
       state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
@@ -111,7 +111,7 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
 async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
   let plan: ReadPlan
   try {
-    plan = planRead(shapeOf(query), binding)
+    plan = planRead(shapeOf(query, 'uncast'), binding)
   } catch {
     return // e.g. a CastError: MongoDB's path raises it the way the application expects
   }
@@ -148,7 +148,11 @@ interface ReadShape {
   cast(filter: Row): Row
 }
 
-function shapeOf(query: any): ReadShape {
+/**
+ * The shape of a query, before it ran (`uncast`: its filter is cast when planned) or after
+ * (`cast`: Mongoose cast the filter in place to run it, so it is not cast twice).
+ */
+function shapeOf(query: any, filter: 'cast' | 'uncast'): ReadShape {
   const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown }
   const fields = query.projection() as Row | undefined
   return {
@@ -158,7 +162,7 @@ function shapeOf(query: any): ReadShape {
     options: { ...query.getOptions() },
     fields: fields ? { ...fields } : undefined,
     filter: { ...query.getFilter() },
-    cast: (filter) => query.cast(query.model, filter) as Row,
+    cast: filter === 'cast' ? (conditions) => conditions : (conditions) => query.cast(query.model, conditions) as Row,
   }
 }
 
