@@ -168,13 +168,14 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     `${info.mirrored.toLocaleString('en')} keys were mirrored; in \`compare\`, ${info.compared.toLocaleString('en')} reads were compared off the request path (${info.mismatches} mismatches).`,
     '',
     'Where the overhead comes from: a write by `_id` (or an insert) costs no extra round trip: its key is taken from the document or',
-    'the filter and handed to the mirror queue, which then reads the document from MongoDB and upserts it into PostgreSQL in',
-    'batches, in the background of the same process. (Writes with other filters pay one `_id` read before the write.) A compared',
-    'read snapshots the document on the request path, then fetches the same key from PostgreSQL and compares after the caller has',
-    "its document. FerretDB v1 on SQLite serializes its work and scans the collection for every `_id` lookup, so the mirror's",
-    "read-back of each written document queues behind the application's next operation (hence the creates, whose collections grow);",
-    'on MongoDB those reads are index lookups served in parallel. On this two-core machine the background work also shares the CPU',
-    'with FerretDB and PostgreSQL.',
+    'the filter and handed to the mirror queue, which upserts the state into PostgreSQL in batches, in the background of the same',
+    'process. An insert hands over the document it stored (an exact post-image), so nothing is read back; an `updateOne` does not',
+    'return its document, so the mirror reads the key back from MongoDB. (Writes with other filters pay one `_id` read before the',
+    'write.) Half a second after each apply the key is re-checked (source and target read, up to 1,000 keys per call). A compared',
+    'read snapshots the document on the request path; its key is looked up in PostgreSQL together with the other reads of the next',
+    "10 ms and compared after the caller has its document. FerretDB v1 on SQLite answers every `_id` lookup with a scan, so each",
+    "read-back costs it a third of an `updateOne`; on MongoDB those reads are index lookups. On this two-core machine the",
+    'background work also shares the CPU with FerretDB and PostgreSQL.',
   )
   return lines.join('\n')
 }
