@@ -38,6 +38,7 @@ describe('KeyColumns against the PostgreSQL catalog', () => {
       'create table child () inherits (parent)',
       'create table parted (id integer primary key) partition by range (id)',
       'create view viewed as select * from ints',
+      'create table later (id integer primary key)',
     ]) {
       await sql.raw(ddl).execute(database.db)
     }
@@ -69,6 +70,21 @@ describe('KeyColumns against the PostgreSQL catalog', () => {
     expect(await accepts('ints', [2 ** 60])).toBe(false)
     expect(await accepts('uuids', ['A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'])).toBe(false)
     expect(await accepts('texts', [1])).toBe(false)
+  })
+
+  it('looks a table up again after a while, so that a trigger added later is seen', async () => {
+    let now = 0
+    const timed = new KeyColumns((query) => database.db.executeQuery(query), () => now)
+    const later = table('later')
+    await timed.lookUp(later)
+    expect(timed.accepts(later, [1])).toBe(true)
+    await sql.raw('create trigger shift before update on later for each row execute function shift_key()').execute(database.db)
+    now += 59_000
+    expect(timed.accepts(later, [1])).toBe(true)
+    now += 2_000
+    expect(timed.accepts(later, [1])).toBe(false) // RETURNING while the lookup runs again
+    await timed.lookUp(later)
+    expect(timed.accepts(later, [1])).toBe(false)
   })
 
   it('keeps RETURNING for tables whose keys it cannot vouch for', async () => {

@@ -18,8 +18,9 @@ export type RunAside = (query: CompiledQuery) => Promise<QueryResult<unknown>>
  * - the table is a plain table without inheritance children, without rules, and without
  *   `BEFORE … FOR EACH ROW` triggers on insert or update, which could give a row another key.
  *
- * Anything else, a failed lookup, or a table not found (yet) keeps `RETURNING`; a failed or empty
- * lookup is tried again after `RETRY_MS`.
+ * Anything else, a failed lookup, or a table not found (yet) keeps `RETURNING`. A failed or empty
+ * lookup is tried again after `RETRY_MS`, an answer after `REFRESH_MS` (a trigger added later is
+ * seen within that time).
  */
 export class KeyColumns {
   readonly #runAside: RunAside | undefined
@@ -36,8 +37,10 @@ export class KeyColumns {
   accepts(table: MigratedTable, keys: readonly KeyValue[]): boolean {
     if (!this.#runAside) return false
     const form = this.#known.get(table)
-    if (form?.kind === 'accepts') return keys.every(form.accepts)
-    if (form === undefined || (form.kind === 'retry' && this.#now() >= form.at)) void this.lookUp(table)
+    if (form?.kind === 'accepts' && this.#now() < form.until) return keys.every(form.accepts)
+    // Looked up again now and then: a trigger or a type change may come later. Until the answer is
+    // in, RETURNING.
+    if (form === undefined || form.kind === 'accepts' || ((form.kind === 'retry' || form.kind === 'returning') && this.#now() >= form.at)) void this.lookUp(table)
     return false
   }
 
@@ -49,7 +52,8 @@ export class KeyColumns {
     try {
       const { rows } = await this.#runAside(CompiledQuery.raw(LOOKUP_SQL, [schema, name, table.key]))
       const accepts = acceptorOf(rows[0] as CatalogRow | undefined)
-      this.#known.set(table, accepts ? { kind: 'accepts', accepts } : rows.length > 0 ? { kind: 'returning' } : this.#retry())
+      const at = this.#now() + (rows.length > 0 ? REFRESH_MS : RETRY_MS)
+      this.#known.set(table, accepts ? { kind: 'accepts', accepts, until: at } : { kind: rows.length > 0 ? 'returning' : 'retry', at })
       table.runtime.logger.debug('write keys of a migrated table', { table: table.name, from: accepts ? 'statements that name them' : 'RETURNING' })
     } catch (error) {
       this.#known.set(table, this.#retry())
@@ -63,12 +67,12 @@ export class KeyColumns {
 }
 
 const RETRY_MS = 30_000
+const REFRESH_MS = 60_000
 
 type KeyForm =
   | { readonly kind: 'looking-up' }
-  | { readonly kind: 'accepts'; readonly accepts: (value: KeyValue) => boolean }
-  | { readonly kind: 'returning' }
-  | { readonly kind: 'retry'; readonly at: number }
+  | { readonly kind: 'accepts'; readonly accepts: (value: KeyValue) => boolean; readonly until: number }
+  | { readonly kind: 'returning' | 'retry'; readonly at: number }
 
 interface CatalogRow {
   readonly type: string
