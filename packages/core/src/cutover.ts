@@ -43,12 +43,27 @@ export interface PhaseChange {
   readonly reason?: string
 }
 
+/** About a compared read, for reports and for telling mirror lag from mismatches. */
+export interface ReadComparisonDetail {
+  readonly query?: string
+  /**
+   * `performance.now()` when the first of the two reads began: a key whose mirrored change was
+   * applied after it, or is still under way, is settling, not different. Default: the last second.
+   */
+  readonly since?: number
+}
+
 /** The result of comparing one read's rows between the stores, by key. */
 export interface ReadComparison {
   readonly equal: boolean
   readonly missingInNew: readonly string[]
   readonly missingInOld: readonly string[]
   readonly different: readonly { readonly key: string; readonly differences: readonly Difference[] }[]
+  /**
+   * Keys that differed while a mirrored change of theirs was queued, being applied or just applied:
+   * mirror lag, not a mismatch. Counted (`compare.settling`), not reported or fed to the guard.
+   */
+  readonly settling: readonly string[]
 }
 
 /** Start-up: validates env flags, creates the control schema, loads run-time overrides. */
@@ -390,7 +405,7 @@ export class MigrationRuntime {
    * (new shape), by key: old rows go through the mapper first. Mismatches are counted and logged with
    * key and field paths; values of sensitive fields never appear.
    */
-  compareRead(oldRows: readonly Row[], newRows: readonly Row[], detail: { query?: string } = {}): ReadComparison {
+  compareRead(oldRows: readonly Row[], newRows: readonly Row[], detail: ReadComparisonDetail = {}): ReadComparison {
     const { key, mapper, compare } = this.migration
     const expected = new Map<string, Row>()
     const different: { key: string; differences: Difference[] }[] = []
@@ -405,16 +420,24 @@ export class MigrationRuntime {
     }
     const actual = new Map(newRows.map((row) => [keyString(row[key.new] as KeyValue), row]))
     const rejected = new Set(different.map((d) => d.key))
-    const missingInNew = [...expected.keys()].filter((id) => !actual.has(id))
-    const missingInOld = [...actual.keys()].filter((id) => !expected.has(id) && !rejected.has(id))
+    const settling: string[] = []
+    // Only keys that differ are asked about: the check is cheap, but most keys are equal.
+    const settled = (id: string) => {
+      if (!this.#queues['old-to-new'].isSettling(id, detail.since) && !this.#queues['new-to-old'].isSettling(id, detail.since)) return true
+      settling.push(id)
+      return false
+    }
+    const missingInNew = [...expected.keys()].filter((id) => !actual.has(id) && settled(id))
+    const missingInOld = [...actual.keys()].filter((id) => !expected.has(id) && !rejected.has(id) && settled(id))
     for (const [id, record] of expected) {
       const candidate = actual.get(id)
       if (!candidate) continue
       // Compare the fields the mapper produces; the new table may hold more (audit columns).
       const projected = Object.fromEntries(Object.keys(record).map((field) => [field, candidate[field]]))
       const result = compareRecords(record, projected, compare)
-      if (!result.equal) different.push({ key: id, differences: [...result.differences] })
+      if (!result.equal && settled(id)) different.push({ key: id, differences: [...result.differences] })
     }
+    if (settling.length > 0) this.#cutover.metrics.increment('compare.settling', { migration: this.name }, settling.length)
     const equal = missingInNew.length === 0 && missingInOld.length === 0 && different.length === 0
     this.#recordComparison(equal, () => ({
       query: detail.query,
@@ -422,7 +445,7 @@ export class MigrationRuntime {
       missingInOld,
       different: different.map((d) => ({ key: d.key, fields: d.differences })),
     }))
-    return { equal, missingInNew, missingInOld, different }
+    return { equal, missingInNew, missingInOld, different, settling }
   }
 
   /** Compares a count (e.g. `countDocuments`) from both stores; counted and guarded like `compareRead`. */

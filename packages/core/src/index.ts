@@ -20,6 +20,7 @@ export {
   type CutoverOptions,
   type PhaseChange,
   type ReadComparison,
+  type ReadComparisonDetail,
 } from './cutover.js'
 export { DeadLetterTable, type DeadLetter, type DeadLetterSink, type StoredDeadLetter } from './dead-letters.js'
 export { DEFAULT_FLAGS, envName, readEnvFlags, type MigrationFlags } from './env-flags.js'

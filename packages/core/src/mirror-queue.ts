@@ -100,6 +100,8 @@ interface PendingKey {
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
 const MAX_RECHECK_GENERATIONS = 3
+/** How long applied keys are remembered for `isSettling`: longer than any compared read takes. */
+const SETTLE_MS = 1_000
 /**
  * Keys read per store call by the re-check. Larger than an apply batch: the re-check only reads,
  * and a source that answers a key lookup by scanning (FerretDB on SQLite) pays one scan per call
@@ -143,6 +145,9 @@ export class MirrorQueue {
   #deadLetterFlush: Promise<void> | undefined
   #deadLetterRetryTimer: NodeJS.Timeout | undefined
 
+  /** Keys applied lately, by when (`performance.now()`), oldest first: see `isSettling`. */
+  readonly #recentlyApplied = new Map<string, number>()
+
   #idleWaiters: Array<() => void> = []
   #closed = false
 
@@ -185,6 +190,19 @@ export class MirrorQueue {
           }),
       ),
     )
+  }
+
+  /**
+   * Whether reads of both stores that began at `since` (`performance.now()`) may see different
+   * states of the key through no fault of either: a change of it is queued or being applied, or was
+   * applied after `since` (one store read before the apply, the other after). Read comparisons skip
+   * such keys instead of reporting mirror lag as a mismatch. Without `since`: the last second.
+   */
+  isSettling(key: KeyValue, since?: number): boolean {
+    const id = keyString(key)
+    if (this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)) return true
+    const appliedAt = this.#recentlyApplied.get(id)
+    return appliedAt !== undefined && appliedAt >= Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
   }
 
   /** Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter table. */
@@ -401,6 +419,13 @@ export class MirrorQueue {
       // could lose, and what verification before cutover must cover.
       this.#metrics.observe('mirror.lag_ms', now - entry.queuedAt, this.#labels)
       this.#scheduleRecheck(entry.key, entry.recheckGeneration)
+      const id = keyString(entry.key)
+      this.#recentlyApplied.delete(id) // re-inserted last: the map stays in time order
+      this.#recentlyApplied.set(id, now)
+    }
+    for (const [id, appliedAt] of this.#recentlyApplied) {
+      if (now - appliedAt < SETTLE_MS) break
+      this.#recentlyApplied.delete(id)
     }
   }
 

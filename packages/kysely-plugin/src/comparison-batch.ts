@@ -9,6 +9,8 @@ export interface PendingComparison {
   /** The read's rows when they are whole records of `side`; otherwise that side is read by key too. */
   readonly wholeRows: readonly Row[] | undefined
   readonly query: string
+  /** `performance.now()` when the application's read began (see `ReadComparisonDetail.since`). */
+  readonly since: number
 }
 
 /**
@@ -73,7 +75,7 @@ async function compareAll(runtime: MigrationRuntime, items: readonly PendingComp
       if (item.side === side && item.wholeRows) return item.wholeRows.filter((row) => wanted.has(keyString(row[key[side]] as KeyValue)))
       return [...wanted].map((id) => records.get(id)).filter((row) => row !== undefined)
     }
-    runtime.compareRead(pick('old', oldRecords), pick('new', newRecords), { query: item.query })
+    runtime.compareRead(pick('old', oldRecords), pick('new', newRecords), { query: item.query, since: item.since })
   }
 }
 

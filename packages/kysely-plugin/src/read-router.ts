@@ -67,9 +67,9 @@ export class ReadRouter {
       const keys = lookedUpKeys(select)
       if (keys) {
         // A key lookup: compared together with the other lookups of the next few milliseconds.
-        this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql })
+        this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql, since: started })
       } else {
-        setImmediate(() => void this.#compareAsWritten(select, query, rows).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
+        setImmediate(() => void this.#compareAsWritten(select, query, rows, started).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
       }
     }
     return result
@@ -104,7 +104,7 @@ export class ReadRouter {
     if (runtime.sampleComparison()) {
       const { key } = runtime.migration
       const keys = lookedUpKeys(select) ?? records.map((record) => record[key.new] as KeyValue)
-      this.#lookups.add({ runtime, side: 'new', keys: keys as KeyValue[], wholeRows: records, query: query.sql })
+      this.#lookups.add({ runtime, side: 'new', keys: keys as KeyValue[], wholeRows: records, query: query.sql, since: started })
     }
     return { rows: rows as R[] }
   }
@@ -127,7 +127,7 @@ export class ReadRouter {
    * definite set of rows, the translated query runs on the new store, so rows only the new store
    * returns show up too; otherwise the other store is read by the keys the query returned.
    */
-  async #compareAsWritten(select: SimpleSelect, query: CompiledQuery, rows: readonly Row[]): Promise<void> {
+  async #compareAsWritten(select: SimpleSelect, query: CompiledQuery, rows: readonly Row[], since: number): Promise<void> {
     const { runtime, side } = select.table
     const { key, old: oldStore, new: newStore } = runtime.migration
     const keyField = key[side]
@@ -139,7 +139,7 @@ export class ReadRouter {
     const whole = select.columns === '*'
     if (side === 'new') {
       const newRows = whole ? rows : await read(runtime, 'new', newStore, keys)
-      runtime.compareRead(await read(runtime, 'old', oldStore, keys), newRows, { query: query.sql })
+      runtime.compareRead(await read(runtime, 'old', oldStore, keys), newRows, { query: query.sql, since })
       return
     }
     const oldRows = whole ? rows : await read(runtime, 'old', oldStore, keys)
@@ -157,7 +157,7 @@ export class ReadRouter {
     } else {
       newRows = await read(runtime, 'new', newStore, keys)
     }
-    runtime.compareRead(oldRows, newRows, { query: query.sql })
+    runtime.compareRead(oldRows, newRows, { query: query.sql, since })
   }
 
   #comparisonFailed(runtime: MigrationRuntime, error: unknown): void {

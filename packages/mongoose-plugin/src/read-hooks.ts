@@ -298,7 +298,7 @@ async function compareInBackground(state: ReadState, plan: ReadPlan, result: unk
       newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
     }
   }
-  runtime.compareRead(oldRows, newRows, { query })
+  runtime.compareRead(oldRows, newRows, { query, since: state.started })
 }
 
 const lookups = new WeakMap<Store, KeyLookupBatch>()
