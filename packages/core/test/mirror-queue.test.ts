@@ -246,6 +246,7 @@ describe('MirrorQueue', () => {
           translate: (record) => mapper.forward(record),
           deadLetters: sink,
           recheckDelayMs,
+          lingerMs: 0, // A reads v1 at once, before the source changes
         })
       const a = make()
       const b = make()

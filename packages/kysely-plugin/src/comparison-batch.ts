@@ -28,7 +28,7 @@ export class ComparisonBatch {
   #timer: NodeJS.Timeout | undefined
 
   constructor(options: { lingerMs?: number; maxKeys?: number; onError: (runtime: MigrationRuntime, error: unknown) => void }) {
-    this.#lingerMs = options.lingerMs ?? 10
+    this.#lingerMs = options.lingerMs ?? 50
     this.#maxKeys = options.maxKeys ?? 500
     this.#onError = options.onError
   }

@@ -26,7 +26,7 @@ export class KeyLookupBatch {
 
   constructor(store: Store, options: { lingerMs?: number; maxKeys?: number } = {}) {
     this.#store = store
-    this.#lingerMs = options.lingerMs ?? 10
+    this.#lingerMs = options.lingerMs ?? 50
     this.#maxKeys = options.maxKeys ?? 500
   }
 
