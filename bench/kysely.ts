@@ -155,12 +155,16 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     '',
     'Where the overhead comes from: these writes name their keys (`values({ user_id })`, `where user_id = ?`), so once the wrapper',
     "has looked the table's key column up they run unchanged and the named key is handed to the core's mirror queue, which lingers",
-    '10 ms to gather keys, then reads them from the old database and upserts them into the new one in one statement each. (A write',
-    'that does not name its keys is recompiled with `RETURNING key`, same round trip; RETURNING alone costs 5-10 % of a',
+    '50 ms to gather keys (batches of up to 100), then reads them from the old database and upserts them into the new one in one',
+    'statement each; half a second later it re-checks them. (A write that does not name its keys gets `RETURNING key` appended,',
+    'same round trip; RETURNING alone costs 5-10 % of a',
     'single-row update here.) Compare the `shadow` rows with the diagnostic rows (mirror stubbed): the difference is the',
     'mirroring competing for the two cores that PostgreSQL shares.',
-    'Compared reads that are key lookups are checked in batches (one keyed read of each store per 10 ms), so a sample of 1.0 costs',
+    'Compared reads that are key lookups are checked in batches (one keyed read of each store per 50 ms), so a sample of 1.0 costs',
     'the comparison CPU work plus a fraction of a query per read.',
+    'Runs differ by more than the margins of the targets on this shared two-core machine: over five runs of nearly the same code',
+    'the `off` rows, which add no work, ranged from 0.98 to 1.12, writes in `shadow` from 1.01 to 1.10 and reads in `compare` from',
+    '1.09 to 1.25. Read a single figure near a target accordingly.',
   )
   return lines.join('\n')
 }

@@ -173,7 +173,7 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     'return its document, so the mirror reads the key back from MongoDB. (Writes with other filters pay one `_id` read before the',
     'write.) Half a second after each apply the key is re-checked (source and target read, up to 1,000 keys per call). A compared',
     'read snapshots the document on the request path; its key is looked up in PostgreSQL together with the other reads of the next',
-    "10 ms and compared after the caller has its document. FerretDB v1 on SQLite answers every `_id` lookup with a scan, so each",
+    "50 ms and compared after the caller has its document. FerretDB v1 on SQLite answers every `_id` lookup with a scan, so each",
     "read-back costs it a third of an `updateOne`; on MongoDB those reads are index lookups. On this two-core machine the",
     'background work also shares the CPU with FerretDB and PostgreSQL.',
   )
