@@ -83,6 +83,20 @@ const mapper = fieldMapper({
   fields: [copy('user_id'), copy('name')],
 })
 
+/** A Cutover on memory stores and a Kysely whose `users` table is wrapped over a recording driver. */
+async function recordingSetup(): Promise<{ cutover: Cutover; connection: RecordingConnection; db: Kysely<any> }> {
+  const cutover = await createCutover({
+    migrations: [defineMigration({ name: 'users', old: new MemoryStore('old', 'user_id'), new: new MemoryStore('new', 'user_id'), mapper, mirror: { recheckDelayMs: false } })],
+    deadLetters: { write: async () => {} },
+    env: {},
+    pollIntervalMs: false,
+    logger: silentLogger,
+  })
+  const connection = new RecordingConnection()
+  const db = new Kysely<any>({ dialect: withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+  return { cutover, connection, db }
+}
+
 describe('withCutover against a recording driver', () => {
   let cutover: Cutover
   let connection: RecordingConnection
@@ -90,15 +104,7 @@ describe('withCutover against a recording driver', () => {
   const enqueued = () => cutover.metrics.counter('mirror.enqueued', { migration: 'users', direction: 'old-to-new' })
 
   beforeEach(async () => {
-    cutover = await createCutover({
-      migrations: [defineMigration({ name: 'users', old: new MemoryStore('old', 'user_id'), new: new MemoryStore('new', 'user_id'), mapper, mirror: { recheckDelayMs: false } })],
-      deadLetters: { write: async () => {} },
-      env: {},
-      pollIntervalMs: false,
-      logger: silentLogger,
-    })
-    connection = new RecordingConnection()
-    db = new Kysely<any>({ dialect: withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+    ;({ cutover, connection, db } = await recordingSetup())
   })
 
   const sqlOf = () => connection.queries.map((q) => q.sql)
@@ -218,15 +224,7 @@ describe('withCutover: keys a write names stand for RETURNING once the key colum
   }
 
   beforeEach(async () => {
-    cutover = await createCutover({
-      migrations: [defineMigration({ name: 'users', old: new MemoryStore('old', 'user_id'), new: new MemoryStore('new', 'user_id'), mapper, mirror: { recheckDelayMs: false } })],
-      deadLetters: { write: async () => {} },
-      env: {},
-      pollIntervalMs: false,
-      logger: silentLogger,
-    })
-    connection = new RecordingConnection()
-    db = new Kysely<any>({ dialect: withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+    ;({ cutover, connection, db } = await recordingSetup())
     await cutover.setPhase('users', 'shadow', { actor: 'test' })
   })
 
