@@ -210,10 +210,13 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     return { rows: read, latencyMs }
   }
 
-  // A two-deep pipeline: while batch N is written, batch N+1 is read, mapped and its write begun,
-  // and N-1 is verified and checkpointed. Each checkpoint waits for the one before it and for its
-  // own batch's write, so a checkpoint always means every batch up to it is written; a crash only
-  // means the batches after the last checkpoint are written again, which changes nothing.
+  // A two-deep pipeline: batch N+1 is mapped and its write begun before batch N is verified and
+  // checkpointed, so the two overlap (and N+2 is read ahead meanwhile). Each checkpoint waits for
+  // the one before it and for its own batch's write, so a checkpoint always means every batch up to
+  // it is written; a crash only means the batches after the last checkpoint are written again, which
+  // changes nothing. A nice ratio asks for idle time after each batch, which a batch written
+  // meanwhile would fill: then one batch at a time.
+  const inFlight = options.throttle?.niceRatio ? 1 : 2
   let settling: Promise<{ rows: number; latencyMs: number }> | undefined
   const unsettled: Promise<{ rows: number; latencyMs: number }>[] = []
   /** Waits for the oldest batch in flight to be checkpointed, then applies the throttle after it. */
@@ -264,7 +267,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       })()
       settling.catch(() => undefined) // awaited through `unsettled`
       unsettled.push(settling)
-      if (unsettled.length >= 2) await settleOldest()
+      if (unsettled.length >= inFlight) await settleOldest()
       if (finished) break
     }
   } catch (error) {

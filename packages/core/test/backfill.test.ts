@@ -12,6 +12,7 @@ import {
   ensureSchema,
   fieldMapper,
   JobControl,
+  type KeyValue,
   QuarantineTable,
   type Row,
   split,
@@ -194,6 +195,18 @@ describe('backfill', () => {
     await sql`delete from cutover.job_control where migration = ${migration.name}`.execute(control.db)
   })
 
+  it('writes the next batch while the last is verified, but one at a time under a nice ratio', async () => {
+    const overlapOf = async (throttle: { niceRatio?: number }) => {
+      const slow = new OverlapStore('new')
+      const { migration } = setup(people(500), slow)
+      await backfill({ migration, control: control.db, batch: { initial: 50, min: 50, max: 50 }, throttle })
+      expect(slow.rows.size).toBe(500)
+      return slow.mostAtOnce
+    }
+    expect(await overlapOf({})).toBe(2)
+    expect(await overlapOf({ niceRatio: 0.1 })).toBe(1)
+  })
+
   it('stops a range at its upper key, or at a later range bound when that key was deleted', async () => {
     const { migration, old, new: target } = setup(people(100))
     await backfill({ migration, control: control.db, range: { id: 'r1', after: 10, until: 30, beyond: [60, 100] } })
@@ -213,6 +226,27 @@ describe('backfill', () => {
     ])
   })
 })
+
+/** A new store whose writes and reads take a while, counting how many writes ran at once. */
+class OverlapStore extends MemoryStore {
+  mostAtOnce = 0
+  #writing = 0
+
+  override async upsert(records: readonly Row[], mode: WriteMode): Promise<WriteResult> {
+    this.mostAtOnce = Math.max(this.mostAtOnce, ++this.#writing)
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      return await super.upsert(records, mode)
+    } finally {
+      this.#writing--
+    }
+  }
+
+  override async get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, Row>> {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    return super.get(keys)
+  }
+}
 
 /** A new store with a unique email constraint, refusing like PostgreSQL does (SQLSTATE 23505). */
 class RefusingStore extends MemoryStore {
