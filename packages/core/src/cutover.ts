@@ -11,6 +11,7 @@ import { createJsonLogger, type Logger } from './logger.js'
 import { Metrics } from './metrics.js'
 import type { Migration } from './migration.js'
 import { type ChangeEvent, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
+import { RepeatedWarning } from './repeated-warning.js'
 import { assertTransition, isPhase, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from './phase.js'
 import { rampReadSide } from './routing.js'
 import { type KeyValue, keyString, type Row } from './store.js'
@@ -256,9 +257,12 @@ export class MigrationRuntime {
   readonly #random: () => number
   /** Set when the guard rolled back locally; holds the phase it rolled back from. */
   #trippedFrom: Phase | undefined
+  readonly #staleSideWarning: RepeatedWarning
+  readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
 
   constructor(cutover: Cutover, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
     this.#cutover = cutover
+    this.#staleSideWarning = new RepeatedWarning(cutover.logger, 'write reached the old store after cutover; mirrored forward')
     this.migration = migration
     this.name = migration.name
     this.#flags = flags
@@ -374,7 +378,7 @@ export class MigrationRuntime {
             ? 'old-to-new'
             : undefined
     if (side === 'old' && this.behavior.authoritative === 'new') {
-      this.#cutover.logger.warn('write reached the old store after cutover; mirrored forward', { migration: this.name, phase: this.phase, key: keyString(event.key) })
+      this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: keyString(event.key) })
       this.#cutover.metrics.increment('write.stale_side', { migration: this.name })
     }
     if (!direction) return
@@ -384,7 +388,12 @@ export class MigrationRuntime {
   /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */
   recordUnmirrored(target: string, detail: string): void {
     this.#cutover.metrics.increment('write.unmirrored', { migration: this.name, target })
-    this.#cutover.logger.warn('write not mirrored: its keys could not be attributed', { migration: this.name, target, detail })
+    let warning = this.#unmirroredWarnings.get(target)
+    if (!warning) {
+      warning = new RepeatedWarning(this.#cutover.logger, 'write not mirrored: its keys could not be attributed')
+      this.#unmirroredWarnings.set(target, warning)
+    }
+    warning.warn({ migration: this.name, target, detail })
   }
 
   queue(direction: MirrorDirection): MirrorQueue {
