@@ -44,3 +44,12 @@ export function targetsLine(ratios: ReadonlyMap<string, number>, writes: readonl
   const verdict = (ratio: number, target: number) => `**${ratio <= target ? 'met' : 'not met'}** (${ratio.toFixed(3)})`
   return `Targets (median ratio): writes in \`shadow\` ≤ 1.05 — ${verdict(writeRatio, 1.05)}; reads in \`compare\` at sample 1.0 ≤ 1.10 — ${verdict(readRatio, 1.1)}.`
 }
+
+/**
+ * The variants in the order of one round of blocks, rotated by the round: each variant runs first,
+ * second, … equally often, so none always follows the same one (whose leftovers — a server's
+ * background work, a collection just grown — would then always land on it).
+ */
+export function rotated<T>(variants: readonly T[], round: number): T[] {
+  return variants.map((_, i) => variants[(i + round) % variants.length] as T)
+}

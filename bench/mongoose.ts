@@ -8,8 +8,9 @@
  * phase and its own PostgreSQL table), so every collection holds the same number of documents at
  * every point: FerretDB v1 on SQLite scans the collection for every `_id` lookup (`findById`,
  * `updateOne`), so their cost grows with the collection. For the same reason updates and reads come
- * first, cycling over 500 seeded documents per variant, and the creates last. Variants run in alternating blocks of 500 operations (plain, off, shadow,
- * compare, plain, …) so that drift in the machine's state hits them alike; the mirror is drained
+ * first, cycling over 500 seeded documents per variant, and the creates last. Variants run in alternating blocks of 500 operations, the order rotated
+ * every round (plain, off, shadow, compare; off, shadow, compare, plain; …) so that drift in the
+ * machine's state and whatever one block leaves behind hit them alike; the mirror is drained
  * between blocks, untimed. Inside a block, mirroring and comparison run in the background of the
  * same process and compete with the application for the same cores: that is the overhead measured.
  */
@@ -22,7 +23,7 @@ import mongoose, { Schema } from 'mongoose'
 import pg from 'pg'
 import { z } from 'zod'
 import { startFerretDb } from '../test/setup/ferretdb.js'
-import { latencyRows, targetsLine } from './latency-table.js'
+import { latencyRows, rotated, targetsLine } from './latency-table.js'
 const OPS = 5_000
 const BLOCK = 500
 const SEEDED = 500
@@ -119,7 +120,7 @@ export async function benchmark(): Promise<string> {
     }
     for (const op of OP_ORDER) {
       for (let start = 0; start < OPS; start += BLOCK) {
-        for (const variant of VARIANTS) {
+        for (const variant of rotated(VARIANTS, start / BLOCK)) {
           await cutover.drain()
           for (let i = start; i < start + BLOCK; i++) {
             const began = performance.now()
@@ -156,7 +157,7 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     '',
     `${OPS.toLocaleString('en')} \`updateOne\`s by \`_id\` and \`findById\`s (both cycling over ${SEEDED} seeded documents), then creates, per variant on`,
     `${info.server}, mirroring into PostgreSQL (KyselyTableStore; rename + copy field map). Each variant has its own collection of the same`,
-    `size; variants alternate in blocks of ${BLOCK.toLocaleString('en')}, the mirror is drained between blocks, untimed. Reproduce: \`pnpm bench mongoose\`.`,
+    `size; variants alternate in blocks of ${BLOCK.toLocaleString('en')} in an order rotated every round, the mirror is drained between blocks, untimed. Reproduce: \`pnpm bench mongoose\`.`,
     '',
   ]
   const table = latencyRows(samples, OP_ORDER, VARIANTS, (variant) => (variant === 'plain' ? 'plain Mongoose' : `Cutover \`${variant}\``))
