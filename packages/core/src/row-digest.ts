@@ -1,5 +1,4 @@
-import { hash } from 'node:crypto'
-import { canonicalHash, type CanonicalOptions, canonicalRecordText } from './canonical.js'
+import { canonicalHash, type CanonicalOptions, canonicalRecordText, canonicalTextHash } from './canonical.js'
 import type { Row } from './store.js'
 
 /**
@@ -13,7 +12,7 @@ export function rowDigest(record: unknown, options: CanonicalOptions = {}): bigi
 
 /** `rowDigest` of a record whose canonical text is already built. */
 export function textDigest(canonicalText: string): bigint {
-  return BigInt(`0x${hash('sha256', canonicalText, 'hex').slice(0, 15)}`)
+  return BigInt(`0x${canonicalTextHash(canonicalText).slice(0, 15)}`)
 }
 
 /**

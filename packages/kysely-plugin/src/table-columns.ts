@@ -1,3 +1,4 @@
+import { sqlIdentifier } from '@cutover/core'
 import { type Kysely, sql } from 'kysely'
 
 /** A column as PostgreSQL's catalog describes it. */
@@ -15,10 +16,7 @@ export interface TableColumn {
  * needs each column's type to cast its parameter array.
  */
 export async function readTableColumns(db: Kysely<any>, table: string): Promise<ReadonlyMap<string, TableColumn>> {
-  const quoted = table
-    .split('.')
-    .map((part) => `"${part.replaceAll('"', '""')}"`)
-    .join('.')
+  const quoted = table.split('.').map(sqlIdentifier).join('.')
   const { rows } = await sql<{ name: string; type: string; category: string; type_name: string }>`
     select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, t.typcategory as category, t.typname as type_name
     from pg_attribute a join pg_type t on t.oid = a.atttypid
