@@ -14,7 +14,7 @@ import { KyselyTableStore, withCutover } from '@cutover/kysely-plugin'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { z } from 'zod'
-import { latencyRows, rotated, targetsLine } from './latency-table.js'
+import { addSample, latencyRows, rotated, targetsLine } from './latency-table.js'
 
 const OPS = 10_000
 const BLOCK = 1_000
@@ -71,12 +71,6 @@ export async function benchmark(): Promise<string> {
     closers.unshift(() => plain.destroy(), () => wrapped.destroy())
 
     const samples = new Map<string, number[]>()
-    const record = (variant: Variant, op: Op, ms: number) => {
-      const id = `${variant}:${op}`
-      let list = samples.get(id)
-      if (!list) samples.set(id, (list = []))
-      list.push(ms)
-    }
     let phase: Phase = 'off'
     const moveTo = async (target: Phase) => {
       // One step at a time along off ↔ shadow ↔ compare, as the phase table allows.
@@ -113,7 +107,7 @@ export async function benchmark(): Promise<string> {
             for (let i = start; i < start + BLOCK; i++) {
               const began = performance.now()
               await run(op, db, idOf(variant, i))
-              record(variant, op, performance.now() - began)
+              addSample(samples, variant, op, performance.now() - began)
             }
           } finally {
             MirrorQueue.prototype.enqueue = enqueue

@@ -5,6 +5,14 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
 }
 
+/** Adds one latency (milliseconds) to `samples` under the `variant:op` key the tables read. */
+export function addSample(samples: Map<string, number[]>, variant: string, op: string, ms: number): void {
+  const id = `${variant}:${op}`
+  const list = samples.get(id)
+  if (list) list.push(ms)
+  else samples.set(id, [ms])
+}
+
 /**
  * Markdown rows `| op | variant | median | p99 | median ratio | p99 ratio |` for samples keyed
  * `variant:op` (milliseconds), each variant against `plain` of the same op; returns the rows and

@@ -23,7 +23,7 @@ import mongoose, { Schema } from 'mongoose'
 import pg from 'pg'
 import { z } from 'zod'
 import { startFerretDb } from '../test/setup/ferretdb.js'
-import { latencyRows, rotated, targetsLine } from './latency-table.js'
+import { addSample, latencyRows, rotated, targetsLine } from './latency-table.js'
 const OPS = 5_000
 const BLOCK = 500
 const SEEDED = 500
@@ -92,12 +92,6 @@ export async function benchmark(): Promise<string> {
     await cutover.setPhase('items_compare', 'compare', { actor: 'bench', compareSample: 1 })
 
     const samples = new Map<string, number[]>()
-    const record = (variant: Variant, op: Op, ms: number) => {
-      const id = `${variant}:${op}`
-      let list = samples.get(id)
-      if (!list) samples.set(id, (list = []))
-      list.push(ms)
-    }
     const seeded = new Map<Variant, mongoose.Types.ObjectId[]>()
     const run = async (op: Op, variant: Variant, i: number) => {
       const model = models.get(variant)!
@@ -125,7 +119,7 @@ export async function benchmark(): Promise<string> {
           for (let i = start; i < start + BLOCK; i++) {
             const began = performance.now()
             await run(op, variant, i)
-            record(variant, op, performance.now() - began)
+            addSample(samples, variant, op, performance.now() - began)
           }
         }
       }
