@@ -160,15 +160,21 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
    * them (the table changed since); undefined when some column is still unknown.
    */
   async #columnsFor(columns: readonly string[]): Promise<ReadonlyMap<string, TableColumn> | undefined> {
-    this.#tableColumns ??= readTableColumns(this.#db, this.table)
-    let known = await this.#tableColumns.catch((error: unknown) => {
-      this.#tableColumns = undefined
-      throw error
-    })
-    if (columns.every((column) => known.has(column))) return known
-    this.#tableColumns = readTableColumns(this.#db, this.table)
-    known = await this.#tableColumns
+    let known = await this.#catalogColumns(false)
+    if (!columns.every((column) => known.has(column))) known = await this.#catalogColumns(true)
     return columns.every((column) => known.has(column)) ? known : undefined
+  }
+
+  /** The cached catalog read, or a new one; a failed read is forgotten so the next call retries. */
+  #catalogColumns(reread: boolean): Promise<ReadonlyMap<string, TableColumn>> {
+    if (reread || !this.#tableColumns) {
+      const reading = readTableColumns(this.#db, this.table)
+      this.#tableColumns = reading
+      reading.catch(() => {
+        if (this.#tableColumns === reading) this.#tableColumns = undefined
+      })
+    }
+    return this.#tableColumns as Promise<ReadonlyMap<string, TableColumn>>
   }
 
   async delete(keys: readonly KeyValue[]): Promise<number> {
