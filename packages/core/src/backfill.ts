@@ -217,7 +217,6 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
   // changes nothing. A nice ratio asks for idle time after each batch, which a batch written
   // meanwhile would fill: then one batch at a time.
   const inFlight = options.throttle?.niceRatio ? 1 : 2
-  let settling: Promise<{ rows: number; latencyMs: number }> | undefined
   const unsettled: Promise<{ rows: number; latencyMs: number }>[] = []
   /** Waits for the oldest batch in flight to be checkpointed, then applies the throttle after it. */
   const settleOldest = async () => {
@@ -259,8 +258,8 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       lastKey = batchKey
       const writing = writeBatch(options, rows, mode).then((written) => ({ written, writeMs: performance.now() - batchStarted }))
       writing.catch(() => undefined) // awaited by this batch's settle
-      const previous = settling
-      settling = (async () => {
+      const previous = unsettled.at(-1) // the batch before this one, unless already checkpointed
+      const settling = (async () => {
         const { written, writeMs } = await writing
         await previous
         return settle(rows.length, written, batchKey, finished, waited, writeMs)
