@@ -7,8 +7,8 @@ import { copy, fieldMapper, type MigrationRuntime, silentLogger } from '@cutover
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { KeyColumns } from '../packages/kysely-plugin/src/key-column.js'
-import type { MigratedTable } from '../packages/kysely-plugin/src/migrated-tables.js'
+import { KeyColumns } from '../packages/kysely-plugin/src/write/key-column.js'
+import type { MigratedTable } from '../packages/kysely-plugin/src/dialect/migrated-tables.js'
 import { createHarness, type Harness, storeDifferences, tableStore } from '../packages/kysely-plugin/test/harness.js'
 import { createTestDatabase, type TestDatabase } from './setup/services.js'
 

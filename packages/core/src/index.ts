@@ -1,4 +1,4 @@
-export { AUDIT_GENESIS, AuditLog, type AuditAction, type AuditEntry, type StoredAuditEntry } from './audit-log.js'
+export { AUDIT_GENESIS, AuditLog, type AuditAction, type AuditEntry, type StoredAuditEntry } from './control/audit-log.js'
 export {
   CanonicalNumber,
   canonicalHash,
@@ -8,10 +8,10 @@ export {
   normalizeDecimal,
   type CanonicalOptions,
   type CanonicalValue,
-} from './canonical.js'
-export { compareRecords, type Comparison, type ComparisonRules, type Difference, type DifferenceKind } from './compare.js'
-export { currentCutoverContext, withCutoverContext, type CutoverContext } from './context.js'
-export { CONTROL_SCHEMA, ensureSchema } from './control-schema.js'
+} from './model/canonical.js'
+export { compareRecords, type Comparison, type ComparisonRules, type Difference, type DifferenceKind } from './model/compare.js'
+export { currentCutoverContext, withCutoverContext, type CutoverContext } from './runtime/context.js'
+export { CONTROL_SCHEMA, ensureSchema } from './control/control-schema.js'
 export {
   createCutover,
   Cutover,
@@ -21,9 +21,9 @@ export {
   type PhaseChange,
   type ReadComparison,
   type ReadComparisonDetail,
-} from './cutover.js'
-export { DeadLetterTable, type DeadLetter, type DeadLetterSink, type StoredDeadLetter } from './dead-letters.js'
-export { DEFAULT_FLAGS, envName, readEnvFlags, type MigrationFlags } from './env-flags.js'
+} from './runtime/cutover.js'
+export { DeadLetterTable, type DeadLetter, type DeadLetterSink, type StoredDeadLetter } from './control/dead-letters.js'
+export { DEFAULT_FLAGS, envName, readEnvFlags, type MigrationFlags } from './runtime/env-flags.js'
 export {
   ConfigError,
   CutoverError,
@@ -33,7 +33,7 @@ export {
   WriteRejectedError,
   type ConfigProblem,
   type FieldIssue,
-} from './errors.js'
+} from './model/errors.js'
 export {
   compatibilityViewSql,
   convert,
@@ -47,22 +47,20 @@ export {
   split,
   sqlIdentifier,
   withDefault,
-  type ColumnRef,
   type ConvertOptions,
-  type FieldMap,
-  type FieldRule,
-} from './field-map.js'
-export { HealthGuard, type GuardSignal, type GuardThresholds, type GuardVerdict } from './guard.js'
-export { createJsonLogger, silentLogger, type LogFields, type Logger, type LogLevel } from './logger.js'
-export { defineMapper, type Mapper, type MapperDefinition, type MappingContext } from './mapper.js'
-export { Metrics, type HistogramSummary, type Labels, type MetricsSnapshot } from './metrics.js'
+} from './model/field-map.js'
+export type { ColumnRef, FieldMap, FieldRule } from './model/field-rule.js'
+export { HealthGuard, type GuardSignal, type GuardThresholds, type GuardVerdict } from './runtime/guard.js'
+export { createJsonLogger, silentLogger, type LogFields, type Logger, type LogLevel } from './observe/logger.js'
+export { defineMapper, type Mapper, type MapperDefinition, type MappingContext } from './model/mapper.js'
+export { Metrics, type HistogramSummary, type Labels, type MetricsSnapshot } from './observe/metrics.js'
 export {
   defineMigration,
   type Migration,
   type MigrationDefinition,
   type MirrorSettings,
   type StaleSideWritePolicy,
-} from './migration.js'
+} from './model/migration.js'
 export {
   MirrorQueue,
   type ApplyOutcome,
@@ -70,7 +68,7 @@ export {
   type MirrorDirection,
   type MirrorQueueOptions,
   type RetryPolicy,
-} from './mirror-queue.js'
+} from './runtime/mirror-queue.js'
 export {
   assertTransition,
   canTransition,
@@ -81,17 +79,17 @@ export {
   type Phase,
   type PhaseBehavior,
   type Side,
-} from './phase.js'
-export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './routing.js'
-export { keyString, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './store.js'
+} from './model/phase.js'
+export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './model/routing.js'
+export { keyString, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './model/store.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
-export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './backfill.js'
-export { BatchSizer, type BatchSizing } from './batch-sizer.js'
-export { BackfillConfigChangedError, CheckpointTable, type BackfillCounts, type Checkpoint } from './checkpoint.js'
-export { JobControl, type JobControlState } from './job-control.js'
-export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './quarantine.js'
-export { rowDigest, rowHash, type RowHash } from './row-digest.js'
-export { Throttle, type ThrottleReason, type ThrottleSettings } from './throttle.js'
+export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
+export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'
+export { BackfillConfigChangedError, CheckpointTable, type BackfillCounts, type Checkpoint } from './control/checkpoint.js'
+export { JobControl, type JobControlState } from './control/job-control.js'
+export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './control/quarantine.js'
+export { rowDigest, rowHash, type RowHash } from './jobs/row-digest.js'
+export { Throttle, type ThrottleReason, type ThrottleSettings } from './jobs/throttle.js'
 export {
   columnKinds,
   canonicalTextSql,
@@ -102,7 +100,7 @@ export {
   type ColumnKind,
   type HashedField,
   type PostgresSegmentsOptions,
-} from './postgres-checksum.js'
+} from './jobs/postgres-checksum.js'
 export {
   mappedFields,
   newStoreSegments,
@@ -111,7 +109,7 @@ export {
   type SegmentChecksum,
   type SegmentLevel,
   type SegmentSource,
-} from './segment-checksum.js'
+} from './jobs/segment-checksum.js'
 export {
   inspectKeys,
   verifyExhaustive,
@@ -119,7 +117,7 @@ export {
   type ExhaustiveVerificationOptions,
   type SampledVerificationOptions,
   type VerificationStage,
-} from './verification.js'
+} from './jobs/verification.js'
 export {
   formatReport,
   VerificationReports,
@@ -127,7 +125,7 @@ export {
   type InconsistencyKind,
   type VerificationCounts,
   type VerificationReport,
-} from './verification-report.js'
-export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './reconcile.js'
-export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './backfill-jobs.js'
-export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cutover-config.js'
+} from './control/verification-report.js'
+export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './jobs/reconcile.js'
+export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './jobs/backfill-jobs.js'
+export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cli/cutover-config.js'

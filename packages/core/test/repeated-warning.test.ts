@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Logger } from '../src/index.js'
-import { RepeatedWarning } from '../src/repeated-warning.js'
+import { RepeatedWarning } from '../src/observe/repeated-warning.js'
 
 describe('RepeatedWarning', () => {
   afterEach(() => void vi.useRealTimers())

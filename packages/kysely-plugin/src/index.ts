@@ -1,4 +1,4 @@
-export { withCutover, type CutoverDialectOptions } from './cutover-dialect.js'
-export { KyselyTableStore, type KyselyTableStoreOptions } from './kysely-table-store.js'
-export type { MigratedTableConfig, RawWritePolicy } from './migrated-tables.js'
-export { asStoreQuery } from './store-query.js'
+export { withCutover, type CutoverDialectOptions } from './dialect/cutover-dialect.js'
+export { KyselyTableStore, type KyselyTableStoreOptions } from './store/kysely-table-store.js'
+export type { MigratedTableConfig, RawWritePolicy } from './dialect/migrated-tables.js'
+export { asStoreQuery } from './store/store-query.js'

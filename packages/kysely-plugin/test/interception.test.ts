@@ -22,8 +22,8 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MemoryStore } from '../../core/test/memory-store.js'
 import { asStoreQuery, withCutover } from '../src/index.js'
-import { classifyRawStatement } from '../src/raw-statement.js'
-import { TransactionBuffer } from '../src/transaction-buffer.js'
+import { classifyRawStatement } from '../src/write/raw-statement.js'
+import { TransactionBuffer } from '../src/write/transaction-buffer.js'
 
 /** What the catalog says of a plain table with an `integer` key: statement keys may stand for RETURNING. */
 const INTEGER_KEY = { type: 'int4', deterministic: true, relkind: 'r', children: false, rules: false, rewriting_triggers: false }

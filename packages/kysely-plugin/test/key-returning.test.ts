@@ -8,9 +8,9 @@ import { CamelCasePlugin, type Compilable, type CompiledQuery, DummyDriver, Kyse
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MemoryStore } from '../../core/test/memory-store.js'
-import { KeyReturning } from '../src/key-returning.js'
-import { MigratedTables } from '../src/migrated-tables.js'
-import { planWrite, type WritePlan } from '../src/write-capture.js'
+import { KeyReturning } from '../src/write/key-returning.js'
+import { MigratedTables } from '../src/dialect/migrated-tables.js'
+import { planWrite, type WritePlan } from '../src/write/write-capture.js'
 
 const db = new Kysely<any>({
   dialect: {

@@ -1,4 +1,4 @@
 export { type KeyCodec } from './keys.js'
-export { MongooseModelStore, type MongooseModelStoreOptions } from './model-store.js'
+export { MongooseModelStore, type MongooseModelStoreOptions } from './store/model-store.js'
 export { cutoverPlugin, cutoverPlugin as cutover, type CutoverPluginOptions, type ModelMigration } from './plugin.js'
-export { type FilterNode, type NewStoreReader, type SortKey, type TranslatedQuery } from './query-translation.js'
+export { type FilterNode, type NewStoreReader, type SortKey, type TranslatedQuery } from './read/query-translation.js'

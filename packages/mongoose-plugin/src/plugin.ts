@@ -11,10 +11,11 @@
 import { ConfigError, type Cutover, type Logger, type Metrics, type MigrationRuntime, silentLogger } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { keyCodecFor } from './keys.js'
-import { type ModelBinding, observeCollection } from './observed-collection.js'
-import { type NewStoreReader, installReadHooks } from './read-hooks.js'
-import { watchUnmirroredWrites } from './unmirrored-writes.js'
-import { QUERY_WRITE_METHODS } from './write-methods.js'
+import type { ModelBinding } from './model-binding.js'
+import { observeCollection } from './write/observed-collection.js'
+import { type NewStoreReader, installReadHooks } from './read/read-hooks.js'
+import { watchUnmirroredWrites } from './write/unmirrored-writes.js'
+import { QUERY_WRITE_METHODS } from './write/write-methods.js'
 
 /** Which migration a model belongs to, and how its reads may be served by the new store. */
 export interface ModelMigration {

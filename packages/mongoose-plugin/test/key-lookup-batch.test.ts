@@ -1,6 +1,6 @@
 import { type KeyValue, keyString, type Row, type Store } from '@cutover/core'
 import { describe, expect, it } from 'vitest'
-import { KeyLookupBatch } from '../src/key-lookup-batch.js'
+import { KeyLookupBatch } from '../src/read/key-lookup-batch.js'
 
 function store(rows: Row[], fail = false): Store & { calls: KeyValue[][] } {
   const calls: KeyValue[][] = []

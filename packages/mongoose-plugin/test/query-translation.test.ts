@@ -2,8 +2,8 @@ import { copy, fieldMapper, rename } from '@cutover/core'
 import mongoose from 'mongoose'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { changedNothing, keysPinnedBy, possiblyApplied } from '../src/affected-keys.js'
-import { translateFilter, translateQuery } from '../src/query-translation.js'
+import { changedNothing, keysPinnedBy, possiblyApplied } from '../src/write/affected-keys.js'
+import { translateFilter, translateQuery } from '../src/read/query-translation.js'
 
 const mapper = fieldMapper({
   old: z.object({ _id: z.string(), name: z.string(), age: z.number(), tags: z.array(z.string()), city: z.string() }),

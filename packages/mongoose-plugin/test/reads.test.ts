@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from '../../../test/setup/services.js'
 import { cutoverPlugin, MongooseModelStore } from '../src/index.js'
-import { translateQuery } from '../src/query-translation.js'
+import { translateQuery } from '../src/read/query-translation.js'
 import { expectStoresEqual } from './harness.js'
 
 interface PersonDoc {

@@ -1,6 +1,6 @@
 import mongoose from 'mongoose'
 import { describe, expect, it } from 'vitest'
-import { storedImagesFor } from '../src/stored-image.js'
+import { storedImagesFor } from '../src/write/stored-image.js'
 
 const { BSON } = mongoose.mongo
 const driverDefaults = { promoteLongs: true, promoteValues: true, promoteBuffers: false, ignoreUndefined: false, bsonRegExp: false, raw: false, fieldsAsRaw: {} }

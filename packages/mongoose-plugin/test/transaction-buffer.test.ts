@@ -4,7 +4,7 @@
  * `this.commitTransaction()` / `this.abortTransaction()`).
  */
 import { describe, expect, it } from 'vitest'
-import { afterCommit } from '../src/transaction-buffer.js'
+import { afterCommit } from '../src/write/transaction-buffer.js'
 
 class FakeSession {
   active = false

@@ -1,4 +1,4 @@
-import { AuditLog } from '../audit-log.js'
+import { AuditLog } from '../control/audit-log.js'
 import { UsageError } from './args.js'
 import { type CommandContext, EXIT, writeResult } from './command.js'
 

@@ -1,4 +1,4 @@
-import { JobControl } from '../job-control.js'
+import { JobControl } from '../control/job-control.js'
 import { stringFlag } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { CutoverConfig, CutoverConfigModule } from '../cutover-config.js'
+import type { CutoverConfig, CutoverConfigModule } from './cutover-config.js'
 import { UsageError } from './args.js'
 
 const DEFAULT_NAMES = ['cutover.config.ts', 'cutover.config.mts', 'cutover.config.js', 'cutover.config.mjs']

@@ -21,10 +21,10 @@
  * batch in flight, with the checkpoint saved; a second signal exits at once.
  */
 import { hostname, userInfo } from 'node:os'
-import { ensureSchema } from '../control-schema.js'
-import type { CutoverConfig } from '../cutover-config.js'
-import { CutoverError } from '../errors.js'
-import { createJsonLogger } from '../logger.js'
+import { ensureSchema } from '../control/control-schema.js'
+import type { CutoverConfig } from './cutover-config.js'
+import { CutoverError } from '../model/errors.js'
+import { createJsonLogger } from '../observe/logger.js'
 import { parseArgs, type ParsedArgs, stringFlag, UsageError } from './args.js'
 import { auditCommand } from './audit-command.js'
 import { backfillCommand } from './backfill-command.js'

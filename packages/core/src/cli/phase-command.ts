@@ -1,5 +1,5 @@
-import { createCutover } from '../cutover.js'
-import { isPhase, PHASES } from '../phase.js'
+import { createCutover } from '../runtime/cutover.js'
+import { isPhase, PHASES } from '../model/phase.js'
 import { numberFlag, stringFlag, UsageError } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
 

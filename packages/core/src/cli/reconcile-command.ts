@@ -1,5 +1,5 @@
-import { reconcile } from '../reconcile.js'
-import { VerificationReports } from '../verification-report.js'
+import { reconcile } from '../jobs/reconcile.js'
+import { VerificationReports } from '../control/verification-report.js'
 import { stringFlag, UsageError } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
 

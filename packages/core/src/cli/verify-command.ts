@@ -1,7 +1,7 @@
 import { numberFlag } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
-import { verifyExhaustive, verifySample } from '../verification.js'
-import { formatReport } from '../verification-report.js'
+import { verifyExhaustive, verifySample } from '../jobs/verification.js'
+import { formatReport } from '../control/verification-report.js'
 
 /**
  * `cutover verify <migration>`: exhaustive (segment checksums, then rows);

@@ -1,4 +1,4 @@
-import { BackfillJobs } from '../backfill-jobs.js'
+import { BackfillJobs } from '../jobs/backfill-jobs.js'
 import { numberFlag } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
 

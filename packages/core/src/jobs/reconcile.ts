@@ -1,0 +1,163 @@
+import type { Kysely } from 'kysely'
+import { AuditLog } from '../control/audit-log.js'
+import { canonicalHash } from '../model/canonical.js'
+import { DeadLetterTable } from '../control/dead-letters.js'
+import { readEnvFlags } from '../runtime/env-flags.js'
+import { type Logger, silentLogger } from '../observe/logger.js'
+import type { Migration } from '../model/migration.js'
+import { MirrorQueue } from '../runtime/mirror-queue.js'
+import { isPhase, type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
+import { QuarantineTable } from '../control/quarantine.js'
+import { type KeyValue, keyString, type Row } from '../model/store.js'
+import { inspectKeys } from './verification.js'
+import { type Inconsistency, type VerificationReport, VerificationReports } from '../control/verification-report.js'
+
+export interface ReconcileOptions {
+  readonly migration: Migration<any, any>
+  readonly control: Kysely<any>
+  /**
+   * What to repair: a report's inconsistencies, or these keys. Default: the latest stored report of
+   * the migration. `includeQuarantine` adds the open quarantine entries (fixed data is re-copied).
+   */
+  readonly report?: VerificationReport
+  readonly keys?: readonly KeyValue[]
+  readonly includeQuarantine?: boolean
+  /**
+   * Adds the open dead letters (mirrored changes that could not be applied) and resolves the ones
+   * repaired: replaying the dead-letter table is the same state-based operation.
+   */
+  readonly includeDeadLetters?: boolean
+  /** The side whose current state wins. Default: the phase's (control table, else env flags). */
+  readonly authoritative?: Side
+  readonly batchSize?: number
+  readonly actor?: string
+  readonly logger?: Logger
+  readonly env?: Readonly<Record<string, string | undefined>>
+}
+
+/** One key's repair, with the canonical hashes of both copies before and after (null: absent). */
+export interface Repair {
+  readonly key: string
+  readonly before: { readonly old: string | null; readonly new: string | null }
+  readonly after: { readonly old: string | null; readonly new: string | null }
+  readonly outcome: 'repaired' | 'still-inconsistent' | 'dead-lettered'
+  readonly reason?: string
+}
+
+export interface ReconcileResult {
+  readonly migration: string
+  readonly authoritative: Side
+  readonly attempted: number
+  readonly repaired: number
+  readonly repairs: readonly Repair[]
+  /** Keys that still differ after the repair (a writer moved them again, or the target refuses). */
+  readonly stillInconsistent: readonly Inconsistency[]
+}
+
+/**
+ * Repairs inconsistencies: re-reads each key on the authoritative side, writes that state to the
+ * other side through the mapper (the mirror's own state-based apply: absent there means delete
+ * here), checks the key again, and audits every repair with before/after hashes of both copies.
+ * Because the state written is read at repair time, it can never be older than what a concurrent
+ * mirror writes; a key a writer moves meanwhile shows up as still inconsistent, to run again.
+ */
+export async function reconcile(options: ReconcileOptions): Promise<ReconcileResult> {
+  const { migration, control } = options
+  const logger = options.logger ?? silentLogger
+  const authoritative = options.authoritative ?? sideOf(await currentPhase(migration.name, control, options.env))
+  const report = options.keys ? undefined : (options.report ?? (await new VerificationReports(control).load(migration.name)))
+  const keys = new Map<string, KeyValue>()
+  for (const key of options.keys ?? report?.inconsistencies.map((entry) => entry.key) ?? []) keys.set(keyString(key), key)
+  const quarantine = new QuarantineTable(control)
+  if (options.includeQuarantine) {
+    for (const entry of await quarantine.open(migration.name, { limit: 100_000 })) keys.set(entry.key, entry.key)
+  }
+  const deadLetters = new DeadLetterTable(control)
+  const letters = options.includeDeadLetters ? await deadLetters.open(migration.name, { limit: 100_000 }) : []
+  for (const letter of letters) keys.set(letter.key, letter.key)
+
+  const queue = new MirrorQueue({
+    migration: migration.name,
+    direction: authoritative === 'old' ? 'old-to-new' : 'new-to-old',
+    source: authoritative === 'old' ? migration.old : migration.new,
+    target: authoritative === 'old' ? migration.new : migration.old,
+    translate:
+      authoritative === 'old'
+        ? (record: Row, key: string) => migration.mapper.forward(record, { key, migration: migration.name })
+        : (record: Row, key: string) => migration.mapper.backward(record, { key, migration: migration.name }),
+    deadLetters,
+    batchSize: options.batchSize ?? 200,
+    // Checked below, with the report's rules, instead of the mirror's delayed re-check.
+    recheckDelayMs: false,
+    logger,
+    ...(migration.compare ? { compare: migration.compare } : {}),
+  })
+
+  const repairs: Repair[] = []
+  const stillInconsistent: Inconsistency[] = []
+  const all = [...keys.values()]
+  const batchSize = options.batchSize ?? 200
+  for (let i = 0; i < all.length; i += batchSize) {
+    const chunk = all.slice(i, i + batchSize)
+    const before = await hashes(migration, chunk)
+    const outcomes = await queue.apply(chunk.map((key) => ({ key, op: 'upsert' as const })))
+    await queue.drain()
+    const { inconsistencies } = await inspectKeys(migration, chunk)
+    const after = await hashes(migration, chunk)
+    const open = new Map(inconsistencies.map((entry) => [entry.key, entry]))
+    for (const outcome of outcomes) {
+      const still = open.get(outcome.key)
+      if (still) stillInconsistent.push(still)
+      repairs.push({
+        key: outcome.key,
+        before: before.get(outcome.key) as Repair['before'],
+        after: after.get(outcome.key) as Repair['after'],
+        outcome: outcome.status === 'dead-lettered' ? 'dead-lettered' : still ? 'still-inconsistent' : 'repaired',
+        ...(outcome.status === 'dead-lettered' ? { reason: `${outcome.reasonCode}: ${outcome.reason}` } : {}),
+      })
+    }
+  }
+  await queue.close()
+  const repaired = repairs.filter((r) => r.outcome === 'repaired')
+  await quarantine.resolve(migration.name, repaired.map((r) => r.key), 'reconciled')
+  const repairedKeys = new Set(repaired.map((r) => r.key))
+  await deadLetters.resolve(letters.filter((letter) => repairedKeys.has(letter.key)).map((letter) => letter.id), 'reconciled')
+  await new AuditLog(control).append({
+    actor: options.actor ?? 'cutover:reconcile',
+    migration: migration.name,
+    action: 'reconciliation',
+    details: {
+      authoritative,
+      reportId: report?.id ?? null,
+      attempted: repairs.length,
+      repaired: repaired.length,
+      stillInconsistent: stillInconsistent.length,
+      repairs: repairs.slice(0, 1_000),
+    },
+  })
+  logger.info('reconciliation done', { migration: migration.name, authoritative, attempted: repairs.length, repaired: repaired.length })
+  return { migration: migration.name, authoritative, attempted: repairs.length, repaired: repaired.length, repairs, stillInconsistent }
+}
+
+/** The phase in force for the fleet: the control table's override, else the env flags. */
+export async function currentPhase(migration: string, control: Kysely<any>, env: Readonly<Record<string, string | undefined>> = process.env): Promise<Phase> {
+  const row = await control.selectFrom('cutover.migration_state').select('phase').where('migration', '=', migration).executeTakeFirst()
+  if (row && isPhase(row.phase)) return row.phase
+  return readEnvFlags([migration], env, { rejectUnknownMigrations: false }).get(migration)?.phase ?? 'off'
+}
+
+function sideOf(phase: Phase): Side {
+  return PHASE_BEHAVIOR[phase].authoritative
+}
+
+async function hashes(migration: Migration<any, any>, keys: readonly KeyValue[]): Promise<Map<string, Repair['before']>> {
+  const [oldRows, newRows] = await Promise.all([migration.old.get(keys), migration.new.get(keys)])
+  const result = new Map<string, Repair['before']>()
+  for (const key of keys) {
+    const id = keyString(key)
+    const o = oldRows.get(id)
+    const n = newRows.get(id)
+    result.set(id, { old: o ? canonicalHash(o) : null, new: n ? canonicalHash(n) : null })
+  }
+  return result
+}

@@ -1,0 +1,236 @@
+import type { CompiledQuery, DatabaseConnection, QueryCompiler, QueryResult, RootOperationNode } from 'kysely'
+import type { KeyColumns } from '../write/key-column.js'
+import type { KeyReturning } from '../write/key-returning.js'
+import type { MigratedTables } from './migrated-tables.js'
+import { classifyRawStatement, type RawStatement } from '../write/raw-statement.js'
+import type { ReadRouter } from '../read/read-router.js'
+import { isStoreQuery } from '../store/store-query.js'
+import { TransactionBuffer, type PendingWrite } from '../write/transaction-buffer.js'
+import { KEY_ALIAS, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
+import { capturing, keysOf, recordCommitted } from '../write/write-recorder.js'
+
+/** What every connection of one wrapped dialect shares. */
+export interface Interception {
+  readonly tables: MigratedTables
+  /** The wrapped dialect's compiler: compiles the query that lists a MERGE's keys. */
+  readonly compiler: QueryCompiler
+  /** Compiles a write with the key added to its RETURNING. */
+  readonly returning: KeyReturning
+  readonly reads: ReadRouter
+  /** Whether keys a write names in its text can stand for RETURNING, per table. */
+  readonly keyColumns: KeyColumns
+}
+
+/**
+ * A `DatabaseConnection` that sees every query before and after the real one: it captures the
+ * keys of writes on migrated tables, holds them while a transaction is open, and hands them to the
+ * core once it commits; it routes and compares SELECTs on migrated tables. Everything else (and
+ * every query a Cutover store makes) goes straight through.
+ */
+export class CutoverConnection implements DatabaseConnection {
+  readonly inner: DatabaseConnection
+  readonly #interception: Interception
+  readonly #namedKeys: NamedKeysCheck
+  #transaction: TransactionBuffer | undefined
+
+  constructor(inner: DatabaseConnection, interception: Interception) {
+    this.inner = inner
+    this.#interception = interception
+    const { keyColumns } = interception
+    this.#namedKeys = (table, keys) => keyColumns.accepts(table, keys)
+  }
+
+  get inTransaction(): boolean {
+    return this.#transaction !== undefined
+  }
+
+  // `...rest` passes through whatever later Kysely versions add (e.g. an abort signal). Not
+  // `async`: a query that passes straight through returns the real connection's own promise.
+  executeQuery<R>(compiledQuery: CompiledQuery, ...rest: unknown[]): Promise<QueryResult<R>> {
+    const execute = (this.inner.executeQuery as (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>).bind(this.inner)
+    if (isStoreQuery()) return execute(compiledQuery, ...rest)
+    const node = compiledQuery.query
+    switch (node.kind) {
+      case 'RawNode':
+        return this.#raw(compiledQuery, execute, rest)
+      case 'SelectQueryNode':
+        if (node.with) return this.#write(compiledQuery, execute, rest)
+        return this.#interception.reads.select(compiledQuery, this.inTransaction, () => execute(compiledQuery, ...rest))
+      case 'InsertQueryNode':
+      case 'UpdateQueryNode':
+      case 'DeleteQueryNode':
+      case 'MergeQueryNode':
+        return this.#write(compiledQuery, execute, rest)
+      default:
+        return execute(compiledQuery, ...rest)
+    }
+  }
+
+  streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number, ...rest: unknown[]): AsyncIterableIterator<QueryResult<R>> {
+    const stream = (this.inner.streamQuery as (query: CompiledQuery, size?: number, ...more: unknown[]) => AsyncIterableIterator<QueryResult<R>>).bind(this.inner)
+    if (!isStoreQuery()) {
+      // Streamed reads are served by the old store as they are; a streamed write (INSERT …
+      // RETURNING through a cursor) cannot be given an extra column mid-stream.
+      const plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
+      if (plan) {
+        plan.table.runtime.checkWrite(plan.table.side, plan.table.name)
+        if (plan.kind !== 'passthrough') this.#record({ kind: 'unmirrored', table: plan.table, detail: 'write run through streamQuery' })
+      }
+    }
+    return stream(compiledQuery, chunkSize, ...rest)
+  }
+
+  /** @internal transaction control, from the driver or from raw SQL on this connection. */
+  begin(): void {
+    this.#transaction = new TransactionBuffer()
+  }
+
+  /** @internal the transaction committed: its writes go to the core. */
+  committed(): void {
+    const transaction = this.#transaction
+    this.#transaction = undefined
+    for (const write of transaction?.writes ?? []) recordCommitted(write)
+  }
+
+  /** @internal the transaction rolled back (or its commit failed): its writes never happened. */
+  rolledBack(): void {
+    this.#transaction = undefined
+  }
+
+  savepoint(name: string): void {
+    this.#transaction?.savepoint(name)
+  }
+
+  rolledBackToSavepoint(name: string): void {
+    this.#transaction?.rollbackTo(name)
+  }
+
+  releasedSavepoint(name: string): void {
+    this.#transaction?.release(name)
+  }
+
+  #record(write: PendingWrite): void {
+    if (this.#transaction) this.#transaction.add(write)
+    else recordCommitted(write)
+  }
+
+  #write<R>(
+    compiledQuery: CompiledQuery,
+    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    rest: unknown[],
+  ): Promise<QueryResult<R>> {
+    let plan: WritePlan | undefined
+    try {
+      plan = planWrite(compiledQuery.query, this.#interception.tables, capturing, this.#namedKeys)
+      plan?.table.runtime.checkWrite(plan.table.side, plan.table.name)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (!plan || plan.kind === 'passthrough') return execute(compiledQuery, ...rest)
+    return this.#capture(plan, compiledQuery, execute, rest)
+  }
+
+  async #capture<R>(
+    plan: Exclude<WritePlan, { kind: 'passthrough' }>,
+    compiledQuery: CompiledQuery,
+    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    rest: unknown[],
+  ): Promise<QueryResult<R>> {
+    const { table } = plan
+    switch (plan.kind) {
+      case 'named-keys': {
+        const result = await execute(compiledQuery, ...rest)
+        // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
+        if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
+        return result
+      }
+      case 'unattributable': {
+        const result = await execute(compiledQuery, ...rest)
+        this.#record({ kind: 'unmirrored', table, detail: plan.detail })
+        return result
+      }
+      case 'source-keys': {
+        const result = await execute(compiledQuery, ...rest)
+        try {
+          // Reads the same source the MERGE just read, so it practically cannot fail; if it does,
+          // the application's write has happened and must not fail because of it.
+          const keys = await execute(this.#compile(plan.keyQuery, compiledQuery))
+          for (const key of keysOf(keys.rows as Record<string, unknown>[], KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: 'upsert' } })
+        } catch (error) {
+          this.#record({ kind: 'unmirrored', table, detail: `MERGE keys could not be listed: ${error instanceof Error ? error.message : String(error)}` })
+        }
+        return result
+      }
+      case 'returning': {
+        const result = await execute(this.#interception.returning.compile(plan, compiledQuery), ...rest)
+        const rows = result.rows as Record<string, unknown>[]
+        for (const key of keysOf(rows, KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
+        if (plan.changesKeys) this.#record({ kind: 'unmirrored', table, detail: 'update of the key column: the new keys are mirrored, the old ones are left to reconciliation' })
+        return { ...result, rows: stripKeys<R>(rows, plan.callerWantsRows) }
+      }
+    }
+  }
+
+  async #raw<R>(
+    compiledQuery: CompiledQuery,
+    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    rest: unknown[],
+  ): Promise<QueryResult<R>> {
+    const statement = classifyRawStatement(compiledQuery.sql)
+    if (!statement) return execute(compiledQuery, ...rest)
+    if (statement.kind === 'write') return this.#rawWrite(statement, compiledQuery, execute, rest)
+    let result: QueryResult<R>
+    try {
+      result = await execute(compiledQuery, ...rest)
+    } catch (error) {
+      // A failed COMMIT rolls the transaction back; a failed BEGIN leaves none open.
+      if (statement.kind === 'commit') this.rolledBack()
+      throw error
+    }
+    this.#control(statement)
+    return result
+  }
+
+  #control(statement: RawStatement): void {
+    switch (statement.kind) {
+      case 'begin':
+        if (!this.#transaction) this.begin()
+        return
+      case 'commit':
+        return this.committed()
+      case 'rollback':
+        return this.rolledBack()
+      case 'savepoint':
+        return this.savepoint(statement.name)
+      case 'rollback-to':
+        return this.rolledBackToSavepoint(statement.name)
+      case 'release':
+        return this.releasedSavepoint(statement.name)
+    }
+  }
+
+  async #rawWrite<R>(
+    statement: Extract<RawStatement, { kind: 'write' }>,
+    compiledQuery: CompiledQuery,
+    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    rest: unknown[],
+  ): Promise<QueryResult<R>> {
+    const tables = statement.tables.map((name) => this.#interception.tables.ofName(name)).filter((t) => t !== undefined)
+    for (const table of tables) table.runtime.checkWrite(table.side, table.name)
+    const result = await execute(compiledQuery, ...rest)
+    for (const table of tables) {
+      if (!capturing(table) || table.rawWrites === 'ignore') continue
+      const keys = typeof table.rawWrites === 'function' ? table.rawWrites(compiledQuery) : undefined
+      if (keys === undefined) {
+        this.#record({ kind: 'unmirrored', table, detail: `raw SQL: ${compiledQuery.sql.slice(0, 200)}` })
+        continue
+      }
+      for (const key of keys) this.#record({ kind: 'write', table, event: { key, op: 'upsert' } })
+    }
+    return result
+  }
+
+  #compile(node: RootOperationNode, original: CompiledQuery): CompiledQuery {
+    return this.#interception.compiler.compileQuery(node, original.queryId)
+  }
+}

@@ -1,0 +1,44 @@
+import type { KeyValue } from '@cutover/core'
+import type { MigratedTable } from '../dialect/migrated-tables.js'
+import type { PendingWrite } from './transaction-buffer.js'
+
+/**
+ * Hands committed writes to the core: the mirror for captured keys, the unmirrored count otherwise.
+ * Runs after the application's write (or COMMIT) has happened, so it never throws: a failure here
+ * is reported as an unmirrored write, not turned into a failure of a write that succeeded.
+ */
+export function recordCommitted(write: PendingWrite): void {
+  const { runtime, side, name } = write.table
+  try {
+    if (write.kind === 'write') runtime.recordWrite(side, write.event)
+    else runtime.recordUnmirrored(name, write.detail)
+  } catch (error) {
+    try {
+      runtime.recordUnmirrored(name, `recording the write failed: ${error instanceof Error ? error.message : String(error)}`)
+    } catch {
+      // Nothing left to report through: the key is left to reconciliation.
+    }
+  }
+}
+
+/**
+ * Whether capturing the keys of a write on `table` can matter now: the phase mirrors, or the write
+ * reaches the side that is no longer authoritative (mirrored forward under `permissive`). In `off`
+ * and on the non-mirrored side nothing is rewritten, so those writes cost nothing.
+ */
+export function capturing(table: MigratedTable): boolean {
+  const behavior = table.runtime.behavior
+  if (behavior.mirror === 'old-to-new') return table.side === 'old'
+  if (behavior.mirror === 'new-to-old') return table.side === 'new' || behavior.authoritative !== table.side
+  return behavior.authoritative !== table.side
+}
+
+/** Key values as the rows returned them; rows without one (null key) are skipped. */
+export function keysOf(rows: readonly Record<string, unknown>[], field: string): KeyValue[] {
+  const keys: KeyValue[] = []
+  for (const row of rows) {
+    const key = row[field]
+    if (key !== null && key !== undefined) keys.push(key as KeyValue)
+  }
+  return keys
+}

@@ -1,0 +1,351 @@
+/**
+ * Reads through a migrated model: `find`, `findOne` (and so `findById`), `countDocuments`.
+ *
+ * - `compare` (and every phase that compares): a sample of reads (`runtime.sampleComparison()`) is
+ *   also run on the other store and compared with `runtime.compareRead`, after the application has
+ *   its result (`setImmediate`, never awaited by the query): translated queries through the
+ *   `NewStoreReader`, the rest by key (the returned documents' keys fetched with `store.get`,
+ *   batched across reads by `KeyLookupBatch`). On the request path only the documents and the
+ *   query's parts are copied; the comparison is planned after the caller has resumed.
+ * - `ramp`: reads whose routing key falls inside the percentage (`runtime.readSide()`) and that are
+ *   translatable (or key lookups) are served from the new store: rows mapped backward, cast through
+ *   the schema and hydrated into real documents (`Model.hydrate`; lean reads stay plain objects).
+ *   Any new-store failure, including a mapper rejection, falls back to MongoDB. Untranslatable
+ *   reads stay on MongoDB and are counted (`read.untranslatable`).
+ * - `cutover`: the same routing with every translatable read going to the new store.
+ *
+ * Reads with `populate` are never served from the new store (population is MongoDB-side).
+ */
+import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
+import { keyString } from '@cutover/core'
+import type { Model, Schema } from 'mongoose'
+import { keysPinnedBy } from '../write/affected-keys.js'
+import { KeyLookupBatch } from './key-lookup-batch.js'
+import { documentToRow } from '../keys.js'
+import type { ModelBinding } from '../model-binding.js'
+import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
+
+export type { NewStoreReader } from './query-translation.js'
+
+const READ_OPS = ['find', 'findOne', 'countDocuments'] as const
+type ReadOp = (typeof READ_OPS)[number]
+
+/** What the read hooks remember about one query between its pre and post hook. */
+interface ReadState {
+  readonly binding: ModelBinding
+  readonly started: number
+  served: 'old' | 'new'
+  /** New-store rows the application's result was built from (served from new). */
+  newRows?: readonly Row[]
+}
+
+/** A read as both stores can run it. */
+interface ReadPlan {
+  readonly op: ReadOp
+  /** The cast MongoDB filter. */
+  readonly filter: Row
+  readonly sort: Row | undefined
+  readonly limit: number | undefined
+  readonly skip: number | undefined
+  readonly projection: Row | undefined
+  readonly lean: boolean
+  /** Keys when the filter is nothing but a key lookup. */
+  readonly keys: readonly unknown[] | undefined
+  /** Set when the filter, sort and paging translate for the `NewStoreReader`. */
+  readonly translated: TranslatedQuery | undefined
+  /** Why it cannot be served from the new store, if it cannot. */
+  readonly unservable: string | undefined
+}
+
+const states = new WeakMap<object, ReadState>()
+
+export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) => ModelBinding | undefined): void {
+  // Synchronous unless the read goes to the new store, so that reads served by MongoDB pay no extra tick.
+  schema.pre([...READ_OPS], { document: false, query: true }, function routeRead(this: any): Promise<void> | undefined {
+    const binding = bindingOf(this.model)
+    if (!binding) return undefined
+    const behavior = binding.runtime.behavior
+    if (behavior.reads === 'old' && !behavior.compareReads) return undefined
+    const state: ReadState = { binding, started: performance.now(), served: 'old' }
+    states.set(this, state)
+    if (behavior.reads === 'old' || binding.runtime.readSide() !== 'new') return undefined
+    return readFromNew(this, binding, state)
+  })
+
+  schema.post([...READ_OPS], { document: false, query: true }, function compareReadLater(this: any, result: unknown) {
+    const state = states.get(this)
+    if (!state) return
+    states.delete(this)
+    const { runtime } = state.binding
+    if (state.served === 'old') runtime.recordRead('old', true, performance.now() - state.started)
+    if (!runtime.sampleComparison()) return
+    let shape: ReadShape
+    let oldRows: Row[] | undefined
+    try {
+      // Snapshot now what the application may change once it has its result (its documents, the
+      // query object); planning the comparison waits until after the caller has resumed.
+      shape = shapeOf(this, 'cast')
+      if (state.served === 'old' && shape.op !== 'countDocuments') oldRows = rowsOf(result, state.binding)
+    } catch (error) {
+      state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
+      return
+    }
+    const query = `${this.model.modelName}.${shape.op}`
+    setImmediate(() => {
+      let plan: ReadPlan
+      try {
+        plan = planRead(shape, state.binding)
+      } catch (error) {
+        state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
+        return
+      }
+      compareInBackground(state, plan, result, oldRows, query).catch((error: unknown) => {
+        state.binding.metrics?.increment('compare.failed', { migration: runtime.name })
+        state.binding.logger.warn('read comparison failed', { migration: runtime.name, query, error })
+      })
+    })
+  })
+}
+
+/** Serves a read from the new store (throwing Kareem's skip with the result), or returns to let MongoDB serve it. */
+async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
+  let plan: ReadPlan
+  try {
+    plan = planRead(shapeOf(query, 'uncast'), binding)
+  } catch {
+    return // e.g. a CastError: MongoDB's path raises it the way the application expects
+  }
+  if (plan.unservable !== undefined) {
+    binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
+    binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: plan.unservable })
+    return
+  }
+  let served: { rows: readonly Row[]; result: unknown } | undefined
+  try {
+    served = await serveFromNew(query, binding, plan)
+    binding.runtime.recordRead('new', true, performance.now() - state.started)
+  } catch (error) {
+    binding.runtime.recordRead('new', false, performance.now() - state.started)
+    binding.metrics?.increment('read.fallback', { migration: binding.runtime.name })
+    binding.logger.warn('new store read failed; served from MongoDB', { migration: binding.runtime.name, error })
+    return
+  }
+  state.served = 'new'
+  state.newRows = served.rows
+  // Kareem's skip: Mongoose uses this result instead of running the query on MongoDB.
+  throw query.model.base.skipMiddlewareFunction(served.result)
+}
+
+/** A query's parts as they were when it ran (shallow copies: the application may reuse the query). */
+interface ReadShape {
+  readonly op: ReadOp
+  readonly lean: boolean
+  readonly populate: unknown
+  readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number }
+  readonly fields: Row | undefined
+  readonly filter: Row
+  /** Casts a filter through the query's model and options. */
+  cast(filter: Row): Row
+}
+
+/**
+ * The shape of a query, before it ran (`uncast`: its filter is cast when planned) or after
+ * (`cast`: Mongoose cast the filter in place to run it, so it is not cast twice).
+ */
+function shapeOf(query: any, filter: 'cast' | 'uncast'): ReadShape {
+  const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown }
+  const fields = query.projection() as Row | undefined
+  return {
+    op: query.op as ReadOp,
+    lean: Boolean(mongooseOptions.lean),
+    populate: mongooseOptions.populate,
+    options: { ...query.getOptions() },
+    fields: fields ? { ...fields } : undefined,
+    filter: { ...query.getFilter() },
+    cast: filter === 'cast' ? (conditions) => conditions : (conditions) => query.cast(query.model, conditions) as Row,
+  }
+}
+
+function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
+  const { op, options, fields } = shape
+  // Mongoose keeps `{}` for "no projection": only a non-empty one makes the documents partial.
+  const projection = fields && Object.keys(fields).length > 0 ? fields : undefined
+  const filter = shape.cast({ ...shape.filter })
+  const mapping = fieldMapping(binding)
+  const sort = options.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined
+  const limit = op === 'findOne' ? 1 : options.limit
+  const skip = options.skip
+  const pinned = Object.keys(filter).length === 1 ? keysPinnedBy(filter, binding.keyField) : undefined
+  const keyLookup = pinned !== undefined && skip === undefined && (sort === undefined || isKeySort(sort, binding.keyField)) && (op !== 'findOne' || pinned.length === 1)
+
+  let translated: TranslatedQuery | undefined
+  let reason: string | undefined
+  if (binding.reader) {
+    const t = op === 'countDocuments' ? translateFilter(filter, mapping) : translateQuery({ filter, sort, limit, skip }, mapping)
+    if (t.ok) translated = op === 'countDocuments' ? { filter: t.value as TranslatedQuery['filter'], sort: [] } : (t.value as TranslatedQuery)
+    else reason = t.reason
+  } else {
+    reason = 'no NewStoreReader for this model'
+  }
+  let unservable: string | undefined
+  if (shape.populate && Object.keys(shape.populate as object).length > 0) unservable = 'populate'
+  else if (projection && !simpleProjection(projection)) unservable = 'projection'
+  else if (!keyLookup && !translated) unservable = reason
+  return {
+    op,
+    filter,
+    sort,
+    limit,
+    skip,
+    projection,
+    lean: shape.lean,
+    keys: keyLookup ? pinned : undefined,
+    translated,
+    unservable,
+  }
+}
+
+const mappings = new WeakMap<ModelBinding, FieldMapping>()
+
+function fieldMapping(binding: ModelBinding): FieldMapping {
+  let mapping = mappings.get(binding)
+  if (mapping) return mapping
+  const { migration } = binding.runtime
+  const arrayPaths = new Set<string>()
+  binding.model.schema.eachPath((path: string, type: { instance?: string }) => {
+    if (type.instance === 'Array') arrayPaths.add(path)
+  })
+  mapping = Object.freeze({ oldKey: migration.key.old, newKey: migration.key.new, fieldMap: migration.mapper.fieldMap, arrayPaths })
+  mappings.set(binding, mapping)
+  return mapping
+}
+
+/** New-store rows for a plan, in the order the query asks for. */
+async function newRowsFor(binding: ModelBinding, plan: ReadPlan): Promise<readonly Row[]> {
+  const store = binding.runtime.migration.new
+  if (plan.keys) {
+    const keys = plan.keys.map((key) => binding.keys.toStore(key))
+    const found = await store.get(keys)
+    const rows = keys.map((key) => found.get(keyString(key))).filter((row): row is Row => row !== undefined)
+    const direction = plan.sort ? Number(Object.values(plan.sort)[0]) : 0
+    if (direction !== 0) rows.sort((a, b) => compareKeys(a[store.keyField] as KeyValue, b[store.keyField] as KeyValue) * direction)
+    return plan.limit ? rows.slice(0, plan.limit) : rows
+  }
+  if (!plan.translated || !binding.reader) throw new Error('read is not translatable')
+  return binding.reader.find(plan.translated)
+}
+
+async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): Promise<{ rows: readonly Row[]; result: unknown }> {
+  if (plan.op === 'countDocuments') {
+    if (plan.keys) return { rows: [], result: (await binding.runtime.migration.new.get(plan.keys.map((k) => binding.keys.toStore(k)))).size }
+    if (!plan.translated || !binding.reader) throw new Error('count is not translatable')
+    return { rows: [], result: await binding.reader.count(plan.translated.filter) }
+  }
+  const rows = await newRowsFor(binding, plan)
+  const model = query.model as Model<any>
+  const documents = rows.map((row) => {
+    const oldRow = toOldShape(binding.runtime, binding.runtime.migration.key.new, row)
+    const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow })
+    const document = project({ ...cast, [binding.keyField]: binding.keys.toMongo(oldRow[binding.keyField] as KeyValue) }, plan.projection, binding.keyField)
+    return plan.lean ? document : model.hydrate(document)
+  })
+  return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
+}
+
+function toOldShape(runtime: MigrationRuntime, newKey: string, row: Row): Row {
+  const key = keyString(row[newKey] as KeyValue)
+  return runtime.migration.mapper.backward(row, { key, migration: runtime.name })
+}
+
+async function compareInBackground(state: ReadState, plan: ReadPlan, result: unknown, snapshot: Row[] | undefined, query: string): Promise<void> {
+  const { binding } = state
+  const { runtime } = binding
+  const collection = binding.model.collection
+  const labels = { migration: runtime.name }
+
+  if (plan.op === 'countDocuments') {
+    let other: number
+    if (state.served === 'new') other = await collection.countDocuments(plan.filter)
+    else if (plan.keys) other = (await runtime.migration.new.get(plan.keys.map((k) => binding.keys.toStore(k)))).size
+    else if (plan.translated && binding.reader) other = await binding.reader.count(plan.translated.filter)
+    else {
+      binding.metrics?.increment('compare.skipped', labels)
+      return
+    }
+    const served = result as number
+    runtime.compareCount(state.served === 'old' ? served : other, state.served === 'old' ? other : served, { query })
+    return
+  }
+
+  let oldRows: Row[]
+  let newRows: readonly Row[]
+  if (state.served === 'new') {
+    newRows = state.newRows ?? []
+    const documents = await collection
+      .find(plan.filter, { ...(plan.sort ? { sort: plan.sort as any } : {}), ...(plan.limit ? { limit: plan.limit } : {}), ...(plan.skip ? { skip: plan.skip } : {}) })
+      .toArray()
+    oldRows = documents.map((document) => documentToRow(document as Row, binding.keyField))
+  } else {
+    oldRows = snapshot ?? []
+    if (plan.projection) {
+      // The application's documents are partial: compare the whole documents of those keys.
+      const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
+      oldRows = [...(await runtime.migration.old.get(keys)).values()]
+    }
+    if (plan.translated && binding.reader) newRows = await binding.reader.find(plan.translated)
+    else {
+      const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
+      newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
+    }
+  }
+  runtime.compareRead(oldRows, newRows, { query, since: state.started })
+}
+
+const lookups = new WeakMap<Store, KeyLookupBatch>()
+
+/** One batch of comparison lookups per store, shared by every model reading it. */
+function keyLookups(store: Store): KeyLookupBatch {
+  let batch = lookups.get(store)
+  if (!batch) lookups.set(store, (batch = new KeyLookupBatch(store)))
+  return batch
+}
+
+/** The application's result as Store rows. */
+function rowsOf(result: unknown, binding: ModelBinding): Row[] {
+  const list = Array.isArray(result) ? result : result === null || result === undefined ? [] : [result]
+  return list.map((item) => {
+    const plain =
+      typeof (item as { toObject?: unknown }).toObject === 'function'
+        ? (item as { toObject(o: object): Row }).toObject({ depopulate: true, getters: false, virtuals: false, transform: false, versionKey: true })
+        : (item as Row)
+    return documentToRow(plain, binding.keyField)
+  })
+}
+
+function simpleProjection(projection: Row): boolean {
+  return Object.entries(projection).every(([field, v]) => !field.startsWith('$') && !field.includes('.') && (v === 0 || v === 1 || v === true || v === false))
+}
+
+/** Applies an inclusive or exclusive top-level projection to a document, as MongoDB would. */
+function project(document: Row, projection: Row | undefined, keyField: string): Row {
+  if (!projection || Object.keys(projection).length === 0) return document
+  const entries = Object.entries(projection)
+  const inclusive = entries.some(([field, v]) => field !== keyField && (v === 1 || v === true))
+  if (inclusive) {
+    const keep = new Set(entries.filter(([, v]) => v === 1 || v === true).map(([field]) => field))
+    if (projection[keyField] !== 0 && projection[keyField] !== false) keep.add(keyField)
+    return Object.fromEntries(Object.entries(document).filter(([field]) => keep.has(field)))
+  }
+  const drop = new Set(entries.filter(([, v]) => v === 0 || v === false).map(([field]) => field))
+  return Object.fromEntries(Object.entries(document).filter(([field]) => !drop.has(field)))
+}
+
+function isKeySort(sort: Row, keyField: string): boolean {
+  const fields = Object.keys(sort)
+  return fields.length === 1 && fields[0] === keyField
+}
+
+function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
+  return a < b ? -1 : a > b ? 1 : 0
+}

@@ -1,0 +1,346 @@
+/**
+ * The observed collection: what the plugin puts between a migrated model and its driver collection
+ * for every write Mongoose issues through middleware-bearing paths.
+ *
+ * Why here and not in post hooks: every Mongoose write path (save, create, insertOne, insertMany,
+ * bulkWrite, bulkSave, the update/replace/delete queries, findOneAnd*, findByIdAnd*, doc.deleteOne,
+ * upserts) ends in exactly one call of a write method on the model's collection, with the exact
+ * documents and filters sent and the exact driver result (upserted ids, write errors of a partial
+ * `insertMany`). Mirroring at that call is exactly-once by construction: `bulkSave` fires both save
+ * and bulkWrite hooks but makes one `bulkWrite` call; `create` of many documents makes one
+ * `insertOne` per document. Hooks see neither upserted ids nor partial failures reliably.
+ *
+ * Per call:
+ * 1. `runtime.checkWrite('old', model)`: after cutover a strict migration rejects the write with
+ *    `WriteRejectedError` naming the model and phase before anything is sent.
+ * 2. If the phase mirrors from MongoDB, the affected keys are captured: from the documents
+ *    (inserts), from a filter that pins `_id`, from the result (`findOneAnd*` return the document;
+ *    upserted ids), or, for other filters, by reading the matching `_id`s first (lean, `_id` only,
+ *    no middleware, same session).
+ * 3. The write runs unchanged (one exception: `findOneAnd*` ask the driver for result metadata to
+ *    learn an upserted id, and hand Mongoose the shape it asked for).
+ * 4. After it: each affected key is handed to `runtime.recordWrite('old', …)` (state-based: the
+ *    mirror re-reads the document), or, inside a transaction, after the commit. Inserted documents
+ *    and whole `findOneAnd*` results after the write go with their exact post-image
+ *    (`stored-image.ts`), which spares the mirror that read.
+ *
+ * The race the pre-read leaves: a document that starts matching a multi-document filter between the
+ * `_id` read and the write (inserted or updated concurrently) is changed by the write but not
+ * captured; it differs in the new store until the concurrent write's own mirror event, the mirror's
+ * re-check, or reconciliation (re-verifying recently changed keys) repairs it.
+ *
+ * Nothing here may fail or delay the application's write on account of the new store: recording is
+ * synchronous and in-memory; a failure of the capture itself is logged and counted as unmirrored.
+ */
+import { type KeyValue, keyString, type MigrationRuntime, type Row } from '@cutover/core'
+import { changedNothing, definiteOutcome, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
+import type { ModelBinding } from '../model-binding.js'
+import { storedImagesFor } from './stored-image.js'
+import { afterCommit } from './transaction-buffer.js'
+import { runAs } from './write-origin.js'
+import { COLLECTION_WRITE_METHODS } from './write-methods.js'
+
+type Op = 'upsert' | 'delete'
+
+/** What one write touched, decided after it ran. */
+interface Capture {
+  readonly op: Op
+  /** Keys to mirror, given the result (or error) of the write. */
+  keysAfter(result: unknown, error: unknown): unknown[]
+  /**
+   * Exact post-images (rows, key in Store form) of some of those keys, when the write certainly
+   * stored them as they are: inserted documents, `findOneAnd*` results asked for whole and after.
+   */
+  imagesAfter?(result: unknown, error: unknown): readonly Row[]
+}
+
+const OBSERVED = Symbol('cutover.observedCollection')
+
+type DriverCollection = Record<string | symbol, any>
+
+
+export function isObserved(collection: unknown): boolean {
+  return typeof collection === 'object' && collection !== null && (collection as DriverCollection)[OBSERVED] === true
+}
+
+/**
+ * Wraps a Mongoose collection so that its write methods mirror. Idempotent. `binding` is asked at
+ * each write (the engine may start after the model is compiled); while it answers undefined, writes
+ * pass through unmirrored.
+ */
+export function observeCollection<C extends object>(collection: C, binding: () => ModelBinding | undefined): C {
+  if (isObserved(collection)) return collection
+  const wrappers = new Map<string, (...args: unknown[]) => Promise<unknown>>()
+  return new Proxy(collection, {
+    get(target, property) {
+      if (property === OBSERVED) return true
+      const value = Reflect.get(target, property, target)
+      if (typeof property !== 'string' || !COLLECTION_WRITE_METHODS.has(property) || typeof value !== 'function') return value
+      let wrapper = wrappers.get(property)
+      if (!wrapper) {
+        wrapper = (...args: unknown[]) => {
+          const bound = binding()
+          const driver = target as DriverCollection
+          // In `off` nothing is mirrored, guarded or reported: the call goes straight through, without
+          // even a write origin (AsyncLocalStorage costs every promise of the process a little).
+          if (!bound || isOff(bound.runtime)) return driver[property](...args)
+          return runAs('middleware', () => observedWrite(driver, property, args, bound))
+        }
+        wrappers.set(property, wrapper)
+      }
+      return wrapper
+    },
+  })
+}
+
+function isOff(runtime: MigrationRuntime): boolean {
+  const behavior = runtime.behavior
+  return behavior.mirror === 'none' && behavior.authoritative === 'old'
+}
+
+/** Whether writes on the old store are mirrored in the phase in force. */
+export function mirrorsOld(runtime: MigrationRuntime): boolean {
+  const behavior = runtime.behavior
+  return behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
+}
+
+async function observedWrite(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<unknown> {
+  const { runtime, model } = binding
+  runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
+  if (!mirrorsOld(runtime)) return collection[method](...args)
+
+  // Wait for the connection here instead of letting Mongoose buffer the call: a buffered call runs
+  // later outside this write origin, and the unmirrored-write detector would report it.
+  if (collection.buffer && collection._shouldBufferCommands?.() !== false) await new Promise<void>((resolve) => collection.addQueue(resolve))
+  const options = optionsOf(method, args)
+  const session = options?.session
+  let capture: Capture | undefined
+  try {
+    capture = await captureFor(collection, method, args, binding)
+  } catch (error) {
+    binding.logger.error('could not capture the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+    runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: key capture failed`)
+  }
+
+  const call = resultMetadataCall(method, args)
+  let result: unknown
+  let failure: unknown
+  let failed = false
+  try {
+    result = await collection[method](...call.args)
+  } catch (error) {
+    failure = error
+    failed = true
+  }
+
+  if (capture) {
+    try {
+      const error = failed ? failure : undefined
+      const keys = capture.keysAfter(result, error)
+      const images = capture.imagesAfter?.(result, error) ?? []
+      // Also runs inside `commitTransaction` (after the commit): it must never throw there.
+      const record = () => {
+        try {
+          const distinct = new Map<string, KeyValue>()
+          for (const value of keys) {
+            const key = binding.keys.toStore(value)
+            distinct.set(keyString(key), key)
+          }
+          const imageOf = new Map<string, Row>()
+          for (const image of images) imageOf.set(keyString(image[binding.keyField] as KeyValue), image)
+          for (const [id, key] of distinct) {
+            const image = imageOf.get(id)
+            runtime.recordWrite('old', image ? { key, op: capture!.op, postImage: image, postImageExact: true } : { key, op: capture!.op })
+          }
+        } catch (error) {
+          binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+          runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
+        }
+      }
+      if (keys.length > 0 && !afterCommit(session, record)) record()
+    } catch (error) {
+      binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+      runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
+    }
+  }
+  if (failed) throw failure
+  return call.unwrap(result)
+}
+
+/** The options argument of a collection write method. */
+function optionsOf(method: string, args: unknown[]): { session?: unknown; ordered?: boolean } | undefined {
+  const index = method === 'insertOne' || method === 'insertMany' || method === 'bulkWrite' || method === 'deleteOne' || method === 'deleteMany' || method === 'findOneAndDelete' ? 1 : 2
+  const options = args[index]
+  return isPlainObject(options) ? (options as { session?: unknown; ordered?: boolean }) : undefined
+}
+
+/** A key to name in a `WriteRejectedError`, when the write is about one document. */
+function keyHint(method: string, args: unknown[], binding: ModelBinding): string | undefined {
+  try {
+    const value =
+      method === 'insertOne'
+        ? (args[0] as Row | undefined)?.[binding.keyField]
+        : method === 'insertMany' || method === 'bulkWrite'
+          ? undefined
+          : keysPinnedBy(args[0], binding.keyField)?.[0]
+    return value === undefined ? undefined : String(binding.keys.toStore(value))
+  } catch {
+    return undefined
+  }
+}
+
+/** `findOneAnd*` are asked for result metadata (to learn an upserted id); Mongoose gets what it asked for. */
+function resultMetadataCall(method: string, args: unknown[]): { args: unknown[]; unwrap: (result: unknown) => unknown } {
+  if (!method.startsWith('findOneAnd')) return { args, unwrap: (result) => result }
+  const at = method === 'findOneAndDelete' ? 1 : 2
+  const options = (isPlainObject(args[at]) ? args[at] : {}) as Row
+  if (options.includeResultMetadata === true) return { args, unwrap: (result) => result }
+  const patched = [...args]
+  while (patched.length <= at) patched.push(undefined)
+  patched[at] = { ...options, includeResultMetadata: true }
+  return { args: patched, unwrap: (result) => (isPlainObject(result) ? (result.value ?? null) : result) }
+}
+
+async function captureFor(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<Capture> {
+  const { keyField } = binding
+  const options = optionsOf(method, args)
+  const session = options?.session
+  const stored = storedImagesFor(collection, binding.model.base?.mongo?.BSON)
+  /** The exact images of documents, or none when they cannot be made exact; never throws into the write. */
+  const exactImages = (documents: readonly Row[]): Row[] => {
+    if (!stored) return []
+    try {
+      return documents.filter((document) => document?.[keyField] !== undefined).map((document) => stored.of(document, options, keyField))
+    } catch (error) {
+      binding.logger.debug('no exact post-image; the mirror reads the keys back', { migration: binding.runtime.name, error })
+      return []
+    }
+  }
+  const matching = async (filter: unknown): Promise<unknown[]> => {
+    const pinned = keysPinnedBy(filter, keyField)
+    if (pinned) return pinned
+    const documents = await collection
+      .find(filter ?? {}, { projection: { [keyField]: 1 }, ...(session ? { session } : {}) })
+      .toArray()
+    return (documents as Row[]).map((document) => document[keyField])
+  }
+
+  switch (method) {
+    case 'insertOne': {
+      const document = args[0] as Row
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          if (error !== undefined && changedNothing(error)) return []
+          const id = document?.[keyField] ?? (result as { insertedId?: unknown } | undefined)?.insertedId
+          return id === undefined ? [] : [id]
+        },
+        // Only a certain success stored the document: after an unknown outcome the key is read back.
+        imagesAfter: (_, error) => (error === undefined ? exactImages([document]) : []),
+      }
+    }
+    case 'insertMany': {
+      const documents = (args[0] ?? []) as Row[]
+      const ordered = options?.ordered !== false
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          if (error === undefined) {
+            const ids = documents.map((document) => document[keyField])
+            return ids.every((id) => id !== undefined) ? ids : idsOf((result as { insertedIds?: unknown }).insertedIds)
+          }
+          return possiblyApplied(documents.length, error, ordered)
+            .map((i) => documents[i]?.[keyField])
+            .filter((id) => id !== undefined)
+        },
+        imagesAfter: (_, error) => {
+          if (error === undefined) return exactImages(documents)
+          // Write errors name the documents that failed; the others are stored. Without them the
+          // outcome is unknown, and every key is read back.
+          if (!definiteOutcome(error)) return []
+          return exactImages(possiblyApplied(documents.length, error, ordered).map((i) => documents[i] as Row))
+        },
+      }
+    }
+    case 'updateOne':
+    case 'updateMany':
+    case 'replaceOne': {
+      const candidates = await matching(args[0])
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          if (error !== undefined) return changedNothing(error) ? [] : candidates
+          const r = result as { matchedCount?: number; upsertedId?: unknown } | undefined
+          const upserted = r?.upsertedId === undefined || r.upsertedId === null ? [] : [r.upsertedId]
+          return r?.matchedCount === 0 ? upserted : [...candidates, ...upserted]
+        },
+      }
+    }
+    case 'deleteOne':
+    case 'deleteMany': {
+      const candidates = await matching(args[0])
+      return {
+        op: 'delete',
+        keysAfter: (result, error) => {
+          if (error !== undefined) return changedNothing(error) ? [] : candidates
+          return (result as { deletedCount?: number } | undefined)?.deletedCount === 0 ? [] : candidates
+        },
+      }
+    }
+    case 'findOneAndUpdate':
+    case 'findOneAndReplace':
+    case 'findOneAndDelete': {
+      const pinned = keysPinnedBy(args[0], keyField) ?? []
+      const whole = method !== 'findOneAndDelete' && returnsWholeDocumentAfter(args[2])
+      return {
+        op: method === 'findOneAndDelete' ? 'delete' : 'upsert',
+        keysAfter: (result, error) => {
+          if (error !== undefined) return changedNothing(error) ? [] : pinned
+          const r = result as { value?: Row | null; lastErrorObject?: { upserted?: unknown } } | undefined
+          const id = r?.value?.[keyField] ?? r?.lastErrorObject?.upserted
+          return id === undefined || id === null ? [] : [id]
+        },
+        imagesAfter: (result, error) => {
+          const value = (result as { value?: Row | null } | undefined)?.value
+          return whole && error === undefined && isPlainObject(value) ? exactImages([value]) : []
+        },
+      }
+    }
+    case 'bulkWrite': {
+      const operations = (args[0] ?? []) as Row[]
+      const ordered = options?.ordered !== false
+      const perOperation = await Promise.all(operations.map((operation) => bulkOperationKeys(operation, keyField, matching)))
+      return {
+        op: 'upsert',
+        keysAfter: (result, error) => {
+          const applied = error === undefined ? operations.map((_, i) => i) : possiblyApplied(operations.length, error, ordered)
+          const source = (error === undefined ? result : (error as { result?: unknown }).result) as
+            | { insertedIds?: unknown; upsertedIds?: unknown }
+            | undefined
+          return [...applied.flatMap((i) => perOperation[i] ?? []), ...idsOf(source?.upsertedIds)]
+        },
+      }
+    }
+    default:
+      throw new TypeError(`not a write method: ${method}`)
+  }
+}
+
+/** Whether `findOneAndUpdate`/`Replace` options ask for the whole document as it is after the write. */
+function returnsWholeDocumentAfter(options: unknown): boolean {
+  if (!isPlainObject(options)) return false
+  const projection = options.projection ?? options.fields
+  const whole = projection === undefined || projection === null || (isPlainObject(projection) && Object.keys(projection).length === 0)
+  return whole && options.returnDocument === 'after'
+}
+
+async function bulkOperationKeys(operation: Row, keyField: string, matching: (filter: unknown) => Promise<unknown[]>): Promise<unknown[]> {
+  const [kind] = Object.keys(operation)
+  const body = (kind === undefined ? undefined : operation[kind]) as Row | undefined
+  if (!body) return []
+  if (kind === 'insertOne') {
+    const document = (body.document ?? body) as Row
+    return document[keyField] === undefined ? [] : [document[keyField]]
+  }
+  return matching(body.filter ?? body.q)
+}
