@@ -347,6 +347,23 @@ export class MigrationRuntime {
     return reads === 'split' ? rampReadSide(this.readPercent, context, this.migration.routing) : reads
   }
 
+  /**
+   * Which store serves a read of `keys` (undefined: the read is not by key, e.g. a scan or a
+   * filter), with read-your-writes: a read that would be served from the new store while a change
+   * this process handed to the old → new mirror is not applied yet (of one of `keys`, or of any key
+   * when they are not known) is served from the old store instead, and counted as
+   * `read.fresh_fallback`.
+   */
+  readSideFor(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Side {
+    const side = this.readSide(context)
+    if (side !== 'new' || this.behavior.authoritative !== 'old') return side
+    const queue = this.#queues['old-to-new']
+    const stale = keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
+    if (!stale) return side
+    this.#cutover.metrics.increment('read.fresh_fallback', { migration: this.name })
+    return 'old'
+  }
+
   /** Whether this read should also be run on the other store and compared (sampled). */
   sampleComparison(): boolean {
     return this.behavior.compareReads && this.compareSample > 0 && this.#random() < this.compareSample

@@ -207,6 +207,17 @@ export class MirrorQueue {
     return appliedAt !== undefined && appliedAt >= Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
   }
 
+  /**
+   * Whether a change this queue was handed has not reached the target yet: for `key`, a change of
+   * that key is queued or being applied; without a key, any change is. Reads that want their own
+   * writes (ramp) ask this before they read the target.
+   */
+  hasUnapplied(key?: KeyValue): boolean {
+    if (key === undefined) return this.depth > 0
+    const id = keyString(key)
+    return this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)
+  }
+
   /** Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter table. */
   async drain(): Promise<void> {
     for (;;) {
