@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { parseArgs } from '../src/cli/args.js'
 import { ProgressRenderer, progressLine } from '../src/cli/progress-renderer.js'
 
 function sink(isTTY: boolean) {
@@ -40,14 +39,5 @@ describe('ProgressRenderer', () => {
 
   it('shows a count without a bar when the total is unknown', () => {
     expect(progressLine({ label: 'x', done: 1_234_567, rate: 99.6 }, 100)).toBe('x  1,234,567  100/s')
-  })
-})
-
-describe('parseArgs', () => {
-  it('reads positionals, valued and boolean flags', () => {
-    expect(parseArgs(['verify', 'users', '--sample', '1', '--json', '--config=c.ts', '--restart', 'x'])).toEqual({
-      positionals: ['verify', 'users', 'x'],
-      flags: { sample: '1', json: true, config: 'c.ts', restart: true },
-    })
   })
 })

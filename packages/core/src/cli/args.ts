@@ -1,37 +1,108 @@
+import { CutoverError } from '../model/errors.js'
+
 /** `cutover verify users --sample 1 --json` → `{ positionals: ['verify', 'users'], flags: { sample: '1', json: true } }`. */
 export interface ParsedArgs {
   readonly positionals: readonly string[]
   readonly flags: Readonly<Record<string, string | true>>
 }
 
-export class UsageError extends Error {
-  readonly code = 'USAGE'
+/**
+ * One option of a command, as data: the parser, the help text and the error messages all read it.
+ * `flag` takes no value; `number` and `text` take one (`--rate 5000` or `--rate=5000`).
+ */
+export interface OptionSpec {
+  readonly name: string
+  readonly kind: 'flag' | 'number' | 'text'
+  /** The value's placeholder in help, e.g. `N`, `FILE`. */
+  readonly value?: string
+  readonly help: string
 }
 
-export function parseArgs(argv: readonly string[]): ParsedArgs {
+/** The options every command takes, and each command's own. */
+export interface OptionTable {
+  readonly global: readonly OptionSpec[]
+  readonly commands: Readonly<Record<string, readonly OptionSpec[]>>
+}
+
+/** The command line is wrong: an unknown command or option, a missing or malformed value. Exit code 64. */
+export class UsageError extends CutoverError {
+  readonly code = 'USAGE'
+
+  /** `command` is the command whose usage to show, when known. */
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * Splits argv into positionals and flags, checking every option against the table: the first
+ * positional is the command, and from there on its own options are allowed beside the global ones.
+ * An unknown option, a flag given a value, and a missing or non-numeric value are `UsageError`s
+ * naming the option (an unknown `--rat 5` must never run a backfill unthrottled).
+ */
+export function parseArgs(argv: readonly string[], table: OptionTable): ParsedArgs {
   const positionals: string[] = []
   const flags: Record<string, string | true> = {}
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
-    if (!arg.startsWith('--')) {
+    const command = positionals[0]
+    if (arg === '-h') {
+      flags.help = true
+      continue
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      if (positionals.length === 0 && !(arg in table.commands) && arg !== 'help') throw new UsageError(`unknown command "${arg}"; commands: ${Object.keys(table.commands).join(', ')}`)
       positionals.push(arg)
       continue
     }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s) as [string, string | undefined]
-    if (inline !== undefined) flags[name] = inline
-    else if (i + 1 < argv.length && !(argv[i + 1] as string).startsWith('--') && !BOOLEAN_FLAGS.has(name)) flags[name] = argv[++i] as string
-    else flags[name] = true
+    const [name, inline] = (arg.startsWith('--') ? arg.slice(2) : arg.slice(1)).split(/=(.*)/s) as [string, string | undefined]
+    const spec = optionsOf(table, command).find((o) => o.name === name)
+    if (!spec) throw unknownOption(arg.startsWith('--') ? name : arg, table, command)
+    if (spec.kind === 'flag') {
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value (got "${inline}")`, command)
+      flags[name] = true
+      continue
+    }
+    const value = inline ?? argv[i + 1]
+    if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${name} needs a value: ${spec.value ?? spec.kind}`, command)
+    if (inline === undefined) i++
+    if (spec.kind === 'number' && (value.trim() === '' || !Number.isFinite(Number(value)))) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`, command)
+    flags[name] = value
   }
   return { positionals, flags }
 }
 
-const BOOLEAN_FLAGS = new Set(['json', 'restart', 'distributed', 'include-quarantine', 'include-dead-letters', 'help', 'forever', 'replan'])
+function optionsOf(table: OptionTable, command: string | undefined): readonly OptionSpec[] {
+  return [...table.global, ...((command && table.commands[command]) || [])]
+}
+
+function unknownOption(name: string, table: OptionTable, command: string | undefined): UsageError {
+  const known = optionsOf(table, command).map((o) => o.name)
+  const near = known.filter((k) => editDistance(k, name) <= Math.max(1, Math.floor(k.length / 4)))
+  const where = command ? `cutover ${command}` : 'cutover'
+  return new UsageError(`unknown option --${name.replace(/^-+/, '')} for ${where}${near.length > 0 ? `; did you mean ${near.map((k) => `--${k}`).join(' or ')}?` : ''}`, command)
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length] as number
+}
 
 export function numberFlag(args: ParsedArgs, name: string): number | undefined {
   const value = args.flags[name]
   if (value === undefined) return undefined
   const n = Number(value)
-  if (value === true || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`)
+  if (value === true || value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`)
   return n
 }
 

@@ -23,6 +23,11 @@ export interface CutoverConfig {
   readonly migrations: readonly Migration<any, any>[]
   /** Job settings per migration name. */
   readonly jobs?: Readonly<Record<string, MigrationJobSettings>>
+  /**
+   * As `createCutover`'s option: `false` when several services share one environment, so a
+   * `CUTOVER_<NAME>_*` variable naming no migration of this config is not an error.
+   */
+  readonly rejectUnknownMigrationFlags?: boolean
   /** Called when the command ends: close pools and connections so the process can exit. */
   readonly close?: () => Promise<void>
 }

@@ -1,20 +1,7 @@
 /**
- * The `cutover` command.
- *
- *     cutover backfill  <migration> [--restart] [--rate N] [--nice R] [--batch N] [--config-version V]
- *     cutover backfill  <migration> --distributed [--range-size N] [--replan] [--expire S]   plan, queue ranges
- *     cutover worker    <migration> [--expire S] [--forever]                     work queued ranges
- *     cutover verify    <migration> [--sample PERCENT] [--recheck-ms N]          exit 2 if inconsistent
- *     cutover reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]
- *     cutover status    [<migration>]
- *     cutover phase     <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT]
- *     cutover pause     <migration> [--reason TEXT]  |  cutover resume <migration>
- *     cutover audit verify                                                      exit 2 if tampered
- *
- * Global options: `--config FILE` (default `cutover.config.{ts,mts,js,mjs}` in the working
- * directory; its default export is a `CutoverConfig` or a function returning one, see
- * cutover-config.ts), `--actor NAME` (recorded in the audit; default `$USER@host`), `--json` (JSON
- * lines even on a terminal), `--verbose` (info logs on stderr).
+ * The `cutover` command. Every command, its usage and its options are the `COMMANDS` table below:
+ * the parser, `cutover --help` and `cutover <command> --help` all read it, so an option is added
+ * in one place and an unknown one (`--rat 5`) is a usage error, never silently ignored.
  *
  * On a terminal, progress is a live bar with rate and ETA; otherwise one JSON line per second on
  * stdout, and the result as a final `{"type":"result",…}` line. SIGINT/SIGTERM stop jobs after the
@@ -22,56 +9,145 @@
  */
 import { hostname, userInfo } from 'node:os'
 import { ensureSchema } from '../control/control-schema.js'
-import type { CutoverConfig } from './cutover-config.js'
+import type { Migration } from '../model/migration.js'
 import { CutoverError } from '../model/errors.js'
 import { createJsonLogger } from '../observe/logger.js'
-import { parseArgs, type ParsedArgs, stringFlag, UsageError } from './args.js'
+import { readEnvFlags } from '../runtime/env-flags.js'
+import { type OptionTable, parseArgs, type ParsedArgs, stringFlag, UsageError } from './args.js'
 import { auditCommand } from './audit-command.js'
 import { backfillCommand } from './backfill-command.js'
-import { type Command, EXIT } from './command.js'
+import { reaching } from './cli-errors.js'
+import { type CommandContext, EXIT } from './command.js'
+import type { CutoverConfig } from './cutover-config.js'
 import { jobControlCommand } from './job-control-command.js'
 import { loadConfig } from './load-config.js'
 import { phaseCommand } from './phase-command.js'
 import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
 import { statusCommand } from './status-command.js'
+import { type CommandSpec, commandHelp, GLOBAL_OPTIONS, overview } from './usage.js'
 import { verifyCommand } from './verify-command.js'
 import { workerCommand } from './worker-command.js'
 
-const COMMANDS: Readonly<Record<string, Command>> = {
-  backfill: backfillCommand,
-  worker: workerCommand,
-  verify: verifyCommand,
-  reconcile: reconcileCommand,
-  status: statusCommand,
-  phase: phaseCommand,
-  pause: jobControlCommand,
-  resume: jobControlCommand,
-  audit: auditCommand,
+const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStores?: boolean }>> = {
+  backfill: {
+    run: backfillCommand,
+    usesStores: true,
+    usage: ['backfill <migration> [--rate N] [--nice R] [--batch N] [--restart] [--config-version V]', 'backfill <migration> --distributed [--range-size N] [--replan] [--expire S]'],
+    summary: 'Copy the old store into the new one, resumably; or, with --distributed, plan key ranges as jobs for `cutover worker`.',
+    options: [
+      { name: 'rate', kind: 'number', value: 'N', help: 'at most N rows per second' },
+      { name: 'nice', kind: 'number', value: 'R', help: 'sleep R × the time each batch took (0.5: at most two thirds busy)' },
+      { name: 'batch', kind: 'number', value: 'N', help: 'first batch size (batches grow while fast; default 1000)' },
+      { name: 'restart', kind: 'flag', help: 'start over, e.g. after the mapper or the stores changed' },
+      { name: 'config-version', kind: 'text', value: 'V', help: 'label of the configuration, part of the checkpoint fingerprint' },
+      { name: 'distributed', kind: 'flag', help: 'plan ranges and queue them as pg-boss jobs instead of copying here' },
+      { name: 'range-size', kind: 'number', value: 'N', help: 'keys per range with --distributed (default 100000)' },
+      { name: 'replan', kind: 'flag', help: 'with --distributed: plan the ranges again' },
+      { name: 'expire', kind: 'number', value: 'S', help: 'with --distributed: a range whose worker is silent S seconds goes to another (default 900)' },
+    ],
+  },
+  worker: {
+    run: workerCommand,
+    usesStores: true,
+    usage: ['worker <migration> [--expire S] [--forever]'],
+    summary: 'Work the ranges a distributed backfill queued, until all are done (run one per machine).',
+    options: [
+      { name: 'expire', kind: 'number', value: 'S', help: 'the expiry the ranges were queued with; dead workers are noticed every S/2 seconds' },
+      { name: 'forever', kind: 'flag', help: 'keep waiting for ranges until interrupted' },
+      { name: 'poll', kind: 'number', value: 'S', help: 'seconds between polls for new ranges (default 2)' },
+    ],
+  },
+  verify: {
+    run: verifyCommand,
+    usesStores: true,
+    usage: ['verify <migration> [--sample PERCENT] [--recheck-ms N]'],
+    summary: 'Prove the stores equal: exhaustively by segment checksums, or a reproducible sample field by field.',
+    options: [
+      { name: 'sample', kind: 'number', value: 'PERCENT', help: 'compare this share of keys (by routing bucket) field by field instead' },
+      { name: 'recheck-ms', kind: 'number', value: 'N', help: 'wait N ms before re-checking keys that differed (they may have been in flight)' },
+    ],
+    exits: '2 when the stores differ',
+  },
+  reconcile: {
+    run: reconcileCommand,
+    usesStores: true,
+    usage: ['reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]'],
+    summary: "Repair the latest (or given) verification report's differences from the authoritative side, audited.",
+    options: [
+      { name: 'report', kind: 'text', value: 'ID', help: 'the verification report to repair (default: the latest)' },
+      { name: 'keys', kind: 'text', value: 'a,b,c', help: 'repair these keys' },
+      { name: 'include-quarantine', kind: 'flag', help: 'also retry quarantined records' },
+      { name: 'include-dead-letters', kind: 'flag', help: 'also repair the keys of open dead letters' },
+      { name: 'authoritative', kind: 'text', value: 'old|new', help: 'the side to copy from (default: by phase)' },
+    ],
+    exits: '2 when keys still differ afterwards',
+  },
+  status: {
+    run: statusCommand,
+    usage: ['status [<migration>]'],
+    summary: 'Phase, backfill progress, quarantine, dead letters and the last verification of each migration.',
+    options: [],
+  },
+  phase: {
+    run: phaseCommand,
+    usage: ['phase <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT]'],
+    summary: "Show the fleet's phase of a migration, or move every process to another (checked against the phase table, audited).",
+    options: [
+      { name: 'read-percent', kind: 'number', value: 'N', help: 'in ramp: share of routing keys read from the new store, 0-100' },
+      { name: 'compare-sample', kind: 'number', value: 'F', help: 'share of reads compared, 0-1' },
+      { name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log' },
+    ],
+  },
+  pause: {
+    run: jobControlCommand,
+    usage: ['pause <migration> [--reason TEXT]'],
+    summary: "Pause the migration's jobs everywhere; workers stop after the batch in flight.",
+    options: [{ name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log and status' }],
+  },
+  resume: {
+    run: jobControlCommand,
+    usage: ['resume <migration>'],
+    summary: "Resume the migration's paused jobs.",
+    options: [],
+  },
+  audit: {
+    run: auditCommand,
+    usage: ['audit verify'],
+    summary: 'Walk the hash chain of the audit log.',
+    options: [],
+    exits: '2 when an entry was changed or deleted',
+  },
 }
 
-const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|pause|resume|audit verify> [migration] [options]
-  --config FILE   config module (default cutover.config.{ts,mts,js,mjs})
-  --json          JSON lines on stdout even on a terminal
-  --actor NAME    who acts, for the audit log
-  --verbose       info logs on stderr
-see the header of packages/core/src/cli/main.ts for each command's options`
+const OPTION_TABLE: OptionTable = {
+  global: GLOBAL_OPTIONS,
+  commands: Object.fromEntries(Object.entries(COMMANDS).map(([name, spec]) => [name, spec.options])),
+}
 
-export async function main(argv: readonly string[], io: { stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream } = process): Promise<number> {
+type Io = { stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
+
+export async function main(argv: readonly string[], io: Io = process): Promise<number> {
   let args: ParsedArgs
   try {
-    args = parseArgs(argv)
+    args = parseArgs(argv, OPTION_TABLE)
   } catch (error) {
-    io.stderr.write(`${(error as Error).message}\n${USAGE}\n`)
-    return EXIT.usage
+    return usageFailure(io, error as UsageError)
   }
-  const name = args.positionals[0]
-  const command = name === undefined ? undefined : COMMANDS[name]
-  if (args.flags.help || !command) {
-    io.stderr.write(`${name && !command ? `unknown command "${name}"\n` : ''}${USAGE}\n`)
-    return args.flags.help ? EXIT.ok : EXIT.usage
+  const [first, second] = args.positionals
+  const name = first === 'help' ? second : first
+  const spec = name === undefined ? undefined : COMMANDS[name]
+  if (first === 'help' || args.flags.help || !spec || !name) {
+    if (name !== undefined && !spec) return usageFailure(io, new UsageError(`unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}`))
+    const help = spec ? commandHelp(spec) : overview(COMMANDS)
+    const asked = first === 'help' || args.flags.help === true
+    ;(asked ? io.stdout : io.stderr).write(`${help}\n`)
+    return asked ? EXIT.ok : EXIT.usage
   }
+  return runCommand(name, spec, args, io)
+}
 
+async function runCommand(name: string, spec: CommandSpec & { readonly usesStores?: boolean }, args: ParsedArgs, io: Io): Promise<number> {
   const abort = new AbortController()
   const onSignal = () => {
     if (abort.signal.aborted) process.exit(EXIT.interrupted)
@@ -84,9 +160,17 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.WriteSt
   let config: CutoverConfig | undefined
   try {
     config = await loadConfig(stringFlag(args, 'config'))
-    await ensureSchema(config.control)
+    // The same env flags the application reads, checked as createCutover checks them: a typo
+    // (`CUTOVER_USERS_READ_PERCNT`) fails here too, not only in the application.
+    readEnvFlags(
+      config.migrations.map((m) => m.name),
+      process.env,
+      { rejectUnknownMigrations: config.rejectUnknownMigrationFlags ?? true },
+    )
+    const control = config.control
+    await reaching({ role: 'control' }, () => ensureSchema(control))
     const json = args.flags.json === true || !io.stdout.isTTY
-    return await command({
+    const context: CommandContext = {
       config,
       args,
       stdout: io.stdout,
@@ -96,12 +180,11 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.WriteSt
       actor: stringFlag(args, 'actor') ?? defaultActor(),
       logger: createJsonLogger({ minLevel: args.flags.verbose ? 'info' : 'warn', write: (line) => void io.stderr.write(line) }),
       signal: abort.signal,
-    })
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`${error.message}\n${USAGE}\n`)
-      return EXIT.usage
     }
+    if (spec.usesStores) await probeStores(config, args.positionals[1])
+    return await spec.run(context)
+  } catch (error) {
+    if (error instanceof UsageError) return usageFailure(io, error, name)
     const code = error instanceof CutoverError ? ` [${error.code}${error.key ? ` key ${error.key}` : ''}]` : ''
     io.stderr.write(`cutover ${name}: ${(error as Error).message ?? String(error)}${code}\n`)
     return EXIT.failed
@@ -110,6 +193,23 @@ export async function main(argv: readonly string[], io: { stdout: NodeJS.WriteSt
     process.off('SIGTERM', onSignal)
     await config?.close?.().catch(() => undefined)
   }
+}
+
+/** One cheap read of each side first, so an unreachable store is named (old or new) before a job starts. */
+async function probeStores(config: CutoverConfig, migrationName: string | undefined): Promise<void> {
+  const migration: Migration<any, any> | undefined = config.migrations.find((m) => m.name === migrationName)
+  if (!migration) return // the command reports an unknown or missing migration itself
+  await Promise.all(
+    (['old', 'new'] as const).map((side) =>
+      reaching({ role: `${side} store`, migration: migration.name, store: migration[side].name }, () => migration[side].scan({ limit: 1 })),
+    ),
+  )
+}
+
+function usageFailure(io: Io, error: UsageError, command = error.command): number {
+  const spec = command === undefined ? undefined : COMMANDS[command]
+  io.stderr.write(`${error.message}\n${spec ? `usage: ${spec.usage.map((u) => `cutover ${u}`).join('\n       ')}\n(cutover ${command} --help for its options)` : 'cutover --help lists the commands'}\n`)
+  return EXIT.usage
 }
 
 function defaultActor(): string {
