@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { UsageError } from './args.js'
 import { ConfigModuleError } from './cli-errors.js'
 import type { CutoverConfig, CutoverConfigModule } from './cutover-config.js'
 
@@ -14,7 +15,8 @@ const DEFAULT_NAMES = ['cutover.config.ts', 'cutover.config.mts', 'cutover.confi
 export async function loadConfig(path: string | undefined, cwd = process.cwd()): Promise<CutoverConfig> {
   const file = path ? resolve(cwd, path) : DEFAULT_NAMES.map((name) => resolve(cwd, name)).find((candidate) => existsSync(candidate))
   if (!file || !existsSync(file)) {
-    throw new ConfigModuleError(file ?? cwd, path ? `config file not found: ${file}` : `no --config given and none of ${DEFAULT_NAMES.join(', ')} in ${cwd}`)
+    // Nothing to load is a usage error (exit 64); a module that fails to load or is wrong is not.
+    throw new UsageError(path ? `config file not found: ${file}` : `no --config given and none of ${DEFAULT_NAMES.join(', ')} in ${cwd}`)
   }
   const module = (await importModule(file)) as { default?: CutoverConfigModule }
   const exported = module.default
