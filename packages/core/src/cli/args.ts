@@ -69,11 +69,14 @@ export function parseArgs(argv: readonly string[], table: OptionTable): ParsedAr
     const value = inline ?? argv[i + 1]
     if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${name} needs a value: ${spec.value ?? spec.kind}`, command)
     if (inline === undefined) i++
-    if (spec.kind === 'number' && (value.trim() === '' || !Number.isFinite(Number(value)))) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`, command)
+    if (spec.kind === 'number' && !DECIMAL.test(value)) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`, command)
     flags[name] = value
   }
   return { positionals, flags }
 }
+
+/** A plain decimal: no hex, no surrounding whitespace, nothing empty (all of which `Number()` accepts). */
+const DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i
 
 function optionsOf(table: OptionTable, command: string | undefined): readonly OptionSpec[] {
   return [...table.global, ...((command && table.commands[command]) || [])]
@@ -102,7 +105,7 @@ export function numberFlag(args: ParsedArgs, name: string): number | undefined {
   const value = args.flags[name]
   if (value === undefined) return undefined
   const n = Number(value)
-  if (value === true || value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`)
+  if (value === true || !DECIMAL.test(value) || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got ${JSON.stringify(value)}`)
   return n
 }
 

@@ -29,7 +29,7 @@ import { type CommandSpec, commandHelp, GLOBAL_OPTIONS, overview } from './usage
 import { verifyCommand } from './verify-command.js'
 import { workerCommand } from './worker-command.js'
 
-const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStores?: boolean }>> = {
+export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStores?: boolean }>> = {
   backfill: {
     run: backfillCommand,
     usesStores: true,
