@@ -30,7 +30,7 @@ export interface ModelMigration {
  * engine from the migration): the plugin then resolves it at the first operation on the model.
  * Until it resolves, writes pass through unmirrored and a warning says so.
  */
-type Lazy<T> = T | (() => T)
+type Lazy<T> = T | (() => T | undefined)
 
 export type CutoverPluginOptions =
   | {
@@ -146,7 +146,7 @@ interface Resolved {
 function logOf(options: CutoverPluginOptions): Logger {
   if ('cutover' in options) {
     try {
-      return (typeof options.cutover === 'function' ? options.cutover() : options.cutover).logger
+      return unlazy(options.cutover).logger
     } catch {
       return silentLogger
     }
