@@ -5,6 +5,9 @@
  * env flags are checked as `createCutover` checks them, before any command runs.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import mongoose from 'mongoose'
+import pg from 'pg'
+import { DatabaseUnreachableError, networkFailure } from '../packages/core/src/cli/cli-errors.js'
 import { main } from '../packages/core/src/cli/main.js'
 import { createPeopleTables } from './fixtures/people.js'
 import { createTestDatabase, type TestDatabase } from './setup/services.js'
@@ -58,6 +61,38 @@ describe('an unreachable database is named', () => {
   it('with every database reachable the same commands run', async () => {
     const { code, stderr } = await cutover({}, 'backfill', 'people')
     expect(code, stderr).toBe(0)
+  })
+})
+
+describe('network failures are recognised from real drivers', () => {
+  it('pg: a refused connection, with its address and port', async () => {
+    const client = new pg.Client({ connectionString: NOWHERE })
+    const error = await client.connect().then(() => undefined, (e: unknown) => e)
+    expect(networkFailure(error)).toEqual({ reason: 'ECONNREFUSED', host: '127.0.0.1', port: 1 })
+  })
+
+  it('MongoDB: server selection, with the address from the message', async () => {
+    const client = new mongoose.mongo.MongoClient('mongodb://127.0.0.1:1/x', { serverSelectionTimeoutMS: 200 })
+    const error = await client.connect().then(() => undefined, (e: unknown) => e)
+    await client.close()
+    expect(networkFailure(error)).toEqual({ reason: 'SERVER_SELECTION', host: '127.0.0.1', port: 1 })
+  })
+
+  it("Mongoose: a model's operation timing out while its connection never connected", async () => {
+    const connection = mongoose.createConnection('mongodb://127.0.0.1:1/x', { serverSelectionTimeoutMS: 200 })
+    connection.on('error', () => undefined)
+    const model = connection.model('Unreached', new mongoose.Schema({ a: String }, { bufferTimeoutMS: 200 }))
+    const error = await model.findOne().exec().then(() => undefined, (e: unknown) => e)
+    await connection.close().catch(() => undefined)
+    const failure = networkFailure(error)
+    expect(failure?.reason).toMatch(/^(NOT_CONNECTED|SERVER_SELECTION)$/)
+    expect(new DatabaseUnreachableError({ role: 'old store', migration: 'm', store: 'mongodb:unreached' }, {}, failure!.reason, error).message).toMatch(
+      /^cannot reach the old store of migration "m" \(mongodb:unreached\): .*(never connected|no MongoDB server answered)/,
+    )
+  })
+
+  it('other errors are not network failures', () => {
+    expect(networkFailure(new Error('relation "people" does not exist'))).toBeUndefined()
   })
 })
 

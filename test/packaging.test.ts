@@ -8,7 +8,7 @@
  * database, and (npm, after `npm uninstall tsx`) with a TypeScript config and no tsx.
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -133,6 +133,23 @@ function resultLine(outcome: Outcome): Record<string, unknown> {
   if (!line) throw new Error(`no result line; exit ${outcome.code}\nstdout: ${outcome.stdout}\nstderr: ${outcome.stderr}`)
   return JSON.parse(line) as Record<string, unknown>
 }
+
+describe('the packed tarballs', () => {
+  it('each has its README, and the plugins name core as a peer with a real range (no workspace: protocol)', async () => {
+    for (const tarball of tarballs) {
+      const { stdout: files } = await run('tar', ['tzf', tarball])
+      expect(files.split('\n'), tarball).toContain('package/README.md')
+      const { stdout: text } = await run('tar', ['xzf', tarball, '-O', 'package/package.json'])
+      const manifest = JSON.parse(text) as { name: string; dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }
+      expect(text, manifest.name).not.toContain('workspace:')
+      if (manifest.name !== '@cutover/core') {
+        expect(manifest.peerDependencies?.['@cutover/core'], manifest.name).toBe(`^${(JSON.parse(await readFile(join(ROOT, 'packages/core/package.json'), 'utf8')) as { version: string }).version}`)
+        expect(manifest.dependencies?.['@cutover/core'], manifest.name).toBeUndefined()
+      }
+    }
+    expect(tarballs).toHaveLength(PACKAGES.length)
+  })
+})
 
 const MANAGERS = [
   { name: 'npm', install: (deps: string[]) => ['npm', ['install', '--no-audit', '--no-fund', ...deps]] as const, exec: ['npx', '--no-install'] as const, row: 1 },

@@ -40,12 +40,13 @@ const CHECKS: Readonly<Record<string, string>> = {
   ENETUNREACH: 'the network is unreachable. Check your network.',
   ECONNRESET: 'the server closed the connection. Check that it accepts connections from here (TLS, pg_hba.conf).',
   SERVER_SELECTION: 'no MongoDB server answered. Is it running, and is the connection string right?',
+  NOT_CONNECTED: 'the Mongoose connection never connected. Is MongoDB running, and does the application connect before using the model?',
 }
 
 function unreachableMessage(database: DatabaseRole, address: { host?: string; port?: number }, reason: string): string {
   const which = database.role === 'control' ? 'the control database (config.control)' : `the ${database.role} of migration "${database.migration}" (${database.store})`
   const where = address.host ? ` at ${address.host}${address.port === undefined ? '' : `:${address.port}`}` : ''
-  const code = reason === 'SERVER_SELECTION' ? '' : ` (${reason})`
+  const code = reason in CHECKS && /^E[A-Z_]+$/.test(reason) ? ` (${reason})` : ''
   return `cannot reach ${which}${where}${code}: ${CHECKS[reason] ?? reason} Then check the connection settings your cutover config gives it (e.g. DATABASE_URL).`
 }
 
@@ -58,7 +59,8 @@ interface NetworkFailure {
 /**
  * The network failure inside an error, if that is what it is: Node's socket errors (`code`,
  * `address`, `port`, or an AggregateError of them when a name resolves to several addresses) and
- * the MongoDB driver's server selection error, found anywhere along the `cause` chain.
+ * the MongoDB driver's server selection error, and Mongoose's buffering timeout of a connection
+ * that never connected, found anywhere along the `cause` chain.
  */
 export function networkFailure(error: unknown, depth = 0): NetworkFailure | undefined {
   if (!error || typeof error !== 'object' || depth > 8) return undefined
@@ -71,6 +73,7 @@ export function networkFailure(error: unknown, depth = 0): NetworkFailure | unde
     const at = /(?:ECONNREFUSED|ENOTFOUND|ETIMEDOUT)\s+([^\s:]+):(\d+)/.exec(String(e.message))
     return { reason: 'SERVER_SELECTION', ...(at ? { host: at[1] as string, port: Number(at[2]) } : {}) }
   }
+  if (typeof e.message === 'string' && /^Operation `[^`]*` buffering timed out/.test(e.message)) return { reason: 'NOT_CONNECTED' }
   for (const inner of [...(Array.isArray(e.errors) ? e.errors : []), e.cause]) {
     const found = networkFailure(inner, depth + 1)
     if (found) return found
