@@ -42,6 +42,7 @@ try {
 
   const users = defineMigration({
     name: 'users',
+    gates: false,
     old: new KyselyTableStore(oldDb, 'users', 'user_id'),
     new: new KyselyTableStore(newDb, 'users', 'id'),
     key: { old: 'user_id', new: 'id' },

@@ -28,7 +28,9 @@ export {
   ConfigError,
   CutoverError,
   MapperError,
+  PhaseGateError,
   PhaseTransitionError,
+  RevertWindowClosedError,
   StoreError,
   WriteRejectedError,
   type ConfigProblem,
@@ -129,3 +131,6 @@ export {
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './jobs/reconcile.js'
 export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './jobs/backfill-jobs.js'
 export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cli/cutover-config.js'
+export { DEFAULT_GATES, type GateOverrides, type GateReport, type GateResult, type GateSettings } from './control/phase-gates.js'
+export { phasePlan, type PhaseDwell, type PhasePlan } from './control/phase-plan.js'
+export type { SafetyNetState } from './control/safety-net.js'

@@ -25,7 +25,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { positionals, flags }
 }
 
-const BOOLEAN_FLAGS = new Set(['json', 'restart', 'distributed', 'include-quarantine', 'include-dead-letters', 'help', 'forever', 'replan'])
+const BOOLEAN_FLAGS = new Set(['json', 'restart', 'distributed', 'include-quarantine', 'include-dead-letters', 'help', 'forever', 'replan', 'force'])
 
 export function numberFlag(args: ParsedArgs, name: string): number | undefined {
   const value = args.flags[name]

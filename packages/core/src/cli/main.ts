@@ -7,7 +7,9 @@
  *     cutover verify    <migration> [--sample PERCENT] [--recheck-ms N]          exit 2 if inconsistent
  *     cutover reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]
  *     cutover status    [<migration>]
- *     cutover phase     <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT]
+ *     cutover phase     <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT] [--force]
+ *     cutover plan      <migration>                                               phase timeline and next gates
+ *     cutover release   <migration> [--reason TEXT]                               end the safety net after complete
  *     cutover pause     <migration> [--reason TEXT]  |  cutover resume <migration>
  *     cutover audit verify                                                      exit 2 if tampered
  *
@@ -32,8 +34,10 @@ import { type Command, EXIT } from './command.js'
 import { jobControlCommand } from './job-control-command.js'
 import { loadConfig } from './load-config.js'
 import { phaseCommand } from './phase-command.js'
+import { planCommand } from './plan-command.js'
 import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
+import { releaseCommand } from './release-command.js'
 import { statusCommand } from './status-command.js'
 import { verifyCommand } from './verify-command.js'
 import { workerCommand } from './worker-command.js'
@@ -45,12 +49,14 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   reconcile: reconcileCommand,
   status: statusCommand,
   phase: phaseCommand,
+  plan: planCommand,
+  release: releaseCommand,
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
 }
 
-const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|pause|resume|audit verify> [migration] [options]
+const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|plan|release|pause|resume|audit verify> [migration] [options]
   --config FILE   config module (default cutover.config.{ts,mts,js,mjs})
   --json          JSON lines on stdout even on a terminal
   --actor NAME    who acts, for the audit log
