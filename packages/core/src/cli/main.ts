@@ -10,6 +10,7 @@
  *     cutover phase     <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT] [--force]
  *     cutover plan      <migration>                                               phase timeline and next gates
  *     cutover release   <migration> [--reason TEXT]                               end the safety net after complete
+ *     cutover report    <migration> --html FILE                                   a self-contained page from the control tables
  *     cutover pause     <migration> [--reason TEXT]  |  cutover resume <migration>
  *     cutover audit verify                                                      exit 2 if tampered
  *
@@ -38,6 +39,7 @@ import { planCommand } from './plan-command.js'
 import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
 import { releaseCommand } from './release-command.js'
+import { reportCommand } from './report-command.js'
 import { statusCommand } from './status-command.js'
 import { verifyCommand } from './verify-command.js'
 import { workerCommand } from './worker-command.js'
@@ -51,12 +53,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   phase: phaseCommand,
   plan: planCommand,
   release: releaseCommand,
+  report: reportCommand,
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
 }
 
-const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|plan|release|pause|resume|audit verify> [migration] [options]
+const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|plan|release|report|pause|resume|audit verify> [migration] [options]
   --config FILE   config module (default cutover.config.{ts,mts,js,mjs})
   --json          JSON lines on stdout even on a terminal
   --actor NAME    who acts, for the audit log
