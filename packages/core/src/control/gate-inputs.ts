@@ -9,11 +9,11 @@ export const INSTANCE_FRESHNESS_MS = 60_000
 /**
  * Reads what the phase gates look at from the control tables: the phase timeline (from the audit),
  * backfill checkpoints, open dead letters, the latest exhaustive verification, and the signals the
- * instances recorded since the migration entered `phase`.
+ * instances recorded since the migration last entered `windowPhase` (or, if it never did, `from`).
  */
-export async function readGateInputs(db: Kysely<any>, migration: string, phase: Phase, now = new Date()): Promise<GateInputs> {
+export async function readGateInputs(db: Kysely<any>, migration: string, windowPhase: Phase, from: Phase, now = new Date()): Promise<GateInputs> {
   const timeline = await phaseTimeline(db, migration)
-  const entered = lastEntry(timeline, phase)?.at ?? new Date(0)
+  const entered = (lastEntry(timeline, windowPhase) ?? lastEntry(timeline, from))?.at ?? new Date(0)
   const signals = new SignalHistory(db)
   const [backfill, openDeadLetters, verification, sinceEntry, hourly, instances] = await Promise.all([
     backfillState(db, migration),

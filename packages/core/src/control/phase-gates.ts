@@ -86,9 +86,9 @@ export interface GateInputs {
   readonly openDeadLetters: number
   /** The latest exhaustive verification. */
   readonly verification: { readonly id: string; readonly finishedAt: Date; readonly consistent: boolean } | undefined
-  /** Signals since the migration entered the phase it is in. */
+  /** Signals since the migration last entered the move's window phase (`GATE_WINDOW_PHASE`). */
   readonly sinceEntry: SignalCounts
-  /** Per-hour points since the migration entered its phase, for the drift signal. */
+  /** Per-hour points over the same time, for the drift signal. */
   readonly hourly: readonly SignalPoint[]
   /** Instances that reported lately. */
   readonly instances: readonly InstanceLevels[]
@@ -118,6 +118,17 @@ export const PHASE_GATES: Readonly<Partial<Record<Phase, readonly Gate[]>>> = Ob
   ramp: [dwellIn('compare', (s) => s.compare.minDwellMs), verifiedAfterBackfill((s) => s.compare.maxVerificationAgeMs), consistencyAtLeast, consistencyNotDrifting],
   cutover: [fullReadsFor, guardsHealthy, mirrorLagBelow, verifiedAfterBackfill((s) => s.ramp.maxVerificationAgeMs)],
   complete: [dwellIn('cutover', (s) => s.cutover.minDwellMs), reverseMirrorDrained, verifiedInCutover],
+})
+
+/**
+ * The phase whose latest stay the gates of a move into `to` measure signals over: the one before
+ * it on the forward path. A retry from `rollback` is judged on the same stay as the first try.
+ */
+export const GATE_WINDOW_PHASE: Readonly<Partial<Record<Phase, Phase>>> = Object.freeze({
+  compare: 'shadow',
+  ramp: 'compare',
+  cutover: 'ramp',
+  complete: 'cutover',
 })
 
 /** Evaluates the gates of `from → to`; a move without gates is met. */

@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { Migration } from '../model/migration.js'
 import type { Phase } from '../model/phase.js'
-import { readGateInputs } from './gate-inputs.js'
-import { dwellMs, evaluateGates, type GateReport, gateSettings, type GateSettings, type PhaseEntry } from './phase-gates.js'
+import { phaseTimeline, readGateInputs } from './gate-inputs.js'
+import { dwellMs, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gateSettings, type GateSettings, type PhaseEntry } from './phase-gates.js'
 import { oldStoreReadOnly, revertWindowOpen, SafetyNets, type SafetyNetState } from './safety-net.js'
 
 /** The forward move from each phase, the one `cutover plan` shows the gates of. */
@@ -43,8 +43,9 @@ export interface PhasePlan {
 
 export async function phasePlan(db: Kysely<any>, migration: Migration<any, any>, phase: Phase, now = new Date()): Promise<PhasePlan> {
   const settings = gateSettings(migration.gates === false ? undefined : migration.gates)
-  const inputs = await readGateInputs(db, migration.name, phase, now)
-  const to = phase === 'rollback' ? retryTarget(inputs.timeline) : NEXT_PHASE[phase]
+  const timeline = await phaseTimeline(db, migration.name)
+  const to = phase === 'rollback' ? retryTarget(timeline) : NEXT_PHASE[phase]
+  const inputs = await readGateInputs(db, migration.name, (to && GATE_WINDOW_PHASE[to]) ?? phase, phase, now)
   const net = await new SafetyNets(db).state(migration.name)
   return Object.freeze({
     migration: migration.name,

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { readGateInputs } from '../control/gate-inputs.js'
-import { DEFAULT_GATES, evaluateGates, type GateReport, gateSettings, type GateSettings } from '../control/phase-gates.js'
+import { DEFAULT_GATES, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gateSettings, type GateSettings } from '../control/phase-gates.js'
 import { revertWindowOpen, SafetyNets } from '../control/safety-net.js'
 import { ConfigError, PhaseGateError, RevertWindowClosedError } from '../model/errors.js'
 import type { Migration } from '../model/migration.js'
@@ -31,7 +31,7 @@ export async function checkMove(db: Kysely<any>, migration: Migration<any, any>,
   }
   const settings = gatesOf(migration)
   if (!settings) return undefined
-  const report = evaluateGates(from, to, await readGateInputs(db, migration.name, from), settings)
+  const report = evaluateGates(from, to, await readGateInputs(db, migration.name, GATE_WINDOW_PHASE[to] ?? from, from), settings)
   if (report.met) return report
   if (!override.force) throw new PhaseGateError(migration.name, from, to, report.gates.filter((gate) => !gate.met))
   if (!override.reason?.trim()) {
