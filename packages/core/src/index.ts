@@ -129,3 +129,7 @@ export {
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './jobs/reconcile.js'
 export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './jobs/backfill-jobs.js'
 export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cli/cutover-config.js'
+// Compatibility views: old tables presented, writable, over the new one (issue 11).
+export { CompatibilityViews, compatibilityViewsSql, type ViewsResult } from './compat/compatibility-views.js'
+export { defineCompatibilityView, type CompatibilityView, type CompatibilityViewDefinition, type TriggerOperation } from './compat/view-definition.js'
+export { migrationViews, type MigrationViewsSettings, type ViewsConfig } from './compat/views-config.js'

@@ -36,6 +36,7 @@ import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
 import { statusCommand } from './status-command.js'
 import { verifyCommand } from './verify-command.js'
+import { viewsCommand } from './views-command.js'
 import { workerCommand } from './worker-command.js'
 
 const COMMANDS: Readonly<Record<string, Command>> = {
@@ -48,6 +49,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
+  views: viewsCommand,
 }
 
 const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|pause|resume|audit verify> [migration] [options]
