@@ -145,7 +145,7 @@ describe.each(Object.keys(FRAMEWORKS))('compatibility layer on %s', (framework) 
     const v2 = await call('POST', '/api/v2/users', { first_name: '', last_name: null, email: 'x', status: 'sleeping' })
     expect(v2.body.error.fields.map((f: { path: string }) => f.path).sort()).toEqual(['email', 'first_name', 'status'])
     const notJson = await call('POST', '/api/v1/users', '{"full_name": ')
-    expect(notJson).toMatchObject({ status: 400 })
+    expect(notJson).toMatchObject({ status: 400, body: { error: { code: 'BODY_INVALID' } } })
     expect(await stored()).toEqual([])
   })
 

@@ -3,7 +3,7 @@
  * steps in a row, error paths migrated back, and what is refused or reported at definition time.
  */
 import { ConfigError, drop, fieldMapper, rename, copy, type LogFields, type Logger } from '@cutover/core'
-import { BodyValidationError, createCompatApi, defineVersionChain, versionStep, type ResourceHandlers } from '@cutover/http'
+import { BodyValidationError, createCompatApi, OldShapeUsage, defineVersionChain, versionStep, type ResourceHandlers } from '@cutover/http'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -103,6 +103,16 @@ describe('version chain', () => {
     expect(chain.detect({ id: 1, full_name: 'Ada', email: 'a@b.example', active: true }).version).toBe('1')
     expect(chain.detect({ id: 1, first_name: 'Ada', last_name: null, email: 'a@b.example', status: 'active' }).version).toBe('2')
     expect(() => chain.detect({ id: 1, full_name: 'Ada', email: 'a@b.example' })).toThrow(expect.objectContaining({ version: '1', fields: [expect.objectContaining({ path: 'active' })] }))
+  })
+})
+
+describe('old-shape use', () => {
+  it('is counted per client, heaviest first, in bounded memory: clients beyond the cap are counted together', () => {
+    const usage = new OldShapeUsage({ maxClients: 2 })
+    const at = new Date()
+    for (const client of ['a', 'b', 'b', 'c', 'd', 'a', 'b']) usage.record({ client, version: '1', resource: 'users', at })
+    expect(usage.heaviest().map((u) => [u.client, u.requests])).toEqual([['b', 3], ['(other)', 2], ['a', 2]])
+    expect(usage.metrics.counter('compat.old_shape', { resource: 'users', version: '1' })).toBe(7)
   })
 })
 

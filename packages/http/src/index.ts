@@ -2,7 +2,7 @@
 export { changelog, changelogHtml, type ChangelogEntry } from './versioning/changelog.js'
 export { BodyValidationError, COMPAT_ERROR_CODES, HttpError, type ErrorBody } from './versioning/http-error.js'
 export { type VersionLifecycle, type VersionLifecycleDefinition } from './versioning/lifecycle.js'
-export { ANONYMOUS_CLIENT, OldShapeUsage, type OldShapeUse } from './versioning/old-shape-usage.js'
+export { ANONYMOUS_CLIENT, OldShapeUsage, OTHER_CLIENTS, type OldShapeUse } from './versioning/old-shape-usage.js'
 export { defineVersionChain, VersionChain, type DetectedBody, type VersionChainDefinition } from './versioning/version-chain.js'
 export { versionStep, type VersionStep, type VersionStepDefinition } from './versioning/version-step.js'
 // The HTTP layer: one handle(request), resources in HEAD's shape.

@@ -1,7 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express'
 import type { CompatApi } from '../api/compat-api.js'
 import type { CompatResponse } from '../api/request.js'
-import { HttpError } from '../versioning/http-error.js'
+import { COMPAT_ERROR_CODES, HttpError } from '../versioning/http-error.js'
 import { readJsonBody } from './read-body.js'
 
 /**
@@ -14,7 +14,8 @@ export function compatExpress(api: CompatApi): RequestHandler {
     try {
       body = req.body !== undefined ? req.body : await readJsonBody(req)
     } catch (error) {
-      return send(res, { status: (error as HttpError).status ?? 400, headers: {}, body: (error as HttpError).toBody?.(), contentType: 'application/json' })
+      const refused = error instanceof HttpError ? error : new HttpError(400, COMPAT_ERROR_CODES.invalidBody, 'the body could not be read', [], { cause: error })
+      return send(res, { status: refused.status, headers: {}, body: refused.toBody(), contentType: 'application/json; charset=utf-8' })
     }
     send(res, await api.handle({ method: req.method, url: req.url, header: (name) => req.get(name), body }))
   }

@@ -106,8 +106,7 @@ export class CompatApi {
     if (!isSunset(lifecycle, this.#now())) return { chosen, version: chosen.version, headers: { ...headers, 'api-version': chosen.version } }
     const successor = chain.versions.slice(chain.versions.indexOf(chosen.version) + 1).find((v) => !isSunset(this.#lifecycles.get(v), this.#now())) ?? chain.head
     if (lifecycle?.afterSunset !== 'fall-forward') {
-      const error = new HttpError(410, COMPAT_ERROR_CODES.sunset, `API version ${chosen.version} was retired on ${lifecycle?.sunset?.toUTCString()}; use version ${successor}`)
-      throw Object.assign(error, { headers })
+      throw new HttpError(410, COMPAT_ERROR_CODES.sunset, `API version ${chosen.version} was retired on ${lifecycle?.sunset?.toUTCString()}; use version ${successor}`, [], { headers })
     }
     return { chosen, version: successor, headers: { ...headers, 'api-version': successor, 'api-version-fallback': `${chosen.version}; served=${successor}` } }
   }
@@ -118,14 +117,13 @@ export class CompatApi {
 
   /** An error body in the client's version: validation errors are already; handlers' errors are migrated back from HEAD. */
   #error(error: unknown, served: { chain: VersionChain; version: string } | undefined, headers: Record<string, string>): CompatResponse {
-    const extra = (error as { headers?: Record<string, string> }).headers ?? {}
     if (!(error instanceof HttpError) || error.status >= 500) {
       this.#logger.error('compat: request failed', { error, resource: served?.chain.resource, version: served?.version })
       const code = error instanceof HttpError ? error.code : COMPAT_ERROR_CODES.internal
       return json(500, { error: { code, message: 'internal error', fields: [] } }, headers)
     }
     const body = served && !(error instanceof BodyValidationError) ? served.chain.migrateError(error.toBody(), served.version) : error.toBody()
-    return json(error.status, body, { ...headers, ...extra })
+    return json(error.status, body, { ...headers, ...error.headers })
   }
 }
 

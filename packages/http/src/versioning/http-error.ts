@@ -36,11 +36,15 @@ export class HttpError extends CutoverError {
     code: string,
     message: string,
     readonly fields: readonly FieldIssue[] = [],
-    options: { key?: string; cause?: unknown } = {},
+    options: { key?: string; cause?: unknown; headers?: Readonly<Record<string, string>> } = {},
   ) {
     super(message, options)
     this.code = code
+    this.headers = options.headers ?? {}
   }
+
+  /** Headers the answer carries (a 410 still says when the version was retired). */
+  readonly headers: Readonly<Record<string, string>>
 
   toBody(): ErrorBody {
     return { error: { code: this.code, message: this.message, fields: this.fields } }

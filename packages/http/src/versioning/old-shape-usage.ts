@@ -9,6 +9,8 @@ export interface OldShapeUse {
 }
 
 export const ANONYMOUS_CLIENT = '(anonymous)'
+/** Where clients beyond `maxClients` are counted, so memory stays bounded whatever sends requests. */
+export const OTHER_CLIENTS = '(other)'
 
 /**
  * Per-client counts of old-version use, so the clients still on v1 can be found and contacted
@@ -18,13 +20,17 @@ export const ANONYMOUS_CLIENT = '(anonymous)'
 export class OldShapeUsage {
   readonly metrics: Metrics
   readonly #uses = new Map<string, { client: string; version: string; requests: number; lastSeen: Date }>()
+  readonly #maxClients: number
 
-  constructor(metrics: Metrics = new Metrics()) {
-    this.metrics = metrics
+  constructor(options: { readonly metrics?: Metrics; readonly maxClients?: number } = {}) {
+    this.metrics = options.metrics ?? new Metrics()
+    this.#maxClients = options.maxClients ?? 10_000
   }
 
   record(use: { readonly client: string | undefined; readonly version: string; readonly resource: string; readonly at: Date }): void {
-    const client = use.client ?? ANONYMOUS_CLIENT
+    const named = use.client ?? ANONYMOUS_CLIENT
+    const known = this.#uses.has(`${use.version}\u0000${named}`) || this.#uses.size < this.#maxClients
+    const client = known ? named : OTHER_CLIENTS
     const id = `${use.version}\u0000${client}`
     const entry = this.#uses.get(id) ?? { client, version: use.version, requests: 0, lastSeen: use.at }
     entry.requests += 1
