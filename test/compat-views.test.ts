@@ -4,6 +4,7 @@
  * (schema `app`), and both the returned rows and what ends up stored agree.
  */
 import { CompatibilityViews } from '@cutover/core'
+import fc from 'fast-check'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../packages/core/src/cli/main.js'
@@ -70,6 +71,21 @@ describe('compatibility views', () => {
       { id: 1, first_name: 'Ada', last_name: 'Lovelace', balance: '12.3500000000000000', status: 'active' },
       { id: 2, first_name: 'Grace', last_name: null, balance: '0.01000000000000000000', status: 'active' },
     ])
+  })
+
+  it('any full name, with spaces, quotes or emoji anywhere, reads back through the view exactly as the old table stores it', async () => {
+    const name = fc.string({ unit: fc.constantFrom('a', 'B', ' ', ' ', "'", '"', 'é', '😀', '-', '\\'), maxLength: 12 })
+    let n = 0
+    await fc.assert(
+      fc.asyncProperty(name, name, async (first, second) => {
+        const email = `prop${n++}@example.com`
+        const literal = (text: string) => `'${text.replace(/'/g, "''")}'`
+        await agree(`insert into users (full_name, email) values (${literal(first)}, '${email}') returning full_name, email, balance_cents`)
+        await agree(`update users set full_name = ${literal(second)} where email = '${email}' returning full_name, email`)
+        await agree(`delete from users where email = '${email}' returning full_name`)
+      }),
+      { numRuns: 60 },
+    )
   })
 
   it('an old-shape UPDATE leaves alone the new-only columns and the fields it did not change', async () => {
