@@ -42,6 +42,7 @@ import { releaseCommand } from './release-command.js'
 import { reportCommand } from './report-command.js'
 import { statusCommand } from './status-command.js'
 import { verifyCommand } from './verify-command.js'
+import { viewsCommand } from './views-command.js'
 import { workerCommand } from './worker-command.js'
 
 const COMMANDS: Readonly<Record<string, Command>> = {
@@ -57,6 +58,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
+  views: viewsCommand,
 }
 
 const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|plan|release|report|pause|resume|audit verify> [migration] [options]
