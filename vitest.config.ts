@@ -9,6 +9,7 @@ export default defineConfig({
       '@cutover/core': src('core'),
       '@cutover/kysely-plugin': src('kysely-plugin'),
       '@cutover/mongoose-plugin': src('mongoose-plugin'),
+      '@cutover/http': src('http'),
     },
   },
   test: {

@@ -48,6 +48,7 @@ export async function benchmark(): Promise<string> {
       migrations: [
         defineMigration({
           name: 'users',
+          gates: false,
           old: new KyselyTableStore(oldDb, 'users', 'user_id'),
           new: new KyselyTableStore(newDb, 'users', 'id'),
           mapper,

@@ -77,6 +77,7 @@ export async function benchmark(): Promise<string> {
       migrations.push(
         defineMigration({
           name: `items_${variant}`,
+          gates: false,
           old: new MongooseModelStore(model),
           new: new KyselyTableStore(db, `items_${variant}`, 'id'),
           mapper,

@@ -158,14 +158,19 @@ describe('Kysely plugin: the users example through every phase', () => {
     expect(await storeDifferences(h.cutover, 'users')).toEqual([])
   })
 
-  it('complete: new only; the old table is neither read, written nor mirrored to', async () => {
+  it('complete: inside the revert window the old table still gets the reverse mirror; after release it is neither read, written nor mirrored to', async () => {
     await h.cutover.setPhase('users', 'complete', { actor: 'test' })
+    await h.appNew.updateTable('users').set({ email: 'alan@window.example.com' }).where('id', '=', 100).execute()
+    await h.cutover.drain()
+    expect(await h.old.db.selectFrom('users').select('email').where('user_id', '=', 100).executeTakeFirst()).toEqual({ email: 'alan@window.example.com' })
+
+    await h.cutover.releaseSafetyNet('users', { actor: 'test', reason: 'window not needed' })
     const mirroredBack = h.cutover.metrics.counter('mirror.enqueued', { migration: 'users', direction: 'new-to-old' })
     await h.appNew.updateTable('users').set({ email: 'alan@new.example.com' }).where('id', '=', 100).execute()
     await h.cutover.drain()
     expect(h.cutover.metrics.counter('mirror.enqueued', { migration: 'users', direction: 'new-to-old' })).toBe(mirroredBack)
     expect(await h.app.selectFrom('users').select('email').where('user_id', '=', 100).executeTakeFirst()).toEqual({ email: 'alan@new.example.com' })
-    expect(await h.old.db.selectFrom('users').select('email').where('user_id', '=', 100).executeTakeFirst()).toEqual({ email: 'alan@example.com' })
+    expect(await h.old.db.selectFrom('users').select('email').where('user_id', '=', 100).executeTakeFirst()).toEqual({ email: 'alan@window.example.com' })
     await expect(h.app.deleteFrom('users').where('user_id', '=', 100).execute()).rejects.toBeInstanceOf(WriteRejectedError)
   })
 })

@@ -58,6 +58,7 @@ describe('Mongoose → PostgreSQL', () => {
     Person = mongo.connection.model<PersonDoc>('Person', schema)
     migration = defineMigration({
       name: 'people',
+      gates: false,
       old: new MongooseModelStore(Person),
       new: new KyselyTableStore(db, 'people', 'id'),
       mapper: fieldMapper({ old: oldShape, new: newShape, fields: [rename('_id', 'id'), rename('name', 'full_name'), copy('age'), copy('tags')] }),

@@ -106,6 +106,7 @@ function compilerOptions(): ts.CompilerOptions {
       '@cutover/core': ['packages/core/src/index.ts'],
       '@cutover/kysely-plugin': ['packages/kysely-plugin/src/index.ts'],
       '@cutover/mongoose-plugin': ['packages/mongoose-plugin/src/index.ts'],
+      '@cutover/http': ['packages/http/src/index.ts'],
     },
   }
 }

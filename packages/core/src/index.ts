@@ -28,7 +28,9 @@ export {
   ConfigError,
   CutoverError,
   MapperError,
+  PhaseGateError,
   PhaseTransitionError,
+  RevertWindowClosedError,
   StoreError,
   WriteRejectedError,
   type ConfigProblem,
@@ -129,3 +131,11 @@ export {
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './jobs/reconcile.js'
 export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './jobs/backfill-jobs.js'
 export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cli/cutover-config.js'
+// Phase gates and the safety net after complete (issue 15).
+export { DEFAULT_GATES, type GateOverrides, type GateReport, type GateResult, type GateSettings } from './control/phase-gates.js'
+export { phasePlan, type PhaseDwell, type PhasePlan } from './control/phase-plan.js'
+export type { SafetyNetState } from './control/safety-net.js'
+// Compatibility views: old tables presented, writable, over the new one (issue 11).
+export { CompatibilityViews, compatibilityViewsSql, type ViewsResult } from './compat/compatibility-views.js'
+export { defineCompatibilityView, type CompatibilityView, type CompatibilityViewDefinition, type TriggerOperation } from './compat/view-definition.js'
+export { migrationViews, type MigrationViewsSettings, type ViewsConfig } from './compat/views-config.js'

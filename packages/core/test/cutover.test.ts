@@ -34,6 +34,7 @@ describe('Cutover runtime (control tables in PostgreSQL)', () => {
   const users = () =>
     defineMigration({
       name: 'users',
+      gates: false,
       old: oldStore,
       new: newStore,
       mapper,

@@ -73,8 +73,8 @@ describe('transitions', () => {
     }
   })
 
-  it('makes complete terminal and lets rollback retry without a new backfill', () => {
-    expect(PHASE_TRANSITIONS.complete).toEqual([])
+  it('lets complete go back only to cutover (inside the revert window) and rollback retry without a new backfill', () => {
+    expect(PHASE_TRANSITIONS.complete).toEqual(['cutover'])
     expect(canTransition('rollback', 'ramp')).toBe(true)
     expect(canTransition('rollback', 'cutover')).toBe(false)
   })

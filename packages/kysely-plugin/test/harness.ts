@@ -50,7 +50,7 @@ export async function createHarness(options: HarnessOptions): Promise<Harness> {
   const neu = await createTestDatabase(`${options.prefix}_new`)
   for (const ddl of options.oldDdl) await sql.raw(ddl).execute(old.db)
   for (const ddl of options.newDdl) await sql.raw(ddl).execute(neu.db)
-  const migrations = options.migrations(old.db, neu.db, { old: old.url, neu: neu.url }).map((m) => defineMigration(m))
+  const migrations = options.migrations(old.db, neu.db, { old: old.url, neu: neu.url }).map((m) => defineMigration({ gates: false, ...m }))
   const cutover = await createCutover({
     migrations,
     control: old.db,

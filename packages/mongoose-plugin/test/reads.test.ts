@@ -70,6 +70,7 @@ describe('reads', () => {
     Person = oldMongo.connection.model<PersonDoc>('Person', schema)
     migration = defineMigration({
       name: 'readers',
+      gates: false,
       old: new MongooseModelStore(Person),
       new: newStore,
       mapper: fieldMapper({ old: oldShape, new: newShape, fields: [copy('_id'), rename('name', 'fullName'), rename('age', 'years'), rename('city', 'town')] }),

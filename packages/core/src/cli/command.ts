@@ -24,7 +24,8 @@ export interface CommandContext {
 /** Returns the process exit code. */
 export type Command = (context: CommandContext) => Promise<number>
 
-export const EXIT = { ok: 0, failed: 1, inconsistent: 2, usage: 64, interrupted: 130 } as const
+/** `refused`: a phase move whose gates are unmet (`cutover phase` without `--force`). */
+export const EXIT = { ok: 0, failed: 1, inconsistent: 2, refused: 3, usage: 64, interrupted: 130 } as const
 
 export function migrationArgument(context: CommandContext, position = 1): Migration<any, any> {
   const name = context.args.positionals[position]

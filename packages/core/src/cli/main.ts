@@ -22,11 +22,15 @@ import type { CutoverConfig } from './cutover-config.js'
 import { jobControlCommand } from './job-control-command.js'
 import { loadConfig } from './load-config.js'
 import { phaseCommand } from './phase-command.js'
+import { planCommand } from './plan-command.js'
 import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
+import { releaseCommand } from './release-command.js'
+import { reportCommand } from './report-command.js'
 import { statusCommand } from './status-command.js'
 import { type CommandSpec, commandHelp, GLOBAL_OPTIONS, overview } from './usage.js'
 import { verifyCommand } from './verify-command.js'
+import { viewsCommand } from './views-command.js'
 import { workerCommand } from './worker-command.js'
 
 export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStores?: boolean }>> = {
@@ -91,13 +95,40 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
   },
   phase: {
     run: phaseCommand,
-    usage: ['phase <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT]'],
-    summary: "Show the fleet's phase of a migration, or move every process to another (checked against the phase table, audited).",
+    usage: ['phase <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT] [--force]'],
+    summary: "Show the fleet's phase of a migration, or move every process to another (checked against the phase table and the phase gates, audited).",
     options: [
       { name: 'read-percent', kind: 'number', value: 'N', help: 'in ramp: share of routing keys read from the new store, 0-100' },
       { name: 'compare-sample', kind: 'number', value: 'F', help: 'share of reads compared, 0-1' },
-      { name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log' },
+      { name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log (needed with --force)' },
+      { name: 'force', kind: 'flag', help: 'move although phase gates are unmet; the audit keeps the gate values' },
     ],
+    exits: '3 when phase gates refuse the move',
+  },
+  plan: {
+    run: planCommand,
+    usage: ['plan <migration>'],
+    summary: 'Where the migration stands on its timeline: time in each phase against its gates, and each gate of the next move.',
+    options: [],
+  },
+  release: {
+    run: releaseCommand,
+    usesStores: true,
+    usage: ['release <migration> [--reason TEXT]'],
+    summary: 'End the safety net of a completed migration early: the revert window closes and the old store takes writes again.',
+    options: [{ name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log' }],
+  },
+  report: {
+    run: reportCommand,
+    usage: ['report <migration> --html FILE'],
+    summary: 'Write one self-contained HTML page from the control tables (or, with --json, print its data).',
+    options: [{ name: 'html', kind: 'text', value: 'FILE', help: 'where to write the page' }],
+  },
+  views: {
+    run: viewsCommand,
+    usage: ['views sql|apply|drop <migration>'],
+    summary: 'Print, apply or remove the writable compatibility views that present the old shape in the new database (idempotent, one transaction).',
+    options: [],
   },
   pause: {
     run: jobControlCommand,

@@ -1,3 +1,4 @@
+import { PhaseGateError } from '../model/errors.js'
 import { createCutover } from '../runtime/cutover.js'
 import { isPhase, PHASES } from '../model/phase.js'
 import { numberFlag, stringFlag, UsageError } from './args.js'
@@ -17,7 +18,9 @@ export async function phaseCommand(context: CommandContext): Promise<number> {
   const reason = stringFlag(context.args, 'reason')
   // An engine of its own with no polling: it reads the current state, checks the transition and
   // writes the new one; the application's processes pick it up on their next poll.
-  const cutover = await createCutover({ migrations: context.config.migrations, control: context.config.control, pollIntervalMs: false, logger: context.logger })
+  // No signals either: this process serves no traffic, and its empty queues must not count as the
+  // fleet's mirror lag in the gates.
+  const cutover = await createCutover({ migrations: context.config.migrations, control: context.config.control, pollIntervalMs: false, signalIntervalMs: false, logger: context.logger })
   try {
     const before = cutover.migration(migration.name)
     const from = { phase: before.configuredPhase, readPercent: before.readPercent, compareSample: before.compareSample }
@@ -25,12 +28,21 @@ export async function phaseCommand(context: CommandContext): Promise<number> {
       writeResult(context, { command: 'phase', migration: migration.name, ...from }, `${migration.name}: ${describe(from)}`)
       return EXIT.ok
     }
-    await cutover.setPhase(migration.name, target, {
-      actor: context.actor,
+    const force = context.args.flags.force === true
+    try {
+      await cutover.setPhase(migration.name, target, {
+        actor: context.actor,
+        force,
       ...(readPercent === undefined ? {} : { readPercent }),
       ...(compareSample === undefined ? {} : { compareSample }),
-      ...(reason === undefined ? {} : { reason }),
-    })
+        ...(reason === undefined ? {} : { reason }),
+      })
+    } catch (error) {
+      if (!(error instanceof PhaseGateError)) throw error
+      const text = [`${migration.name}: ${error.from} → ${error.to} refused; unmet gates:`, ...error.unmet.map((g) => `  ${g.gate}: ${g.measured} (needs ${g.required})`), '  wait, or move anyway with --force --reason TEXT'].join('\n')
+      writeResult(context, { command: 'phase', migration: migration.name, refused: true, from: error.from, to: error.to, unmet: error.unmet }, text)
+      return EXIT.refused
+    }
     const after = cutover.migration(migration.name)
     const to = { phase: after.configuredPhase, readPercent: after.readPercent, compareSample: after.compareSample }
     writeResult(context, { command: 'phase', migration: migration.name, before: from, after: to }, `${migration.name}: ${describe(from)} → ${describe(to)}`)

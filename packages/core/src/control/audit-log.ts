@@ -11,6 +11,7 @@ export type AuditAction =
   | 'quarantine'
   | 'guard_rollback'
   | 'job_control'
+  | 'safety_net_release'
 
 export interface AuditEntry {
   readonly actor: string

@@ -1,4 +1,6 @@
 import { type Kysely, sql } from 'kysely'
+import { createSafetyNetsTable } from './safety-net.js'
+import { createSignalsTable } from './signal-history.js'
 
 /** The PostgreSQL schema holding Cutover's own tables. */
 export const CONTROL_SCHEMA = 'cutover'
@@ -117,6 +119,9 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         truncated boolean not null default false,
         summary text not null
       )`.execute(trx)
+    // Phase gates (phase-gates.ts): what instances counted over time, and the safety net after `complete`.
+    await createSignalsTable(trx)
+    await createSafetyNetsTable(trx)
   })
 }
 

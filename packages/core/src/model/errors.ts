@@ -112,3 +112,47 @@ export class WriteRejectedError extends CutoverError {
     )
   }
 }
+
+/** What a refused phase move measured, gate by gate (see `control/phase-gates.ts`). */
+export interface UnmetGate {
+  readonly gate: string
+  readonly measured: string
+  readonly required: string
+}
+
+/**
+ * A forward phase move whose gates are not all met. Wait until they are, or move anyway with
+ * `force` and a `reason` (the audit keeps both and the gate values).
+ */
+export class PhaseGateError extends CutoverError {
+  readonly code = 'PHASE_GATES_UNMET'
+
+  constructor(
+    readonly migration: string,
+    readonly from: string,
+    readonly to: string,
+    readonly unmet: readonly UnmetGate[],
+  ) {
+    super(
+      `Migration "${migration}" may not move from "${from}" to "${to}" yet; unmet: ${unmet
+        .map((gate) => `${gate.gate} (${gate.measured}; needs ${gate.required})`)
+        .join('; ')}. Wait, or use force with a reason.`,
+    )
+  }
+}
+
+/** `complete → cutover` after the revert window closed: the old store no longer has every write. */
+export class RevertWindowClosedError extends CutoverError {
+  readonly code = 'REVERT_WINDOW_CLOSED'
+
+  constructor(
+    readonly migration: string,
+    readonly closedAt: Date | undefined,
+  ) {
+    super(
+      `Migration "${migration}" cannot go back from "complete" to "cutover": ${
+        closedAt ? `its revert window closed at ${closedAt.toISOString()}` : 'it has no revert window on record'
+      }, so the old store lacks the writes made since. Going back needs a new migration in the other direction.`,
+    )
+  }
+}

@@ -3,6 +3,7 @@ import { ConfigError } from './errors.js'
 import { defineMapper, type Mapper } from './mapper.js'
 import type { ColumnRef, FieldMap, FieldRule } from './field-rule.js'
 import type { Row } from './store.js'
+import { sqlIdentifier, sqlLiteral, sqlString } from '../compat/sql-text.js'
 
 /** `new[to] = old[from]` and back. */
 export function rename(from: string, to: string): FieldRule {
@@ -215,32 +216,5 @@ function objectKeys(schema: z.ZodType): string[] | undefined {
   return shape && typeof shape === 'object' ? Object.keys(shape) : undefined
 }
 
-/** Quotes an identifier for PostgreSQL. */
-export function sqlIdentifier(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`
-}
-
-function sqlString(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`
-}
-
-function sqlLiteral(value: string | number | boolean | null): string {
-  if (value === null) return 'null'
-  if (typeof value === 'string') return sqlString(value)
-  return String(value)
-}
-
-/**
- * `CREATE OR REPLACE VIEW` presenting the new table in the old shape (a v1 compatibility view), from
- * the same field map the mapper uses. Fields without a SQL backward expression are left out.
- */
-export function compatibilityViewSql(
-  fieldMap: FieldMap,
-  options: { view: string; table: string; schema?: string; viewSchema?: string },
-): string {
-  const qualified = (schema: string | undefined, name: string) => (schema ? `${sqlIdentifier(schema)}.${sqlIdentifier(name)}` : sqlIdentifier(name))
-  const columns = Object.entries(fieldMap.backwardSql((field) => `t.${sqlIdentifier(field)}`))
-    .map(([field, expression]) => `${expression} as ${sqlIdentifier(field)}`)
-    .join(',\n  ')
-  return `create or replace view ${qualified(options.viewSchema ?? options.schema, options.view)} as\nselect\n  ${columns}\nfrom ${qualified(options.schema, options.table)} as t`
-}
+export { compatibilityViewSql } from '../compat/view-sql.js'
+export { sqlIdentifier }

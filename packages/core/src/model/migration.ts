@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { GateOverrides } from '../control/phase-gates.js'
 import type { ComparisonRules } from './compare.js'
 import { ConfigError } from './errors.js'
 import type { GuardThresholds } from '../runtime/guard.js'
@@ -36,6 +37,11 @@ export interface MigrationDefinition<Old extends Row = Row, New extends Row = Ro
   readonly guards?: GuardThresholds
   readonly mirror?: MirrorSettings
   readonly staleSideWrites?: StaleSideWritePolicy
+  /**
+   * Phase gates: thresholds and dwell times per move, over `DEFAULT_GATES` (see the README).
+   * `false` lets every legal move through ungated: for tests and demos, not for production.
+   */
+  readonly gates?: GateOverrides | false
 }
 
 export interface Migration<Old extends Row = Row, New extends Row = Row> extends MigrationDefinition<Old, New> {
@@ -90,6 +96,16 @@ const definitionSchema = z.object({
     .strict()
     .optional(),
   staleSideWrites: z.enum(['strict', 'permissive']).optional(),
+  gates: z
+    .union([z.literal(false), z.object(
+      Object.fromEntries(
+        (['shadow', 'compare', 'ramp', 'cutover', 'complete'] as const).map((phase) => [
+          phase,
+          z.record(z.string(), z.number().nonnegative()).optional(),
+        ]),
+      ),
+    ).strict()])
+    .optional(),
 })
 
 /** Validates a migration definition at start-up; every problem is reported at once as a `ConfigError`. */

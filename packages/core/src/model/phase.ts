@@ -33,10 +33,17 @@ export const PHASE_BEHAVIOR: Readonly<Record<Phase, PhaseBehavior>> = Object.fre
 })
 
 /**
+ * `complete` while its revert window is open: the reverse mirror still keeps the old store current,
+ * so that going back to `cutover` loses nothing.
+ */
+export const COMPLETE_IN_REVERT_WINDOW: PhaseBehavior = Object.freeze({ ...PHASE_BEHAVIOR.complete, mirror: 'new-to-old' })
+
+/**
  * Allowed moves. Forward one step at a time (so nobody reaches `cutover` without having compared),
  * back one step at any time, and `rollback` from any phase that still mirrors to the old store.
- * `complete` is terminal: the old store stopped receiving writes, so going back needs a new
- * backfill in the other direction, i.e. a new migration.
+ * `complete → cutover` only inside the revert window (checked where the window is known, in
+ * `setPhase`); after it `complete` is terminal: the old store stopped receiving writes, so going
+ * back needs a new backfill in the other direction, i.e. a new migration.
  */
 export const PHASE_TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = Object.freeze({
   off: ['shadow'],
@@ -44,7 +51,7 @@ export const PHASE_TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = Obje
   compare: ['ramp', 'shadow', 'rollback'],
   ramp: ['cutover', 'compare', 'rollback'],
   cutover: ['complete', 'ramp', 'rollback'],
-  complete: [],
+  complete: ['cutover'],
   rollback: ['shadow', 'compare', 'ramp', 'off'],
 })
 

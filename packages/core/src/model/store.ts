@@ -43,4 +43,10 @@ export interface Store<R extends Row = Row> {
   upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult>
   /** Deletes the records with these keys; returns how many existed. */
   delete(keys: readonly KeyValue[]): Promise<number>
+  /**
+   * The safety net after `complete`: refuse every write from `from` on (`undefined` lifts it).
+   * Optional: a store that cannot enforce it leaves it out, and the plugins refuse the writes they
+   * see instead.
+   */
+  setReadOnly?(migration: string, from: Date | undefined): Promise<void>
 }

@@ -12,7 +12,11 @@ import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { type ChangeEvent, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
 import { RepeatedWarning } from '../observe/repeated-warning.js'
-import { assertTransition, isPhase, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
+import { assertTransition, COMPLETE_IN_REVERT_WINDOW, isPhase, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
+import { revertWindowOpen, SafetyNets, type SafetyNetState } from '../control/safety-net.js'
+import { SignalHistory } from '../control/signal-history.js'
+import { afterMove, checkMove, type GateOverride, releaseOldStore } from './phase-move.js'
+import { DEFAULT_SIGNAL_INTERVAL_MS, SignalRecorder } from './signal-recorder.js'
 import { rampReadSide } from '../model/routing.js'
 import { type KeyValue, keyString, type Row } from '../model/store.js'
 
@@ -34,14 +38,18 @@ export interface CutoverOptions {
   readonly pollIntervalMs?: number | false
   /** Source of randomness for read sampling (tests make it deterministic). */
   readonly random?: () => number
+  /**
+   * How often this instance adds what it counted (mirror outcomes, compared reads, queue depths) to
+   * `cutover.signals`, which the phase gates read. Default 10,000 ms; `false` to record nothing.
+   */
+  readonly signalIntervalMs?: number | false
 }
 
-/** What a phase change sets. */
-export interface PhaseChange {
+/** What a phase change sets. `force` moves past unmet gates and needs a `reason`. */
+export interface PhaseChange extends GateOverride {
   readonly actor: string
   readonly readPercent?: number
   readonly compareSample?: number
-  readonly reason?: string
 }
 
 /** About a compared read, for reports and for telling mirror lag from mismatches. */
@@ -84,6 +92,7 @@ export async function createCutover(options: CutoverOptions): Promise<Cutover> {
   const cutover = new Cutover(options, flags)
   await cutover.refresh()
   cutover.startPolling()
+  cutover.startSignals()
   return cutover
 }
 
@@ -96,6 +105,7 @@ export class Cutover {
   readonly #options: CutoverOptions
   readonly #runtimes: Map<string, MigrationRuntime>
   #pollTimer: NodeJS.Timeout | undefined
+  #signals: SignalRecorder | undefined
 
   /** @internal use `createCutover`. */
   constructor(options: CutoverOptions, flags: ReadonlyMap<string, MigrationFlags>) {
@@ -129,8 +139,9 @@ export class Cutover {
   async refresh(): Promise<void> {
     const db = this.#options.control
     if (!db) return
-    const rows = await db.selectFrom('cutover.migration_state').selectAll().execute()
+    const [rows, nets] = await Promise.all([db.selectFrom('cutover.migration_state').selectAll().execute(), new SafetyNets(db).all()])
     const byName = new Map(rows.map((row) => [row.migration as string, row]))
+    for (const net of nets) this.#runtimes.get(net.migration)?.applySafetyNet(net)
     for (const runtime of this.#runtimes.values()) {
       const row = byName.get(runtime.name)
       if (row && !isPhase(row.phase)) {
@@ -159,20 +170,39 @@ export class Cutover {
     this.#pollTimer.unref?.()
   }
 
+  /** @internal */
+  startSignals(): void {
+    if (!this.#options.control) return
+    this.#signals = new SignalRecorder(new SignalHistory(this.#options.control), this.metrics, this.logger, () => this.migrations)
+    const interval = this.#options.signalIntervalMs ?? DEFAULT_SIGNAL_INTERVAL_MS
+    if (interval !== false) this.#signals.start(interval)
+  }
+
+  /**
+   * Adds what this instance counted to `cutover.signals` now, which the phase gates read (they are
+   * also written every `signalIntervalMs`). For tests and for processes that record by hand.
+   */
+  async recordSignals(): Promise<void> {
+    await this.#signals?.flush()
+  }
+
   /**
    * Moves a migration to another phase for the whole fleet (control table) and audits it. Illegal
-   * transitions throw `PhaseTransitionError`.
+   * transitions throw `PhaseTransitionError`; a forward move whose gates are unmet throws
+   * `PhaseGateError` unless forced with a reason (the audit keeps the gate values either way).
    */
   async setPhase(name: string, phase: Phase, change: PhaseChange): Promise<void> {
     const runtime = this.migration(name)
     const before = { phase: runtime.configuredPhase, readPercent: runtime.readPercent, compareSample: runtime.compareSample }
     assertTransition(name, before.phase, phase)
+    const db = this.#options.control
+    // The guard's rollback is never gated: it is how the fleet gets out of trouble.
+    const gates = db && change.actor !== GUARD_ACTOR ? await checkMove(db, runtime.migration, before.phase, phase, change) : undefined
     const after = {
       phase,
       readPercent: change.readPercent ?? before.readPercent,
       compareSample: change.compareSample ?? before.compareSample,
     }
-    const db = this.#options.control
     if (db) {
       await db
         .insertInto('cutover.migration_state')
@@ -185,11 +215,37 @@ export class Cutover {
         actor: change.actor,
         migration: name,
         action: phase === 'rollback' && change.actor === GUARD_ACTOR ? 'guard_rollback' : 'phase_change',
-        details: { before, after, reason: change.reason ?? null },
+        details: { before, after, reason: change.reason ?? null, ...(gates && gates.gates.length > 0 ? { gates: gates.gates, forced: !gates.met } : {}) },
       })
+      await afterMove(db, runtime.migration, before.phase, phase, this.logger)
+      runtime.applySafetyNet(await new SafetyNets(db).state(name))
     }
     runtime.applyOverride(after)
     this.logger.info('phase changed', { migration: name, from: before.phase, to: phase, actor: change.actor, reason: change.reason })
+  }
+
+  /**
+   * Ends a completed migration's safety net early: the revert window closes (the reverse mirror
+   * stops) and the old store takes writes again. Audited. Throws `ConfigError` if it has none.
+   */
+  async releaseSafetyNet(name: string, change: { actor: string; reason?: string }): Promise<SafetyNetState> {
+    const runtime = this.migration(name)
+    const db = this.#options.control
+    const nets = db ? new SafetyNets(db) : undefined
+    const before = await nets?.state(name)
+    if (!db || !nets || !before) {
+      throw new ConfigError([{ source: 'migration', value: name, message: `${name} has no safety net to release: it has not completed` }])
+    }
+    await releaseOldStore(runtime.migration, this.logger)
+    const after = (await nets.release(name, change.actor)) ?? before
+    runtime.applySafetyNet(after)
+    await this.audit?.append({
+      actor: change.actor,
+      migration: name,
+      action: 'safety_net_release',
+      details: { revertUntil: before.revertUntil.toISOString(), readOnlyUntil: before.readOnlyUntil.toISOString(), reason: change.reason ?? null },
+    })
+    return after
   }
 
   /** Replays open dead letters of a migration through its mirror queues; resolves the ones applied. */
@@ -240,6 +296,7 @@ export class Cutover {
   async close(): Promise<void> {
     if (this.#pollTimer) clearInterval(this.#pollTimer)
     await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close()))
+    await this.#signals?.stop()
   }
 }
 
@@ -257,6 +314,8 @@ export class MigrationRuntime {
   readonly #random: () => number
   /** Set when the guard rolled back locally; holds the phase it rolled back from. */
   #trippedFrom: Phase | undefined
+  /** The safety net after `complete`, as last read from the control table. */
+  #safetyNet: SafetyNetState | undefined
   readonly #staleSideWarning: RepeatedWarning
   readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
 
@@ -317,7 +376,13 @@ export class MigrationRuntime {
   }
 
   get behavior(): PhaseBehavior {
-    return PHASE_BEHAVIOR[this.phase]
+    const phase = this.phase
+    return phase === 'complete' && revertWindowOpen(this.#safetyNet) ? COMPLETE_IN_REVERT_WINDOW : PHASE_BEHAVIOR[phase]
+  }
+
+  /** @internal called by `Cutover` with the migration's safety net (undefined: none). */
+  applySafetyNet(net: SafetyNetState | undefined): void {
+    this.#safetyNet = net
   }
 
   get readPercent(): number {
@@ -376,7 +441,9 @@ export class MigrationRuntime {
    */
   checkWrite(side: Side, target: string, key?: KeyValue): void {
     const behavior = this.behavior
-    if (side === behavior.authoritative || side === 'new' || this.migration.staleSideWrites === 'permissive') return
+    // After `complete` the old store is the archive of the move: no policy lets a write reach it.
+    const permissive = this.migration.staleSideWrites === 'permissive' && this.phase !== 'complete'
+    if (side === behavior.authoritative || side === 'new' || permissive) return
     throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
   }
 

@@ -26,6 +26,7 @@
  */
 import { StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
 import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
+import { installReadOnlyTrigger, removeReadOnlyTrigger } from './read-only-trigger.js'
 import { asStoreQuery } from './store-query.js'
 import { readTableColumns, type TableColumn } from './table-columns.js'
 
@@ -200,6 +201,16 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   #select() {
     const query = this.#db.selectFrom(this.table)
     return this.#options.columns ? query.select(this.#options.columns.map((column) => sql.ref(column).as(column))) : query.selectAll()
+  }
+
+  /**
+   * The safety net after `complete`: from `from` on the table refuses writes (a trigger);
+   * `undefined` lifts it.
+   */
+  async setReadOnly(migration: string, from: Date | undefined): Promise<void> {
+    await this.#run('setReadOnly', () =>
+      from === undefined ? removeReadOnlyTrigger(this.#db, this.table) : installReadOnlyTrigger(this.#db, this.table, migration, from),
+    )
   }
 
   #fromRow(row: Row): R {
