@@ -1,9 +1,15 @@
-import { compareRecords, type ComparisonRules } from '../model/compare.js'
-import type { DeadLetter, DeadLetterSink } from '../control/dead-letters.js'
-import { CutoverError, MapperError, StoreError } from '../model/errors.js'
+import type { ComparisonRules } from '../model/compare.js'
+import type { DeadLetterSink } from '../control/dead-letters.js'
+import { CutoverError } from '../model/errors.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
-import { type KeyValue, keyString, type Row, type Store, type WriteMode } from '../model/store.js'
+import { type KeyValue, keyString, type Row, type Store } from '../model/store.js'
+import { describeError, sleep } from './background.js'
+import { DeadLetterBuffer } from './dead-letter-buffer.js'
+import { type ApplyOutcome, type BatchStores, mapForward, type PendingKey, readSource, type TargetWrites, writeTarget } from './mirror-batch.js'
+import { MirrorRecheck } from './mirror-recheck.js'
+
+export type { ApplyOutcome } from './mirror-batch.js'
 
 /** A committed write to mirror: which key changed, and its state after the write if known. */
 export interface ChangeEvent {
@@ -24,11 +30,6 @@ export interface ChangeEvent {
 }
 
 export type MirrorDirection = 'old-to-new' | 'new-to-old'
-
-/** What became of one key. */
-export type ApplyOutcome =
-  | { readonly key: string; readonly status: 'applied' }
-  | { readonly key: string; readonly status: 'dead-lettered'; readonly reasonCode: string; readonly reason: string }
 
 export interface RetryPolicy {
   readonly attempts: number
@@ -85,23 +86,7 @@ export interface MirrorQueueOptions {
   readonly logger?: Logger
 }
 
-interface PendingKey {
-  key: KeyValue
-  op: 'upsert' | 'delete'
-  postImage: Row | undefined
-  /** Whether `postImage` may be applied as it is (see `ChangeEvent.postImageExact`). */
-  exact: boolean
-  /** How many rechecks led here, to stop a key that never converges from looping. */
-  recheckGeneration: number
-  waiters: Array<(outcome: ApplyOutcome) => void>
-  /** False when the caller keeps its own record of failures (a replay updates the existing dead letter). */
-  deadLetterOnFailure: boolean
-  /** When the oldest unapplied change of this key was queued (`performance.now()`). */
-  queuedAt: number
-}
-
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
-const MAX_RECHECK_GENERATIONS = 3
 /** How long applied keys are remembered for `isSettling`: longer than any compared read takes. */
 const SETTLE_MS = 1_000
 /**
@@ -122,7 +107,10 @@ const RECHECK_READ_SIZE = 1_000
  * - Bounded: at most `capacity` keys wait; beyond that the overflow policy applies. Coalescing means
  *   a hot key costs one slot however often it is written.
  * - Nothing lost silently: store failures are retried with exponential backoff, then dead-lettered
- *   with the reason; mapper rejections are dead-lettered at once (a retry cannot fix them).
+ *   with the reason (`DeadLetterBuffer`); mapper rejections are dead-lettered at once (a retry
+ *   cannot fix them). Applied keys are re-checked later (`MirrorRecheck`) when there is no version.
+ *
+ * One apply of a batch reads as `readSource → mapForward → writeTarget → settle` (`mirror-batch.ts`).
  */
 export class MirrorQueue {
   readonly migration: string
@@ -132,6 +120,7 @@ export class MirrorQueue {
   readonly #metrics: Metrics
   readonly #logger: Logger
   readonly #labels: Readonly<Record<string, string>>
+  readonly #stores: BatchStores
 
   readonly #pending = new Map<string, PendingKey>()
   readonly #inFlight = new Set<string>()
@@ -139,13 +128,8 @@ export class MirrorQueue {
   #activeBatches = 0
   #lingerTimer: NodeJS.Timeout | undefined
 
-  readonly #recheck = new Map<string, { key: KeyValue; generation: number }>()
-  #recheckTimer: NodeJS.Timeout | undefined
-  #recheckRunning: Promise<void> | undefined
-
-  #deadLetterBuffer: DeadLetter[] = []
-  #deadLetterFlush: Promise<void> | undefined
-  #deadLetterRetryTimer: NodeJS.Timeout | undefined
+  readonly #recheck: MirrorRecheck | undefined
+  readonly #deadLetters: DeadLetterBuffer
 
   /** Keys applied lately, by when (`performance.now()`), oldest first: see `isSettling`. */
   readonly #recentlyApplied = new Map<string, number>()
@@ -161,6 +145,37 @@ export class MirrorQueue {
     this.#metrics = options.metrics ?? new Metrics()
     this.#logger = options.logger ?? silentLogger
     this.#labels = { migration: options.migration, direction: options.direction }
+    const targetKey = options.targetKey ?? ((key: KeyValue) => key)
+    this.#stores = { source: options.source, target: options.target, translate: options.translate, targetKey, versionField: options.versionField }
+    const onSettled = () => this.#isIdle() && this.#notifyIdle()
+    this.#deadLetters = new DeadLetterBuffer({
+      sink: options.deadLetters,
+      limit: options.deadLetterBuffer ?? 100_000,
+      baseDelayMs: this.#retry.baseDelayMs,
+      maxDelayMs: this.#retry.maxDelayMs,
+      metrics: this.#metrics,
+      logger: this.#logger,
+      labels: this.#labels,
+      onFlushed: onSettled,
+    })
+    const delay = options.recheckDelayMs ?? 500
+    this.#recheck =
+      delay === false || options.versionField !== undefined
+        ? undefined
+        : new MirrorRecheck({
+            source: options.source,
+            target: options.target,
+            translate: options.translate,
+            targetKey,
+            ...(options.compare ? { compare: options.compare } : {}),
+            delayMs: delay,
+            readSize: Math.max(options.batchSize ?? 100, RECHECK_READ_SIZE),
+            metrics: this.#metrics,
+            logger: this.#logger,
+            labels: this.#labels,
+            onDiverged: (divergence) => this.#add({ key: divergence.key, op: divergence.op }, divergence.generation, undefined, true),
+            onRun: onSettled,
+          })
   }
 
   /** Keys waiting or being applied. */
@@ -202,7 +217,7 @@ export class MirrorQueue {
    */
   isSettling(key: KeyValue, since?: number): boolean {
     const id = keyString(key)
-    if (this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)) return true
+    if (this.#isQueued(id)) return true
     const appliedAt = this.#recentlyApplied.get(id)
     return appliedAt !== undefined && appliedAt >= Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
   }
@@ -214,17 +229,16 @@ export class MirrorQueue {
    */
   hasUnapplied(key?: KeyValue): boolean {
     if (key === undefined) return this.depth > 0
-    const id = keyString(key)
-    return this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)
+    return this.#isQueued(keyString(key))
   }
 
   /** Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter table. */
   async drain(): Promise<void> {
     for (;;) {
-      if (this.#recheck.size > 0) await this.#runRecheck()
-      if (this.#deadLetterBuffer.length > 0 || this.#deadLetterFlush) await this.#flushDeadLetters()
+      if (this.#recheck && this.#recheck.due > 0) await this.#recheck.run()
+      if (this.#deadLetters.held > 0 || this.#deadLetters.flushing) await this.#deadLetters.flush()
       if (this.#isIdle()) {
-        if (this.#recheck.size === 0 && this.#deadLetterBuffer.length === 0 && !this.#recheckRunning) return
+        if ((this.#recheck?.due ?? 0) === 0 && this.#deadLetters.held === 0 && !this.#recheck?.running) return
         continue
       }
       await new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
@@ -235,8 +249,12 @@ export class MirrorQueue {
   async close(): Promise<void> {
     await this.drain()
     this.#closed = true
-    if (this.#recheckTimer) clearTimeout(this.#recheckTimer)
-    if (this.#deadLetterRetryTimer) clearTimeout(this.#deadLetterRetryTimer)
+    this.#recheck?.stop()
+    this.#deadLetters.stop()
+  }
+
+  #isQueued(id: string): boolean {
+    return this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)
   }
 
   #add(
@@ -364,7 +382,7 @@ export class MirrorQueue {
         remaining = remaining.filter((entry) => !rejected.has(keyString(entry.key)))
         this.#metrics.increment('mirror.retried', this.#labels)
         if (attempt >= this.#retry.attempts) {
-          const reason = describe(error)
+          const reason = describeError(error)
           this.#logger.error('mirror batch failed after retries; keys dead-lettered', { ...this.#labels, keys: remaining.length, attempts: attempt, error: reason })
           const code = error instanceof CutoverError ? error.code : 'STORE_FAILED'
           for (const entry of remaining) {
@@ -384,54 +402,28 @@ export class MirrorQueue {
    * per key, dead-lettered once and reported through `rejected`.
    */
   async #applyBatch(batch: PendingKey[], rejected: Map<string, ApplyOutcome>): Promise<void> {
-    const { source, target, translate } = this.#options
     const started = performance.now()
-    const versioned = this.#options.versionField !== undefined
-    // A post-image stands for the source's state when it is exact, or when the version guard keeps
-    // an older one from overwriting a newer one; every other key is read back.
-    const imageOf = (entry: PendingKey): Row | undefined =>
-      entry.op === 'upsert' && (entry.exact || versioned) ? entry.postImage : undefined
-
-    const toRead = batch.filter((entry) => imageOf(entry) === undefined)
-    const current = toRead.length > 0 ? await source.get(toRead.map((entry) => entry.key)) : new Map<string, Row>()
-
-    const upserts: Row[] = []
-    const deletes: KeyValue[] = []
-    const applied: PendingKey[] = []
-    for (const entry of batch) {
-      const id = keyString(entry.key)
-      const state = imageOf(entry) ?? current.get(id)
-      const targetKey = this.#options.targetKey ? this.#options.targetKey(entry.key) : entry.key
-      if (state === undefined) {
-        deletes.push(targetKey)
-        applied.push(entry)
-        continue
-      }
-      try {
-        const record = translate(state, id)
-        upserts.push(record)
-        applied.push(entry)
-      } catch (error) {
-        const reasonCode = error instanceof CutoverError ? error.code : 'MAPPER_REJECTED'
-        const fields = error instanceof MapperError ? error.fields : []
-        this.#deadLetter({ ...entry, postImage: state }, reasonCode, describe(error), fields, 1)
-        rejected.set(id, { key: id, status: 'dead-lettered', reasonCode, reason: describe(error) })
-      }
+    const states = await readSource(batch, this.#stores)
+    const writes = mapForward(batch, states, this.#stores)
+    for (const rejection of writes.rejected) {
+      const id = keyString(rejection.entry.key)
+      this.#deadLetter({ ...rejection.entry, postImage: rejection.state }, rejection.reasonCode, rejection.reason, rejection.fields, 1)
+      rejected.set(id, { key: id, status: 'dead-lettered', reasonCode: rejection.reasonCode, reason: rejection.reason })
     }
+    await writeTarget(writes, this.#stores)
+    this.#settle(writes, started)
+  }
 
-    const mode: WriteMode = this.#options.versionField ? { kind: 'version-guard', field: this.#options.versionField } : { kind: 'overwrite' }
-    if (upserts.length > 0) await target.upsert(upserts, mode)
-    if (deletes.length > 0) await target.delete(deletes)
-
-    const elapsed = performance.now() - started
-    this.#metrics.observe('mirror.apply_ms', elapsed, { ...this.#labels, side: this.direction === 'old-to-new' ? 'new' : 'old' })
-    this.#metrics.increment('mirror.applied', this.#labels, applied.length)
+  /** After a successful write: metrics, lag, the re-check and the settling window of each key. */
+  #settle(writes: TargetWrites, started: number): void {
     const now = performance.now()
-    for (const entry of applied) {
+    this.#metrics.observe('mirror.apply_ms', now - started, { ...this.#labels, side: this.direction === 'old-to-new' ? 'new' : 'old' })
+    this.#metrics.increment('mirror.applied', this.#labels, writes.applied.length)
+    for (const entry of writes.applied) {
       // Lag from the commit being queued to its state being in the other store: the window a crash
       // could lose, and what verification before cutover must cover.
       this.#metrics.observe('mirror.lag_ms', now - entry.queuedAt, this.#labels)
-      this.#scheduleRecheck(entry.key, entry.recheckGeneration)
+      this.#recheck?.schedule(entry.key, entry.recheckGeneration)
       const id = keyString(entry.key)
       this.#recentlyApplied.delete(id) // re-inserted last: the map stays in time order
       this.#recentlyApplied.set(id, now)
@@ -442,88 +434,10 @@ export class MirrorQueue {
     }
   }
 
-  #scheduleRecheck(key: KeyValue, generation: number): void {
-    const id = keyString(key)
-    const delay = this.#options.recheckDelayMs ?? 500
-    if (delay === false || this.#options.versionField !== undefined) return
-    if (generation >= MAX_RECHECK_GENERATIONS) {
-      this.#metrics.increment('mirror.recheck_gave_up', this.#labels)
-      this.#logger.warn('key still differs after repeated re-checks; leaving it to verification', { ...this.#labels, key: id })
-      return
-    }
-    this.#recheck.set(id, { key, generation })
-    if (!this.#recheckTimer && !this.#closed) {
-      this.#recheckTimer = setTimeout(() => {
-        this.#recheckTimer = undefined
-        void this.#runRecheck()
-      }, delay)
-      this.#recheckTimer.unref?.()
-    }
-  }
-
-  /** Re-reads recently applied keys on both sides and re-applies those that differ. */
-  async #runRecheck(): Promise<void> {
-    if (this.#recheckRunning) return this.#recheckRunning
-    const due = new Map(this.#recheck)
-    this.#recheck.clear()
-    if (this.#recheckTimer) {
-      clearTimeout(this.#recheckTimer)
-      this.#recheckTimer = undefined
-    }
-    this.#recheckRunning = (async () => {
-      const { source, target } = this.#options
-      const ids = [...due.keys()]
-      const readSize = Math.max(this.#options.batchSize ?? 100, RECHECK_READ_SIZE)
-      for (let i = 0; i < ids.length; i += readSize) {
-        const slice = ids.slice(i, i + readSize)
-        try {
-          const keys = slice.map((id) => (due.get(id) as { key: KeyValue }).key)
-          const sourceRows = await source.get(keys)
-          const targetKeys = keys.map((k) => (this.#options.targetKey ? this.#options.targetKey(k) : k))
-          const targetRows = await target.get(targetKeys)
-          slice.forEach((id, index) => {
-            const sourceRow = sourceRows.get(id)
-            const targetRow = targetRows.get(keyString(targetKeys[index] as KeyValue))
-            if (this.#converged(sourceRow, targetRow, id)) return
-            this.#metrics.increment('mirror.recheck_repaired', this.#labels)
-            this.#add({ key: keys[index] as KeyValue, op: sourceRow ? 'upsert' : 'delete' }, (due.get(id)?.generation ?? 0) + 1, undefined, true)
-          })
-        } catch (error) {
-          this.#logger.warn('mirror re-check failed; keys left to verification', { ...this.#labels, keys: slice.length, error: describe(error) })
-        }
-      }
-    })().finally(() => {
-      this.#recheckRunning = undefined
-      if (this.#isIdle()) this.#notifyIdle()
-    })
-    return this.#recheckRunning
-  }
-
-  #converged(sourceRow: Row | undefined, targetRow: Row | undefined, id: string): boolean {
-    if (!sourceRow || !targetRow) return !sourceRow && !targetRow
-    let expected: Row
-    try {
-      expected = this.#options.translate(sourceRow, id)
-    } catch {
-      return true // the mapper rejects it: dead-lettered already, nothing to converge to
-    }
-    // Only the mapped fields count: the target may hold columns of its own (defaults, timestamps).
-    const actual = Object.fromEntries(Object.keys(expected).map((field) => [field, targetRow[field]]))
-    return compareRecords(expected, actual, this.#options.compare).equal
-  }
-
   #deadLetter(entry: PendingKey, reasonCode: string, reason: string, fields: readonly string[], attempts: number): void {
     this.#metrics.increment('mirror.dead_lettered', { ...this.#labels, reason: reasonCode })
     if (!entry.deadLetterOnFailure) return
-    const limit = this.#options.deadLetterBuffer ?? 100_000
-    if (this.#deadLetterBuffer.length >= limit) {
-      // The dead-letter table is unreachable and the buffer is full: this is the one place a change
-      // can be lost, so it is counted and logged with its key for reconciliation to pick up.
-      this.#metrics.increment('mirror.lost', this.#labels)
-      this.#logger.error('dead-letter buffer full; change lost until reconciliation', { ...this.#labels, key: keyString(entry.key), reasonCode })
-      return
-    }
-    this.#deadLetterBuffer.push({
+    this.#deadLetters.add({
       migration: this.migration,
       direction: this.direction,
       key: keyString(entry.key),
@@ -534,30 +448,6 @@ export class MirrorQueue {
       payload: entry.postImage,
       attempts,
     })
-    void this.#flushDeadLetters()
-  }
-
-  #flushDeadLetters(): Promise<void> {
-    if (this.#deadLetterFlush) return this.#deadLetterFlush
-    this.#deadLetterFlush = (async () => {
-      let delay = this.#retry.baseDelayMs
-      while (this.#deadLetterBuffer.length > 0) {
-        const entries = this.#deadLetterBuffer.slice(0, 500)
-        try {
-          await this.#options.deadLetters.write(entries)
-          this.#deadLetterBuffer.splice(0, entries.length)
-          delay = this.#retry.baseDelayMs
-        } catch (error) {
-          this.#logger.warn('dead-letter table unreachable; holding entries in memory', { ...this.#labels, held: this.#deadLetterBuffer.length, error: describe(error) })
-          await sleep(delay)
-          delay = Math.min(this.#retry.maxDelayMs, delay * 2)
-        }
-      }
-    })().finally(() => {
-      this.#deadLetterFlush = undefined
-      if (this.#isIdle()) this.#notifyIdle()
-    })
-    return this.#deadLetterFlush
   }
 
   #isIdle(): boolean {
@@ -569,14 +459,4 @@ export class MirrorQueue {
     this.#idleWaiters = []
     for (const resolve of waiters) resolve()
   }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof StoreError || error instanceof CutoverError) return error.message
-  if (error instanceof Error) return `${error.name}: ${error.message}`
-  return String(error)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
