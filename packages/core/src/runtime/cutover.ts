@@ -8,6 +8,7 @@ import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
+import type { MirrorCloseReport } from './mirror-queue.js'
 import { assertTransition, isPhase, type Phase } from '../model/phase.js'
 
 export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
@@ -30,6 +31,13 @@ export interface CutoverOptions {
   readonly pollIntervalMs?: number | false
   /** Source of randomness for read sampling (tests make it deterministic). */
   readonly random?: () => number
+}
+
+/** What `Cutover.close` left undone, per mirror queue. */
+export interface CloseReport {
+  /** True when every queue drained before the deadline. */
+  readonly complete: boolean
+  readonly queues: readonly MirrorCloseReport[]
 }
 
 /** What a phase change sets. */
@@ -209,9 +217,15 @@ export class Cutover {
     await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.drain()))
   }
 
-  /** Drains every queue and stops polling. */
-  async close(): Promise<void> {
+  /**
+   * Stops polling and closes every mirror queue, waiting at most `timeoutMs` (default 10 s) for
+   * them to drain. Resolves (never rejects) with what the deadline left undone: keys not applied,
+   * re-checks not run, dead letters not written. Those are left to reconciliation.
+   */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<CloseReport> {
     if (this.#pollTimer) clearInterval(this.#pollTimer)
-    await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close()))
+    this.#pollTimer = undefined
+    const queues = (await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close(options)))).flat()
+    return { complete: queues.every((queue) => queue.complete), queues }
   }
 }

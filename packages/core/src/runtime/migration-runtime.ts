@@ -7,7 +7,7 @@ import { HealthGuard } from './guard.js'
 import type { Logger } from '../observe/logger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
-import { type ChangeEvent, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
+import { type ChangeEvent, type MirrorCloseReport, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
 import { RepeatedWarning } from '../observe/repeated-warning.js'
 import { type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
 import { rampReadSide } from '../model/routing.js'
@@ -312,7 +312,8 @@ export class MigrationRuntime {
     await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain()])
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.#queues['old-to-new'].close(), this.#queues['new-to-old'].close()])
+  /** Closes both mirror queues within `timeoutMs` (see `MirrorQueue.close`). */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<MirrorCloseReport[]> {
+    return Promise.all([this.#queues['old-to-new'].close(options), this.#queues['new-to-old'].close(options)])
   }
 }

@@ -4,7 +4,7 @@ import { CutoverError } from '../model/errors.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import { type KeyValue, keyString, type Row, type Store } from '../model/store.js'
-import { describeError, sleep } from './background.js'
+import { describeError, finishesWithin, sleep } from './background.js'
 import { DeadLetterBuffer } from './dead-letter-buffer.js'
 import { type ApplyOutcome, type BatchStores, mapForward, type PendingKey, readSource, type TargetWrites, writeTarget } from './mirror-batch.js'
 import { MirrorRecheck } from './mirror-recheck.js'
@@ -30,6 +30,20 @@ export interface ChangeEvent {
 }
 
 export type MirrorDirection = 'old-to-new' | 'new-to-old'
+
+/** What `close` left undone when its deadline came first (all empty when `complete`). */
+export interface MirrorCloseReport {
+  readonly migration: string
+  readonly direction: MirrorDirection
+  /** True when everything was applied, re-checked and dead-lettered durably before the deadline. */
+  readonly complete: boolean
+  /** Keys queued or in flight: their change may not be in the target. */
+  readonly unapplied: readonly string[]
+  /** Applied keys whose re-check did not run. */
+  readonly notRechecked: readonly string[]
+  /** Dead letters still in memory: the table was unreachable. */
+  readonly unflushedDeadLetters: readonly { readonly key: string; readonly reasonCode: string }[]
+}
 
 export interface RetryPolicy {
   readonly attempts: number
@@ -86,6 +100,8 @@ export interface MirrorQueueOptions {
   readonly logger?: Logger
 }
 
+/** How long `close` waits for the queue to drain when not told. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
 /** How long applied keys are remembered for `isSettling`: longer than any compared read takes. */
 const SETTLE_MS = 1_000
@@ -136,6 +152,8 @@ export class MirrorQueue {
 
   #idleWaiters: Array<() => void> = []
   #closed = false
+  /** Set when `close` gave up waiting: no batch starts any more, and `drain` returns at once. */
+  #abandoned = false
 
   constructor(options: MirrorQueueOptions) {
     this.#options = options
@@ -232,25 +250,59 @@ export class MirrorQueue {
     return this.#isQueued(keyString(key))
   }
 
-  /** Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter table. */
+  /**
+   * Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter
+   * table. Every turn of its loop awaits the work it is waiting for, so it never spins; it has no
+   * deadline of its own (`close` has one).
+   */
   async drain(): Promise<void> {
-    for (;;) {
-      if (this.#recheck && this.#recheck.due > 0) await this.#recheck.run()
-      if (this.#deadLetters.held > 0 || this.#deadLetters.flushing) await this.#deadLetters.flush()
-      if (this.#isIdle()) {
-        if ((this.#recheck?.due ?? 0) === 0 && this.#deadLetters.held === 0 && !this.#recheck?.running) return
-        continue
-      }
-      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
+    while (!this.#abandoned && !this.#isDrained()) {
+      if (!this.#isIdle()) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
+      else if (this.#recheck && (this.#recheck.due > 0 || this.#recheck.running)) await this.#recheck.run()
+      else await this.#deadLetters.flush()
     }
   }
 
-  /** Drains, then refuses new events. */
-  async close(): Promise<void> {
-    await this.drain()
+  /**
+   * Drains for at most `timeoutMs` (default 10 s), then refuses new events and stops every timer.
+   * What the deadline cut off is reported, logged and counted (`mirror.shutdown_incomplete`):
+   * those keys are left to reconciliation, like a crash would leave them. Never rejects.
+   */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<MirrorCloseReport> {
+    const complete = await finishesWithin(this.drain(), options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS)
     this.#closed = true
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer)
     this.#recheck?.stop()
     this.#deadLetters.stop()
+    const report = this.#closeReport(complete)
+    if (!complete) {
+      this.#abandoned = true
+      this.#notifyIdle()
+      this.#metrics.increment('mirror.shutdown_incomplete', this.#labels)
+      this.#logger.error('mirror queue closed before it drained; what is left goes to reconciliation', {
+        ...this.#labels,
+        unapplied: report.unapplied.length,
+        notRechecked: report.notRechecked.length,
+        unflushedDeadLetters: report.unflushedDeadLetters.length,
+        keys: [...report.unapplied, ...report.unflushedDeadLetters.map((entry) => entry.key)].slice(0, 100),
+      })
+    }
+    return report
+  }
+
+  #closeReport(complete: boolean): MirrorCloseReport {
+    return {
+      migration: this.migration,
+      direction: this.direction,
+      complete,
+      unapplied: [...new Set([...this.#inFlight, ...this.#pending.keys(), ...this.#dirtyWhileInFlight.keys()])],
+      notRechecked: this.#recheck?.dueKeys ?? [],
+      unflushedDeadLetters: this.#deadLetters.unflushed.map((entry) => ({ key: entry.key, reasonCode: entry.reasonCode })),
+    }
+  }
+
+  #isDrained(): boolean {
+    return this.#isIdle() && !this.#recheck?.due && !this.#recheck?.running && this.#deadLetters.held === 0 && !this.#deadLetters.flushing
   }
 
   #isQueued(id: string): boolean {
@@ -334,6 +386,7 @@ export class MirrorQueue {
   }
 
   #pump(): void {
+    if (this.#abandoned) return
     const concurrency = this.#options.concurrency ?? 4
     const batchSize = this.#options.batchSize ?? 100
     while (this.#activeBatches < concurrency && this.#pending.size > 0) {
