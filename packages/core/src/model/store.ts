@@ -4,6 +4,11 @@ export type Row = Record<string, unknown>
 /** A record key: a PostgreSQL integer/text/uuid, a MongoDB ObjectId as hex, … */
 export type KeyValue = string | number | bigint
 
+/** Whether a value can be a key: a plugin may hand over `null` or `undefined` from unusual documents. */
+export function isKeyValue(value: unknown): value is KeyValue {
+  return typeof value === 'string' || typeof value === 'bigint' || (typeof value === 'number' && Number.isFinite(value))
+}
+
 /** The text form of a key, used to match records across stores (`5`, `"5"` and `5n` are one key). */
 export function keyString(key: KeyValue): string {
   return typeof key === 'string' ? key : key.toString()

@@ -1,4 +1,5 @@
 import { CutoverError, StoreError } from '../model/errors.js'
+import type { Logger } from '../observe/logger.js'
 
 /** A failure as one line of text for logs and dead letters; driver errors keep their name. */
 export function describeError(error: unknown): string {
@@ -22,4 +23,21 @@ export async function finishesWithin(work: Promise<unknown>, ms: number): Promis
   } finally {
     clearTimeout(timer)
   }
+}
+
+/**
+ * The logger as background work uses it: a logger that throws (a closed transport, a bug in a
+ * formatter) must not turn a caught failure into an uncaught one, so its errors are dropped.
+ */
+export function neverThrowing(logger: Logger): Logger {
+  const guard =
+    (log: Logger['info']): Logger['info'] =>
+    (message, fields) => {
+      try {
+        log.call(logger, message, fields)
+      } catch {
+        // Nowhere left to report it; the metrics still count what happened.
+      }
+    }
+  return { debug: guard(logger.debug), info: guard(logger.info), warn: guard(logger.warn), error: guard(logger.error) }
 }

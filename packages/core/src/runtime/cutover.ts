@@ -10,6 +10,7 @@ import type { Migration } from '../model/migration.js'
 import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
 import type { MirrorCloseReport } from './mirror-queue.js'
 import { assertTransition, isPhase, type Phase } from '../model/phase.js'
+import { describeError, neverThrowing } from './background.js'
 
 export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
 
@@ -82,7 +83,7 @@ export class Cutover {
   constructor(options: CutoverOptions, flags: ReadonlyMap<string, MigrationFlags>) {
     this.#options = options
     this.metrics = options.metrics ?? new Metrics()
-    this.logger = options.logger ?? createJsonLogger()
+    this.logger = neverThrowing(options.logger ?? createJsonLogger())
     this.deadLetters = options.control ? new DeadLetterTable(options.control) : undefined
     this.audit = options.control ? new AuditLog(options.control) : undefined
     const sink = options.deadLetters ?? (this.deadLetters as DeadLetterSink)
@@ -135,7 +136,10 @@ export class Cutover {
     const interval = this.#options.pollIntervalMs ?? 5_000
     if (interval === false || !this.#options.control) return
     this.#pollTimer = setInterval(() => {
-      this.refresh().catch((error: unknown) => this.logger.warn('control table refresh failed', { error }))
+      this.refresh().catch((error: unknown) => {
+        this.metrics.increment('control.refresh_failed')
+        this.logger.warn('control table refresh failed; keeping the settings in force', { error: describeError(error) })
+      })
     }, interval)
     this.#pollTimer.unref?.()
   }

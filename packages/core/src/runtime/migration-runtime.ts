@@ -11,7 +11,8 @@ import { type ChangeEvent, type MirrorCloseReport, type MirrorDirection, MirrorQ
 import { RepeatedWarning } from '../observe/repeated-warning.js'
 import { type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
 import { rampReadSide } from '../model/routing.js'
-import { type KeyValue, keyString, type Row } from '../model/store.js'
+import { isKeyValue, type KeyValue, keyString, type Row } from '../model/store.js'
+import { describeError } from './background.js'
 
 /**
  * What a migration's runtime needs from the engine around it: its logger and metrics, and the way
@@ -181,7 +182,7 @@ export class MigrationRuntime {
   checkWrite(side: Side, target: string, key?: KeyValue): void {
     const behavior = this.behavior
     if (side === behavior.authoritative || side === 'new' || this.migration.staleSideWrites === 'permissive') return
-    throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
+    throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : String(key))
   }
 
   /**
@@ -189,6 +190,16 @@ export class MigrationRuntime {
    * at once; the write happens off the request path.
    */
   recordWrite(side: Side, event: ChangeEvent): void {
+    try {
+      this.#recordWrite(side, event)
+    } catch (error) {
+      // Called from the application's write path, after its write succeeded: never throw there.
+      this.#host.metrics.increment('mirror.record_failed', { migration: this.name })
+      this.#host.logger.error('write could not be handed to the mirror; left to reconciliation', { migration: this.name, key: String(event?.key), error: describeError(error) })
+    }
+  }
+
+  #recordWrite(side: Side, event: ChangeEvent): void {
     const mirror = this.behavior.mirror
     const direction: MirrorDirection | undefined =
       mirror === 'old-to-new' && side === 'old'
@@ -199,7 +210,7 @@ export class MigrationRuntime {
             ? 'old-to-new'
             : undefined
     if (side === 'old' && this.behavior.authoritative === 'new') {
-      this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: keyString(event.key) })
+      this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: String(event.key) })
       this.#host.metrics.increment('write.stale_side', { migration: this.name })
     }
     if (!direction) return
@@ -239,7 +250,12 @@ export class MigrationRuntime {
     const { key, mapper, compare } = this.migration
     const expected = new Map<string, Row>()
     const different: { key: string; differences: Difference[] }[] = []
+    let unkeyed = 0
     for (const row of oldRows) {
+      if (!isKeyValue(row[key.old])) {
+        unkeyed++
+        continue
+      }
       const id = keyString(row[key.old] as KeyValue)
       try {
         expected.set(id, mapper.forward(row, { key: id, migration: this.name }))
@@ -248,7 +264,11 @@ export class MigrationRuntime {
         different.push({ key: id, differences: error.issues.map((issue) => ({ path: issue.path, kind: 'changed' as const })) })
       }
     }
-    const actual = new Map(newRows.map((row) => [keyString(row[key.new] as KeyValue), row]))
+    const keyedNew = newRows.filter((row) => isKeyValue(row[key.new]))
+    unkeyed += newRows.length - keyedNew.length
+    // A row without a usable key cannot be matched to its counterpart: counted, not compared.
+    if (unkeyed > 0) this.#host.metrics.increment('compare.unkeyed', { migration: this.name }, unkeyed)
+    const actual = new Map(keyedNew.map((row) => [keyString(row[key.new] as KeyValue), row]))
     const rejected = new Set(different.map((d) => d.key))
     const settling: string[] = []
     // Only keys that differ are asked about: the check is cheap, but most keys are equal.
@@ -304,6 +324,7 @@ export class MigrationRuntime {
     this.#host.logger.error('guard tripped; rolling back', { migration: this.name, from, reason: verdict.reason, observed: verdict.observed })
     this.#host.metrics.increment('guard.rollback', { migration: this.name })
     this.#host.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard' }).catch((error: unknown) => {
+      this.#host.metrics.increment('guard.record_failed', { migration: this.name })
       this.#host.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, error })
     })
   }

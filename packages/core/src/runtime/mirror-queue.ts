@@ -3,8 +3,8 @@ import type { DeadLetterSink } from '../control/dead-letters.js'
 import { CutoverError } from '../model/errors.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
-import { type KeyValue, keyString, type Row, type Store } from '../model/store.js'
-import { describeError, finishesWithin, sleep } from './background.js'
+import { isKeyValue, type KeyValue, keyString, type Row, type Store } from '../model/store.js'
+import { describeError, finishesWithin, neverThrowing, sleep } from './background.js'
 import { DeadLetterBuffer } from './dead-letter-buffer.js'
 import { type ApplyOutcome, type BatchStores, mapForward, type PendingKey, readSource, type TargetWrites, writeTarget } from './mirror-batch.js'
 import { MirrorRecheck } from './mirror-recheck.js'
@@ -161,7 +161,7 @@ export class MirrorQueue {
     this.direction = options.direction
     this.#retry = { ...DEFAULT_RETRY, ...options.retry }
     this.#metrics = options.metrics ?? new Metrics()
-    this.#logger = options.logger ?? silentLogger
+    this.#logger = neverThrowing(options.logger ?? silentLogger)
     this.#labels = { migration: options.migration, direction: options.direction }
     const targetKey = options.targetKey ?? ((key: KeyValue) => key)
     this.#stores = { source: options.source, target: options.target, translate: options.translate, targetKey, versionField: options.versionField }
@@ -246,7 +246,8 @@ export class MirrorQueue {
    * writes (ramp) ask this before they read the target.
    */
   hasUnapplied(key?: KeyValue): boolean {
-    if (key === undefined) return this.depth > 0
+    // A key that is not one (null from an unusual document) cannot be told apart: ask about all.
+    if (!isKeyValue(key)) return this.depth > 0
     return this.#isQueued(keyString(key))
   }
 
@@ -315,6 +316,7 @@ export class MirrorQueue {
     waiter: ((outcome: ApplyOutcome) => void) | undefined,
     deadLetterOnFailure: boolean,
   ): boolean {
+    if (!isKeyValue(event.key)) return this.#invalidKey(event)
     const id = keyString(event.key)
     if (this.#closed) {
       this.#logger.error('mirror queue closed; change not mirrored', { ...this.#labels, key: id })
@@ -369,8 +371,41 @@ export class MirrorQueue {
     if (this.#lingerTimer) return
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined
-      this.#pump()
+      try {
+        this.#pump()
+      } catch (error) {
+        this.#backgroundFailed('pump', error)
+      }
     }, linger)
+  }
+
+  /**
+   * A change whose key is not a key (`null`, `undefined`, an object): it cannot be queued or read
+   * back, so it is reported where a user looks for what was not mirrored, the dead letters.
+   */
+  #invalidKey(event: ChangeEvent): boolean {
+    const key = String(event.key)
+    this.#metrics.increment('mirror.invalid_key', this.#labels)
+    this.#metrics.increment('mirror.dead_lettered', { ...this.#labels, reason: 'KEY_INVALID' })
+    this.#logger.error('change has no usable key; dead-lettered', { ...this.#labels, key, keyType: typeof event.key })
+    this.#deadLetters.add({
+      migration: this.migration,
+      direction: this.direction,
+      key,
+      op: event.op,
+      reasonCode: 'KEY_INVALID',
+      reason: `key ${key} (${typeof event.key}) is not a string, number or bigint`,
+      fields: [],
+      payload: event.postImage,
+      attempts: 0,
+    })
+    return false
+  }
+
+  /** Last resort for background work: a bug of ours is counted and logged, never thrown. */
+  #backgroundFailed(work: string, error: unknown): void {
+    this.#metrics.increment('mirror.background_error', { ...this.#labels, work })
+    this.#logger.error('mirror background work failed', { ...this.#labels, work, error: describeError(error) })
   }
 
   #overflow(entry: PendingKey): boolean {
@@ -398,21 +433,27 @@ export class MirrorQueue {
         if (batch.length >= batchSize) break
       }
       this.#activeBatches++
-      void this.#runBatch(batch).finally(() => {
-        this.#activeBatches--
-        for (const entry of batch) {
-          const id = keyString(entry.key)
-          this.#inFlight.delete(id)
-          const dirty = this.#dirtyWhileInFlight.get(id)
-          if (dirty) {
-            this.#dirtyWhileInFlight.delete(id)
-            this.#pending.set(id, dirty)
-          }
-        }
-        this.#schedulePump()
-        if (this.#isIdle()) this.#notifyIdle()
-      })
+      void this.#runBatch(batch)
+        .catch((error: unknown) => this.#backgroundFailed('batch', error))
+        .then(() => this.#batchDone(batch))
+        .catch((error: unknown) => this.#backgroundFailed('batch settle', error))
     }
+  }
+
+  /** A batch left flight: its keys written meanwhile queue again, and the next batches start. */
+  #batchDone(batch: readonly PendingKey[]): void {
+    this.#activeBatches--
+    for (const entry of batch) {
+      const id = keyString(entry.key)
+      this.#inFlight.delete(id)
+      const dirty = this.#dirtyWhileInFlight.get(id)
+      if (dirty) {
+        this.#dirtyWhileInFlight.delete(id)
+        this.#pending.set(id, dirty)
+      }
+    }
+    this.#schedulePump()
+    if (this.#isIdle()) this.#notifyIdle()
   }
 
   async #runBatch(batch: PendingKey[]): Promise<void> {
