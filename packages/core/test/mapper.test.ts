@@ -92,6 +92,18 @@ describe('defineMapper', () => {
     expect(error.cause).toBeInstanceOf(Error)
   })
 
+  it('names each unrecognized key of a strict schema in the error fields, with its path', () => {
+    const strict = defineMapper({
+      old: z.object({ id: z.string(), address: z.object({ city: z.string() }).strict() }).strict(),
+      new: z.object({ id: z.string() }),
+      forward: (o) => ({ id: o.id }),
+      backward: (n) => ({ id: n.id, address: { city: '' } }),
+    })
+    const error = mapperError(() => strict.forward({ id: 'a', nickname: 'x', address: { city: 'Oslo', zip: '0150' } }, { key: 'a' }))
+    expect(error.fields.sort()).toEqual(['address.zip', 'nickname'])
+    expect(error.message).toContain('nickname')
+  })
+
   it('validates backward input against the new schema', () => {
     const error = mapperError(() => cents.backward({ id: 'c' }, { key: 'c' }))
     expect(error.direction).toBe('backward')
