@@ -3,13 +3,14 @@ import { AuditLog } from '../control/audit-log.js'
 import { ensureSchema } from '../control/control-schema.js'
 import { DeadLetterTable, type DeadLetterSink } from '../control/dead-letters.js'
 import { type MigrationFlags, readEnvFlags } from './env-flags.js'
-import { ConfigError } from '../model/errors.js'
+import { ConfigError, type ConfigProblem } from '../model/errors.js'
+import { checkSetting, parseSettingText, type SettingName } from '../model/settings.js'
 import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
 import type { MirrorCloseReport } from './mirror-queue.js'
-import { assertTransition, isPhase, type Phase } from '../model/phase.js'
+import { assertTransition, type Phase } from '../model/phase.js'
 import { describeError, neverThrowing } from './background.js'
 
 export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
@@ -115,19 +116,15 @@ export class Cutover {
     const byName = new Map(rows.map((row) => [row.migration as string, row]))
     for (const runtime of this.#runtimes.values()) {
       const row = byName.get(runtime.name)
-      if (row && !isPhase(row.phase)) {
-        this.logger.error('control table holds an unknown phase; ignoring it', { migration: runtime.name, phase: row.phase })
+      const read = row ? controlRowSettings(row) : { ok: true as const, settings: undefined }
+      if (!read.ok) {
+        // Another process (or a hand-written UPDATE) stored what this one would never accept:
+        // keep the settings in force rather than run on a value nobody validated.
+        this.metrics.increment('control.setting_refused', { migration: runtime.name })
+        this.logger.error('control table holds invalid settings; keeping the ones in force', { migration: runtime.name, problems: read.problems })
         continue
       }
-      runtime.applyOverride(
-        row
-          ? {
-              phase: row.phase as Phase,
-              readPercent: row.read_percent === null ? undefined : Number(row.read_percent),
-              compareSample: row.compare_sample === null ? undefined : Number(row.compare_sample),
-            }
-          : undefined,
-      )
+      runtime.applyOverride(read.settings)
     }
   }
 
@@ -150,6 +147,7 @@ export class Cutover {
    */
   async setPhase(name: string, phase: Phase, change: PhaseChange): Promise<void> {
     const runtime = this.migration(name)
+    checkPhaseChange(name, phase, change)
     const before = { phase: runtime.configuredPhase, readPercent: runtime.readPercent, compareSample: runtime.compareSample }
     assertTransition(name, before.phase, phase)
     const after = {
@@ -232,4 +230,34 @@ export class Cutover {
     const queues = (await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close(options)))).flat()
     return { complete: queues.every((queue) => queue.complete), queues }
   }
+}
+
+/** Refuses a phase change whose settings the env flags or the control table would refuse. */
+function checkPhaseChange(name: string, phase: Phase, change: PhaseChange): void {
+  const given: Partial<Record<SettingName, unknown>> = { phase }
+  if (change.readPercent !== undefined) given.readPercent = change.readPercent
+  if (change.compareSample !== undefined) given.compareSample = change.compareSample
+  const problems: ConfigProblem[] = []
+  for (const [setting, value] of Object.entries(given) as [SettingName, unknown][]) {
+    const checked = checkSetting(setting, value)
+    if (!checked.ok) problems.push({ source: `setPhase(${JSON.stringify(name)}).${setting}`, value, message: `${setting} ${JSON.stringify(value)} for migration "${name}" is not valid; ${checked.message}` })
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+}
+
+type ControlRowRead = { readonly ok: true; readonly settings: Partial<MigrationFlags> } | { readonly ok: false; readonly problems: readonly string[] }
+
+/** A `cutover.migration_state` row through the settings' validation (`numeric` columns arrive as text). */
+function controlRowSettings(row: Record<string, unknown>): ControlRowRead {
+  const settings: { -readonly [N in SettingName]?: MigrationFlags[N] } = {}
+  const problems: string[] = []
+  const columns = { phase: row.phase, readPercent: row.read_percent, compareSample: row.compare_sample } satisfies Record<SettingName, unknown>
+  for (const [setting, value] of Object.entries(columns) as [SettingName, unknown][]) {
+    if (value === null || value === undefined) continue
+    const checked = typeof value === 'string' && setting !== 'phase' ? parseSettingText(setting, value) : checkSetting(setting, value)
+    if (checked.ok) (settings as Record<string, unknown>)[setting] = checked.value
+    else problems.push(`${setting} ${JSON.stringify(value)}: ${checked.message}`)
+  }
+  if (settings.phase === undefined && problems.length === 0) problems.push('no phase')
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, settings }
 }
