@@ -36,6 +36,12 @@ export interface MigrationDefinition<Old extends Row = Row, New extends Row = Ro
   readonly guards?: GuardThresholds
   readonly mirror?: MirrorSettings
   readonly staleSideWrites?: StaleSideWritePolicy
+  /**
+   * Read-your-writes in `ramp`: a read of keys this process changed, whose change the mirror has
+   * not applied yet, goes to the old store (`read.fresh_fallback`). With `waitMs`, plugins that
+   * call `awaitReadSide` first wait up to that long for the apply and stay on the new store.
+   */
+  readonly freshness?: { readonly waitMs?: number }
 }
 
 export interface Migration<Old extends Row = Row, New extends Row = Row> extends MigrationDefinition<Old, New> {
@@ -90,6 +96,7 @@ const definitionSchema = z.object({
     .strict()
     .optional(),
   staleSideWrites: z.enum(['strict', 'permissive']).optional(),
+  freshness: z.object({ waitMs: z.number().int().nonnegative().max(10_000).optional() }).strict().optional(),
 })
 
 /** Validates a migration definition at start-up; every problem is reported at once as a `ConfigError`. */

@@ -211,6 +211,7 @@ export class Cutover {
       }
     }
     await runtime.drain()
+    if (stillFailing === 0) for (const direction of ['old-to-new', 'new-to-old'] as const) runtime.queue(direction).forgetUnreplayed()
     await this.audit?.append({ actor: options.actor ?? 'cutover:replay', migration: name, action: 'dead_letter_replay', details: { replayed, stillFailing } })
     return { replayed, stillFailing }
   }

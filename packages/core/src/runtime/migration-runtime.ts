@@ -161,12 +161,36 @@ export class MigrationRuntime {
    */
   readSideFor(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Side {
     const side = this.readSide(context)
-    if (side !== 'new' || this.behavior.authoritative !== 'old') return side
-    const queue = this.#queues['old-to-new']
-    const stale = keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
-    if (!stale) return side
+    if (side !== 'new' || this.behavior.authoritative !== 'old' || !this.#staleFor(keys)) return side
     this.#host.metrics.increment('read.fresh_fallback', { migration: this.name })
     return 'old'
+  }
+
+  /**
+   * `readSideFor`, but a read that would fall back first waits up to the migration's
+   * `freshness.waitMs` for this process's changes of `keys` to be applied, and then stays on the
+   * new store (counted `read.fresh_waited`). A key whose change was dead-lettered falls back at
+   * once: waiting cannot apply it. Without `freshness` this is `readSideFor`.
+   */
+  async awaitReadSide(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Promise<Side> {
+    const waitMs = this.migration.freshness?.waitMs ?? 0
+    const side = this.readSide(context)
+    if (waitMs <= 0 || side !== 'new' || this.behavior.authoritative !== 'old' || !this.#staleFor(keys)) return this.readSideFor(keys, context)
+    const started = performance.now()
+    const applied = await this.#queues['old-to-new'].whenApplied(keys, waitMs)
+    this.#host.metrics.observe('read.fresh_wait_ms', performance.now() - started, { migration: this.name })
+    if (!applied) {
+      this.#host.metrics.increment('read.fresh_fallback', { migration: this.name })
+      return 'old'
+    }
+    this.#host.metrics.increment('read.fresh_waited', { migration: this.name })
+    return 'new'
+  }
+
+  /** Whether this process handed the old → new mirror a change of `keys` (any key) it has not applied. */
+  #staleFor(keys: readonly KeyValue[] | undefined): boolean {
+    const queue = this.#queues['old-to-new']
+    return keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
   }
 
   /** Whether this read should also be run on the other store and compared (sampled). */

@@ -150,6 +150,16 @@ export class MirrorQueue {
   /** Keys applied lately, by when (`performance.now()`), oldest first: see `isSettling`. */
   readonly #recentlyApplied = new Map<string, number>()
 
+  /**
+   * Keys whose change this queue dead-lettered and has not applied since: the target is stale for
+   * them until a replay (or a later change) applies them. Bounded; past the bound every key counts
+   * as stale (`#unreplayedOverflow`) until a replay finds nothing open.
+   */
+  readonly #unreplayed = new Set<string>()
+  #unreplayedOverflow = false
+  /** Called after every batch, for `whenApplied`. */
+  readonly #appliedWatchers = new Set<() => void>()
+
   #idleWaiters: Array<() => void> = []
   #closed = false
   /** Set when `close` gave up waiting: no batch starts any more, and `drain` returns at once. */
@@ -247,8 +257,34 @@ export class MirrorQueue {
    */
   hasUnapplied(key?: KeyValue): boolean {
     // A key that is not one (null from an unusual document) cannot be told apart: ask about all.
-    if (!isKeyValue(key)) return this.depth > 0
-    return this.#isQueued(keyString(key))
+    if (key === undefined || !isKeyValue(key)) return this.depth > 0 || this.#unreplayed.size > 0 || this.#unreplayedOverflow
+    const id = keyString(key)
+    return this.#isQueued(id) || this.#unreplayed.has(id) || this.#unreplayedOverflow
+  }
+
+  /**
+   * Resolves true as soon as none of `keys` (any key, when undefined) has a change queued or in
+   * flight, false after `timeoutMs` or at once when one of them was dead-lettered (waiting cannot
+   * bring that one back). For reads that would rather wait a little than leave the new store.
+   */
+  whenApplied(keys: readonly KeyValue[] | undefined, timeoutMs: number): Promise<boolean> {
+    const fresh = () => (keys === undefined ? !this.hasUnapplied() : !keys.some((key) => this.hasUnapplied(key)))
+    const hopeless = () =>
+      this.#unreplayedOverflow || (keys === undefined ? this.#unreplayed.size > 0 : keys.some((key) => isKeyValue(key) && this.#unreplayed.has(keyString(key))))
+    if (fresh()) return Promise.resolve(true)
+    if (hopeless() || timeoutMs <= 0) return Promise.resolve(false)
+    return new Promise<boolean>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer)
+        this.#appliedWatchers.delete(check)
+        resolve(fresh())
+      }
+      const check = () => {
+        if (fresh() || hopeless()) finish()
+      }
+      const timer = setTimeout(finish, timeoutMs)
+      this.#appliedWatchers.add(check)
+    })
   }
 
   /**
@@ -453,6 +489,7 @@ export class MirrorQueue {
       }
     }
     this.#schedulePump()
+    for (const check of [...this.#appliedWatchers]) check()
     if (this.#isIdle()) this.#notifyIdle()
   }
 
@@ -519,6 +556,7 @@ export class MirrorQueue {
       this.#metrics.observe('mirror.lag_ms', now - entry.queuedAt, this.#labels)
       this.#recheck?.schedule(entry.key, entry.recheckGeneration)
       const id = keyString(entry.key)
+      this.#unreplayed.delete(id)
       this.#recentlyApplied.delete(id) // re-inserted last: the map stays in time order
       this.#recentlyApplied.set(id, now)
     }
@@ -530,6 +568,7 @@ export class MirrorQueue {
 
   #deadLetter(entry: PendingKey, reasonCode: string, reason: string, fields: readonly string[], attempts: number): void {
     this.#metrics.increment('mirror.dead_lettered', { ...this.#labels, reason: reasonCode })
+    this.#markUnreplayed(keyString(entry.key))
     if (!entry.deadLetterOnFailure) return
     this.#deadLetters.add({
       migration: this.migration,
@@ -542,6 +581,23 @@ export class MirrorQueue {
       payload: entry.postImage,
       attempts,
     })
+  }
+
+  #markUnreplayed(id: string): void {
+    if (this.#unreplayed.size < (this.#options.deadLetterBuffer ?? 100_000)) {
+      this.#unreplayed.add(id)
+      return
+    }
+    if (!this.#unreplayedOverflow) this.#logger.warn('too many dead-lettered keys to track; reads stay on the authoritative side until a replay', { ...this.#labels })
+    this.#unreplayedOverflow = true
+  }
+
+  /**
+   * Called by a replay that left no dead letter open: keys the queue lost track of (past its bound)
+   * are no longer assumed stale.
+   */
+  forgetUnreplayed(): void {
+    if (this.#unreplayed.size === 0) this.#unreplayedOverflow = false
   }
 
   #isIdle(): boolean {
