@@ -42,6 +42,11 @@ export interface MigrationDefinition<Old extends Row = Row, New extends Row = Ro
    * call `awaitReadSide` first wait up to that long for the apply and stay on the new store.
    */
   readonly freshness?: { readonly waitMs?: number }
+  /**
+   * Fields of the old store deliberately left behind. Any other field the old store holds but the
+   * old schema does not name is a start-up error, since it would be dropped without a word.
+   */
+  readonly droppedColumns?: readonly string[]
 }
 
 export interface Migration<Old extends Row = Row, New extends Row = Row> extends MigrationDefinition<Old, New> {
@@ -96,6 +101,7 @@ const definitionSchema = z.object({
     .strict()
     .optional(),
   staleSideWrites: z.enum(['strict', 'permissive']).optional(),
+  droppedColumns: z.array(z.string().min(1)).optional(),
   freshness: z.object({ waitMs: z.number().int().nonnegative().max(10_000).optional() }).strict().optional(),
 })
 

@@ -33,6 +33,21 @@ export interface WriteResult {
 }
 
 /**
+ * What a store is, as read from its database at start-up (a table's catalog, a model's schema), so
+ * that a wrong table or key name fails there and not at the first mirrored write.
+ */
+export interface StoreShape {
+  /** Whether the table or collection exists. */
+  readonly exists: boolean
+  /** Whether `keyField` is a column (a schema path). */
+  readonly keyExists: boolean
+  /** Whether the key is enforced unique (primary key, unique index; `_id`); undefined when unknown. */
+  readonly keyUnique: boolean | undefined
+  /** The fields the store holds (columns, top-level schema paths), when it knows them. */
+  readonly fields: readonly string[] | undefined
+}
+
+/**
  * One side of a migration, as the core sees it. The plugins implement it for a Kysely table and a
  * Mongoose model; every job (mirror, backfill, verify, reconcile) talks to stores only through it.
  */
@@ -48,4 +63,6 @@ export interface Store<R extends Row = Row> {
   upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult>
   /** Deletes the records with these keys; returns how many existed. */
   delete(keys: readonly KeyValue[]): Promise<number>
+  /** Optional: what the store is, for the start-up checks (`createCutover`, phase changes). */
+  describe?(): Promise<StoreShape>
 }

@@ -9,6 +9,7 @@ import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
+import { checkStores, sidesCheckedFor } from './store-checks.js'
 import type { MirrorCloseReport } from './mirror-queue.js'
 import { assertTransition, type Phase } from '../model/phase.js'
 import { describeError, neverThrowing } from './background.js'
@@ -66,8 +67,28 @@ export async function createCutover(options: CutoverOptions): Promise<Cutover> {
   if (options.control) await ensureSchema(options.control)
   const cutover = new Cutover(options, flags)
   await cutover.refresh()
+  await checkStoresAtStartUp(cutover)
   cutover.startPolling()
   return cutover
+}
+
+/**
+ * Every store a migration's phase in force touches is described and checked (`store-checks.ts`);
+ * every problem of every migration is thrown at once as one `ConfigError`. A store that cannot be
+ * reached is logged and counted, not an error: the application must start while a new store is down.
+ */
+async function checkStoresAtStartUp(cutover: Cutover): Promise<void> {
+  const problems: ConfigProblem[] = []
+  for (const runtime of cutover.migrations) {
+    const result = await checkStores(runtime.migration, sidesCheckedFor(runtime.phase))
+    problems.push(...result.problems)
+    for (const { store, error } of result.unreachable) {
+      cutover.metrics.increment('store.describe_failed', { migration: runtime.name })
+      cutover.logger.warn('store could not be described at start-up; checked again before the next phase change', { migration: runtime.name, store, error })
+    }
+    if (runtime.phase === 'off') cutover.logger.info('migration is off: nothing is mirrored yet; move it to shadow to start', { migration: runtime.name })
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
 }
 
 /** The running engine: phase per migration, mirror queues, read routing and comparison, guards. */
@@ -79,6 +100,8 @@ export class Cutover {
   readonly #options: CutoverOptions
   readonly #runtimes: Map<string, MigrationRuntime>
   #pollTimer: NodeJS.Timeout | undefined
+  /** Set once start-up is done: from then on, phase changes read from the control table are checked first. */
+  #started = false
 
   /** @internal use `createCutover`. */
   constructor(options: CutoverOptions, flags: ReadonlyMap<string, MigrationFlags>) {
@@ -124,12 +147,34 @@ export class Cutover {
         this.logger.error('control table holds invalid settings; keeping the ones in force', { migration: runtime.name, problems: read.problems })
         continue
       }
+      if (this.#started && read.settings?.phase !== undefined && read.settings.phase !== runtime.configuredPhase && !(await this.#phaseChangeAllowed(runtime, read.settings.phase))) continue
       runtime.applyOverride(read.settings)
     }
   }
 
+  /**
+   * The store checks of start-up, run before a phase change from the control table takes effect
+   * here: a change this process's stores would fail (wrong table or key, or unreachable) is refused
+   * in this process, which keeps its phase, logs it and counts `control.phase_refused`; the next
+   * poll tries again.
+   */
+  async #phaseChangeAllowed(runtime: MigrationRuntime, phase: Phase): Promise<boolean> {
+    const result = await checkStores(runtime.migration, sidesCheckedFor(phase))
+    if (result.problems.length === 0 && result.unreachable.length === 0) return true
+    this.metrics.increment('control.phase_refused', { migration: runtime.name, phase })
+    this.logger.error('phase change from the control table refused in this process: its stores fail the start-up checks', {
+      migration: runtime.name,
+      from: runtime.configuredPhase,
+      to: phase,
+      problems: result.problems.map((problem) => problem.message),
+      unreachable: result.unreachable,
+    })
+    return false
+  }
+
   /** @internal */
   startPolling(): void {
+    this.#started = true
     const interval = this.#options.pollIntervalMs ?? 5_000
     if (interval === false || !this.#options.control) return
     this.#pollTimer = setInterval(() => {
@@ -148,6 +193,7 @@ export class Cutover {
   async setPhase(name: string, phase: Phase, change: PhaseChange): Promise<void> {
     const runtime = this.migration(name)
     checkPhaseChange(name, phase, change)
+    await assertStoresFit(runtime, phase)
     const before = { phase: runtime.configuredPhase, readPercent: runtime.readPercent, compareSample: runtime.compareSample }
     assertTransition(name, before.phase, phase)
     const after = {
@@ -261,4 +307,15 @@ function controlRowSettings(row: Record<string, unknown>): ControlRowRead {
   }
   if (settings.phase === undefined && problems.length === 0) problems.push('no phase')
   return problems.length > 0 ? { ok: false, problems } : { ok: true, settings }
+}
+
+/** Refuses a phase change (in `setPhase`, so also the CLI) that the stores it touches would fail. */
+async function assertStoresFit(runtime: MigrationRuntime, phase: Phase): Promise<void> {
+  const result = await checkStores(runtime.migration, sidesCheckedFor(phase))
+  const unreachable = result.unreachable.map(({ side, store, error }) => ({
+    source: `migration "${runtime.name}" ${side} store ${store}`,
+    value: store,
+    message: `migration "${runtime.name}" ${side} store ${store} could not be checked before moving to ${phase}: ${error}`,
+  }))
+  if (result.problems.length + unreachable.length > 0) throw new ConfigError([...result.problems, ...unreachable])
 }
