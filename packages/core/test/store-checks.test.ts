@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConfigError, copy, createCutover, defineMigration, drop, fieldMapper, type Row, silentLogger, type StoreShape } from '../src/index.js'
+import { ConfigError, copy, createCutover, createJsonLogger, defineMigration, drop, fieldMapper, type Row, silentLogger, type StoreShape } from '../src/index.js'
 import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
 import { MemoryStore } from './memory-store.js'
 
@@ -80,6 +80,19 @@ describe('store checks at start-up', () => {
   it('the new store must hold every field the new schema writes', async () => {
     const error = await configError(start(table(['id', 'name']), table(['id']), { CUTOVER_PHASE: 'shadow' }))
     expect(error.message).toMatch(/new schema writes field "name", which the store does not have/)
+  })
+
+  it('a migration in off says once at start-up that nothing is mirrored yet', async () => {
+    const lines: string[] = []
+    const logger = createJsonLogger({ write: (line) => void lines.push(line) })
+    const migration = defineMigration({ name: 'things', old: new MemoryStore('old', 'id'), new: new MemoryStore('new', 'id'), mapper })
+    const off = await createCutover({ migrations: [migration], deadLetters: { write: async () => {} }, env: {}, pollIntervalMs: false, logger })
+    expect(lines.filter((line) => line.includes('nothing is mirrored yet')).map((line) => JSON.parse(line).migration)).toEqual(['things'])
+    await off.close()
+    lines.length = 0
+    const shadow = await createCutover({ migrations: [migration], deadLetters: { write: async () => {} }, env: { CUTOVER_PHASE: 'shadow' }, pollIntervalMs: false, logger })
+    expect(lines.filter((line) => line.includes('nothing is mirrored yet'))).toEqual([])
+    await shadow.close()
   })
 
   it('an unreachable store does not stop start-up: logged and counted', async () => {

@@ -86,7 +86,7 @@ async function checkStoresAtStartUp(cutover: Cutover): Promise<void> {
       cutover.metrics.increment('store.describe_failed', { migration: runtime.name })
       cutover.logger.warn('store could not be described at start-up; checked again before the next phase change', { migration: runtime.name, store, error })
     }
-    if (runtime.phase === 'off') cutover.logger.info('migration is off: nothing is mirrored yet; move it to shadow to start', { migration: runtime.name })
+    if (runtime.phase === 'off') cutover.logger.warn('migration is off: nothing is mirrored yet; set CUTOVER_<NAME>_PHASE=shadow or run `cutover phase <name> shadow` to start', { migration: runtime.name })
   }
   if (problems.length > 0) throw new ConfigError(problems)
 }
