@@ -61,7 +61,7 @@ export async function benchmark(): Promise<string> {
       pollIntervalMs: false,
       logger: silentLogger,
     })
-    closers.unshift(() => cutover.close())
+    closers.unshift(async () => void (await cutover.close()))
     const plain = kysely(urlOf(names.old))
     const wrapped = new Kysely<any>({
       dialect: withCutover(new PostgresDialect({ pool: new pg.Pool({ connectionString: urlOf(names.old), max: 10 }) }), {

@@ -87,7 +87,7 @@ export async function benchmark(): Promise<string> {
     }
     const cutover = await createCutover({ migrations, control: db, env: {}, pollIntervalMs: false, logger: silentLogger })
     engine.cutover = cutover
-    closers.unshift(() => cutover.close())
+    closers.unshift(async () => void (await cutover.close()))
     await cutover.setPhase('items_shadow', 'shadow', { actor: 'bench' })
     await cutover.setPhase('items_compare', 'shadow', { actor: 'bench' })
     await cutover.setPhase('items_compare', 'compare', { actor: 'bench', compareSample: 1 })

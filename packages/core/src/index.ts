@@ -17,6 +17,7 @@ export {
   Cutover,
   GUARD_ACTOR,
   MigrationRuntime,
+  type CloseReport,
   type CutoverOptions,
   type PhaseChange,
   type ReadComparison,
@@ -67,6 +68,7 @@ export {
   MirrorQueue,
   type ApplyOutcome,
   type ChangeEvent,
+  type MirrorCloseReport,
   type MirrorDirection,
   type MirrorQueueOptions,
   type RetryPolicy,
@@ -83,7 +85,7 @@ export {
   type Side,
 } from './model/phase.js'
 export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './model/routing.js'
-export { keyString, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './model/store.js'
+export { isKeyValue, keyString, type KeyValue, type Row, type Store, type StoreShape, type WriteMode, type WriteResult } from './model/store.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'

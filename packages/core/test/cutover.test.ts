@@ -15,6 +15,11 @@ import {
   withCutoverContext,
   WriteRejectedError,
 } from '../src/index.js'
+import { parseArgs } from '../src/cli/args.js'
+import { OPTION_TABLE } from '../src/cli/main.js'
+import type { CommandContext } from '../src/cli/command.js'
+import { phaseCommand } from '../src/cli/phase-command.js'
+import { ProgressRenderer } from '../src/cli/progress-renderer.js'
 import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
 import { MemoryStore } from './memory-store.js'
 
@@ -114,6 +119,57 @@ describe('Cutover runtime (control tables in PostgreSQL)', () => {
       ['alice', 'phase_change', 'compare', 'ramp'],
     ])
     expect(await cutover.audit!.verify()).toEqual({ ok: true, entries: 2 })
+  })
+
+  it('setPhase refuses settings the env flags would refuse (NaN, 150, three decimals, a sample above 1), storing nothing', async () => {
+    for (const change of [{ readPercent: Number.NaN }, { readPercent: 150 }, { readPercent: 5.555 }, { compareSample: 1.5 }]) {
+      await expect(cutover.setPhase('users', 'compare', { actor: 'alice', ...change })).rejects.toBeInstanceOf(ConfigError)
+    }
+    await expect(cutover.setPhase('users', 'sideways' as never, { actor: 'alice' })).rejects.toBeInstanceOf(ConfigError)
+    expect(await database.db.selectFrom('cutover.migration_state').selectAll().execute()).toEqual([])
+    expect(cutover.migration('users').phase).toBe('shadow')
+    await cutover.setPhase('users', 'compare', { actor: 'alice', readPercent: 5.55 })
+    expect(cutover.migration('users').readPercent).toBe(5.55)
+  })
+
+  it('a control row another process would not accept is refused in this one: logged, counted, settings kept', async () => {
+    await cutover.setPhase('users', 'compare', { actor: 'alice', compareSample: 0.5 })
+    await sql`update cutover.migration_state set read_percent = 150`.execute(database.db)
+    await cutover.refresh()
+    expect(cutover.migration('users')).toMatchObject({ phase: 'compare', readPercent: 0, compareSample: 0.5 })
+    await sql`update cutover.migration_state set read_percent = 'NaN', phase = 'ramp'`.execute(database.db)
+    await cutover.refresh()
+    expect(cutover.migration('users')).toMatchObject({ phase: 'compare', readPercent: 0 })
+    expect(cutover.metrics.counter('control.setting_refused', { migration: 'users' })).toBe(2)
+    await sql`update cutover.migration_state set read_percent = 12.5, phase = 'ramp'`.execute(database.db)
+    await cutover.refresh()
+    expect(cutover.migration('users')).toMatchObject({ phase: 'ramp', readPercent: 12.5 })
+  })
+
+  it('the CLI phase command refuses --read-percent 150 and hex or padded values before anything is written', async () => {
+    const context = (...argv: string[]): CommandContext => {
+      const stream = { isTTY: false, write: () => true } as unknown as NodeJS.WriteStream
+      return {
+        config: { migrations: [users()], control: database.db } as unknown as CommandContext['config'],
+        args: parseArgs(['phase', 'users', ...argv], OPTION_TABLE),
+        stdout: stream,
+        stderr: stream,
+        json: true,
+        progress: new ProgressRenderer(stream, { json: true }),
+        actor: 'cli-test',
+        logger: silentLogger,
+        signal: new AbortController().signal,
+      }
+    }
+    await cutover.setPhase('users', 'compare', { actor: 't' })
+    for (const argv of [['ramp', '--read-percent', '150'], ['ramp', '--compare-sample', '2'], ['ramp', '--read-percent', '5.555']]) {
+      await expect(phaseCommand(context(...argv))).rejects.toThrow(/is not valid/)
+    }
+    // Not even a number: the option parser refuses it before the command runs.
+    expect(() => context('ramp', '--read-percent', '0x10')).toThrow(/needs a number/)
+    const [row] = await database.db.selectFrom('cutover.migration_state').selectAll().execute()
+    expect(row).toMatchObject({ phase: 'compare' })
+    expect(await phaseCommand(context('ramp', '--read-percent', '12.5'))).toBe(0)
   })
 
   it('detects a changed or deleted audit entry', async () => {

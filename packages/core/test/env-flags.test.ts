@@ -51,6 +51,12 @@ describe('env flags', () => {
     ['CUTOVER_COMPARE_SAMPLE', '1.5', 'a number from 0 to 1'],
     ['CUTOVER_USERS_COMPARE_SAMPLE', 'all', 'a number from 0 to 1'],
     ['CUTOVER_PHASE', 'CUTOVER', 'off, shadow'],
+    ['CUTOVER_READ_PERCENT', '5.555', 'at most two decimals'],
+    ['CUTOVER_READ_PERCENT', ' 5', 'a number from 0 to 100'],
+    ['CUTOVER_READ_PERCENT', '0x10', 'a number from 0 to 100'],
+    ['CUTOVER_READ_PERCENT', '1e1', 'a number from 0 to 100'],
+    ['CUTOVER_COMPARE_SAMPLE', '', 'a number from 0 to 1'],
+    ['CUTOVER_USERS_PHASE', 'shadow ', 'off, shadow'],
   ])('rejects %s=%s', (variable, value, allowed) => {
     const error = problemsOf(() => readEnvFlags(['users'], { [variable]: value }))
     expect(error.problems.map((p) => p.source)).toEqual([variable])
@@ -75,7 +81,18 @@ describe('env flags', () => {
     expect(error.message).toContain('CUTOVER_ORDER_ITEMS_')
   })
 
-  it('treats empty values as unset', () => {
-    expect(readEnvFlags(['users'], { CUTOVER_USERS_PHASE: '' }).get('users')?.phase).toBe('off')
+  it('accepts two decimals', () => {
+    expect(readEnvFlags(['users'], { CUTOVER_READ_PERCENT: '5.55' }).get('users')?.readPercent).toBe(5.55)
+  })
+
+  it('rejects a misspelt flag suffix, for a migration or globally, even where unknown migrations are allowed', () => {
+    for (const rejectUnknownMigrations of [true, false]) {
+      const error = problemsOf(() => readEnvFlags(['users'], { CUTOVER_USERS_READ_PERCNT: '5', CUTOVER_COMPARE_SAMPEL: '0.5' }, { rejectUnknownMigrations }))
+      expect(error.problems.map((p) => p.source).sort()).toEqual(['CUTOVER_COMPARE_SAMPEL', 'CUTOVER_USERS_READ_PERCNT'])
+      expect(error.message).toContain('did you mean CUTOVER_USERS_READ_PERCENT')
+      expect(error.message).toContain('did you mean CUTOVER_COMPARE_SAMPLE')
+    }
+    // Other tools' CUTOVER_* variables are left alone.
+    expect(readEnvFlags(['users'], { CUTOVER_TEST_OLD_URL: 'postgres://x', CUTOVER_BENCH_ROWS: '10' }).get('users')?.phase).toBe('off')
   })
 })

@@ -7,17 +7,20 @@ import {
   ConfigError,
   copy,
   copyForward,
+  type DeadLetter,
   defineMapper,
   drop,
   fieldMapper,
   join,
   MapperError,
+  MirrorQueue,
   rename,
   scale,
   split,
   withDefault,
 } from '../src/index.js'
 import { createTestDatabase, type TestDatabase } from '../../../test/setup/services.js'
+import { MemoryStore } from './memory-store.js'
 
 const OldUser = z.object({ user_id: z.number().int(), full_name: z.string().nullable(), email: z.string().email() })
 const NewUser = z.object({
@@ -90,6 +93,18 @@ describe('defineMapper', () => {
     expect(error.stage).toBe('mapping')
     expect(error.message).toContain('cannot parse timezone')
     expect(error.cause).toBeInstanceOf(Error)
+  })
+
+  it('names each unrecognized key of a strict schema in the error fields, with its path', () => {
+    const strict = defineMapper({
+      old: z.object({ id: z.string(), address: z.object({ city: z.string() }).strict() }).strict(),
+      new: z.object({ id: z.string() }),
+      forward: (o) => ({ id: o.id }),
+      backward: (n) => ({ id: n.id, address: { city: '' } }),
+    })
+    const error = mapperError(() => strict.forward({ id: 'a', nickname: 'x', address: { city: 'Oslo', zip: '0150' } }, { key: 'a' }))
+    expect(error.fields.sort()).toEqual(['address.zip', 'nickname'])
+    expect(error.message).toContain('nickname')
   })
 
   it('validates backward input against the new schema', () => {
@@ -242,5 +257,30 @@ describe('SQL expressions of field maps (PostgreSQL)', () => {
     await sql.raw(compatibilityViewSql(users.fieldMap!, { view: 'users_v1', table: 'users_new' })).execute(database.db)
     const rows = await database.db.selectFrom('users_v1').selectAll().orderBy('user_id').execute()
     expect(rows).toEqual(fixtures)
+  })
+})
+
+describe('unrecognized keys reach dead letters', () => {
+  it("a mirrored record with a field the strict old schema does not know is dead-lettered naming that field", async () => {
+    const strict = defineMapper({
+      old: z.object({ id: z.number(), name: z.string() }).strict(),
+      new: z.object({ id: z.number(), name: z.string() }),
+      forward: (o) => o,
+      backward: (n) => n,
+    })
+    const entries: DeadLetter[] = []
+    const queue = new MirrorQueue({
+      migration: 'things',
+      direction: 'old-to-new',
+      source: new MemoryStore('old', 'id', [{ id: 1, name: 'a', nickname: 'x' }]),
+      target: new MemoryStore('new', 'id'),
+      translate: (record, key) => strict.forward(record, { key, migration: 'things' }),
+      deadLetters: { write: async (written) => void entries.push(...written) },
+      recheckDelayMs: false,
+      lingerMs: 0,
+    })
+    queue.enqueue({ key: 1, op: 'upsert' })
+    await queue.drain()
+    expect(entries).toMatchObject([{ key: '1', reasonCode: 'MAPPER_REJECTED', fields: ['nickname'] }])
   })
 })

@@ -151,7 +151,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
   },
 }
 
-const OPTION_TABLE: OptionTable = {
+export const OPTION_TABLE: OptionTable = {
   global: GLOBAL_OPTIONS,
   commands: Object.fromEntries(Object.entries(COMMANDS).map(([name, spec]) => [name, spec.options])),
 }

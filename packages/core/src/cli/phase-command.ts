@@ -1,7 +1,8 @@
 import { PhaseGateError } from '../model/errors.js'
 import { createCutover } from '../runtime/cutover.js'
 import { isPhase, PHASES } from '../model/phase.js'
-import { numberFlag, stringFlag, UsageError } from './args.js'
+import { parseSettingText } from '../model/settings.js'
+import { type ParsedArgs, stringFlag, UsageError } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
 
 /**
@@ -13,8 +14,8 @@ export async function phaseCommand(context: CommandContext): Promise<number> {
   const migration = migrationArgument(context)
   const target = context.args.positionals[2]
   if (target !== undefined && !isPhase(target)) throw new UsageError(`unknown phase "${target}"; phases: ${PHASES.join(', ')}`)
-  const readPercent = numberFlag(context.args, 'read-percent')
-  const compareSample = numberFlag(context.args, 'compare-sample')
+  const readPercent = settingFlag(context.args, 'read-percent', 'readPercent')
+  const compareSample = settingFlag(context.args, 'compare-sample', 'compareSample')
   const reason = stringFlag(context.args, 'reason')
   // An engine of its own with no polling: it reads the current state, checks the transition and
   // writes the new one; the application's processes pick it up on their next poll.
@@ -54,4 +55,13 @@ export async function phaseCommand(context: CommandContext): Promise<number> {
 
 function describe(state: { phase: string; readPercent: number; compareSample: number }): string {
   return `${state.phase} (reads on new ${state.readPercent}%, compare sample ${state.compareSample})`
+}
+
+/** A setting given as an option, through the validation env flags and `setPhase` use. */
+function settingFlag(args: ParsedArgs, flag: string, setting: 'readPercent' | 'compareSample'): number | undefined {
+  const text = stringFlag(args, flag)
+  if (text === undefined) return undefined
+  const parsed = parseSettingText(setting, text)
+  if (!parsed.ok) throw new UsageError(`--${flag} ${JSON.stringify(text)} is not valid; ${parsed.message}`)
+  return parsed.value
 }

@@ -76,6 +76,15 @@ function translate(
   return output.data
 }
 
+/**
+ * zod's issues as field paths. An "unrecognized keys" issue is reported at the object holding the
+ * keys (the root for a top-level field); it becomes one issue per key, at that key's own path, so a
+ * dead letter's or a quarantine entry's `fields` name the field to remove or to declare.
+ */
 export function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }))
+  return error.issues.flatMap((issue) => {
+    const at = issue.path.map(String)
+    if (issue.code !== 'unrecognized_keys') return [{ path: at.join('.'), message: issue.message }]
+    return issue.keys.map((key) => ({ path: [...at, key].join('.'), message: `unrecognized key "${key}"` }))
+  })
 }

@@ -42,6 +42,17 @@ export interface MigrationDefinition<Old extends Row = Row, New extends Row = Ro
    * `false` lets every legal move through ungated: for tests and demos, not for production.
    */
   readonly gates?: GateOverrides | false
+  /**
+   * Read-your-writes in `ramp`: a read of keys this process changed, whose change the mirror has
+   * not applied yet, goes to the old store (`read.fresh_fallback`). With `waitMs`, plugins that
+   * call `awaitReadSide` first wait up to that long for the apply and stay on the new store.
+   */
+  readonly freshness?: { readonly waitMs?: number }
+  /**
+   * Fields of the old store deliberately left behind. Any other field the old store holds but the
+   * old schema does not name is a start-up error, since it would be dropped without a word.
+   */
+  readonly droppedColumns?: readonly string[]
 }
 
 export interface Migration<Old extends Row = Row, New extends Row = Row> extends MigrationDefinition<Old, New> {
@@ -106,6 +117,8 @@ const definitionSchema = z.object({
       ),
     ).strict()])
     .optional(),
+  droppedColumns: z.array(z.string().min(1)).optional(),
+  freshness: z.object({ waitMs: z.number().int().nonnegative().max(10_000).optional() }).strict().optional(),
 })
 
 /** Validates a migration definition at start-up; every problem is reported at once as a `ConfigError`. */

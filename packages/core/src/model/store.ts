@@ -4,6 +4,11 @@ export type Row = Record<string, unknown>
 /** A record key: a PostgreSQL integer/text/uuid, a MongoDB ObjectId as hex, … */
 export type KeyValue = string | number | bigint
 
+/** Whether a value can be a key: a plugin may hand over `null` or `undefined` from unusual documents. */
+export function isKeyValue(value: unknown): value is KeyValue {
+  return typeof value === 'string' || typeof value === 'bigint' || (typeof value === 'number' && Number.isFinite(value))
+}
+
 /** The text form of a key, used to match records across stores (`5`, `"5"` and `5n` are one key). */
 export function keyString(key: KeyValue): string {
   return typeof key === 'string' ? key : key.toString()
@@ -28,6 +33,21 @@ export interface WriteResult {
 }
 
 /**
+ * What a store is, as read from its database at start-up (a table's catalog, a model's schema), so
+ * that a wrong table or key name fails there and not at the first mirrored write.
+ */
+export interface StoreShape {
+  /** Whether the table or collection exists. */
+  readonly exists: boolean
+  /** Whether `keyField` is a column (a schema path). */
+  readonly keyExists: boolean
+  /** Whether the key is enforced unique (primary key, unique index; `_id`); undefined when unknown. */
+  readonly keyUnique: boolean | undefined
+  /** The fields the store holds (columns, top-level schema paths), when it knows them. */
+  readonly fields: readonly string[] | undefined
+}
+
+/**
  * One side of a migration, as the core sees it. The plugins implement it for a Kysely table and a
  * Mongoose model; every job (mirror, backfill, verify, reconcile) talks to stores only through it.
  */
@@ -49,4 +69,6 @@ export interface Store<R extends Row = Row> {
    * see instead.
    */
   setReadOnly?(migration: string, from: Date | undefined): Promise<void>
+  /** Optional: what the store is, for the start-up checks (`createCutover`, phase changes). */
+  describe?(): Promise<StoreShape>
 }

@@ -1,24 +1,24 @@
 import type { Kysely } from 'kysely'
 import { AuditLog } from '../control/audit-log.js'
-import { compareRecords, type Difference } from '../model/compare.js'
-import { type CutoverContext, currentCutoverContext } from './context.js'
 import { ensureSchema } from '../control/control-schema.js'
 import { DeadLetterTable, type DeadLetterSink } from '../control/dead-letters.js'
 import { type MigrationFlags, readEnvFlags } from './env-flags.js'
-import { ConfigError, MapperError, WriteRejectedError } from '../model/errors.js'
-import { HealthGuard } from './guard.js'
+import { ConfigError, type ConfigProblem } from '../model/errors.js'
+import { checkSetting, parseSettingText, type SettingName } from '../model/settings.js'
 import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
-import { type ChangeEvent, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
-import { RepeatedWarning } from '../observe/repeated-warning.js'
-import { assertTransition, COMPLETE_IN_REVERT_WINDOW, isPhase, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
-import { revertWindowOpen, SafetyNets, type SafetyNetState } from '../control/safety-net.js'
+import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
+import { checkStores, sidesCheckedFor } from './store-checks.js'
+import type { MirrorCloseReport } from './mirror-queue.js'
+import { assertTransition, type Phase } from '../model/phase.js'
+import { describeError, neverThrowing } from './background.js'
+import { SafetyNets, type SafetyNetState } from '../control/safety-net.js'
 import { SignalHistory } from '../control/signal-history.js'
 import { afterMove, checkMove, type GateOverride, releaseOldStore } from './phase-move.js'
 import { DEFAULT_SIGNAL_INTERVAL_MS, SignalRecorder } from './signal-recorder.js'
-import { rampReadSide } from '../model/routing.js'
-import { type KeyValue, keyString, type Row } from '../model/store.js'
+
+export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
 
 export interface CutoverOptions {
   readonly migrations: readonly Migration<any, any>[]
@@ -45,34 +45,18 @@ export interface CutoverOptions {
   readonly signalIntervalMs?: number | false
 }
 
+/** What `Cutover.close` left undone, per mirror queue. */
+export interface CloseReport {
+  /** True when every queue drained before the deadline. */
+  readonly complete: boolean
+  readonly queues: readonly MirrorCloseReport[]
+}
+
 /** What a phase change sets. `force` moves past unmet gates and needs a `reason`. */
 export interface PhaseChange extends GateOverride {
   readonly actor: string
   readonly readPercent?: number
   readonly compareSample?: number
-}
-
-/** About a compared read, for reports and for telling mirror lag from mismatches. */
-export interface ReadComparisonDetail {
-  readonly query?: string
-  /**
-   * `performance.now()` when the first of the two reads began: a key whose mirrored change was
-   * applied after it, or is still under way, is settling, not different. Default: the last second.
-   */
-  readonly since?: number
-}
-
-/** The result of comparing one read's rows between the stores, by key. */
-export interface ReadComparison {
-  readonly equal: boolean
-  readonly missingInNew: readonly string[]
-  readonly missingInOld: readonly string[]
-  readonly different: readonly { readonly key: string; readonly differences: readonly Difference[] }[]
-  /**
-   * Keys that differed while a mirrored change of theirs was queued, being applied or just applied:
-   * mirror lag, not a mismatch. Counted (`compare.settling`), not reported or fed to the guard.
-   */
-  readonly settling: readonly string[]
 }
 
 /** Start-up: validates env flags, creates the control schema, loads run-time overrides. */
@@ -91,9 +75,29 @@ export async function createCutover(options: CutoverOptions): Promise<Cutover> {
   if (options.control) await ensureSchema(options.control)
   const cutover = new Cutover(options, flags)
   await cutover.refresh()
+  await checkStoresAtStartUp(cutover)
   cutover.startPolling()
   cutover.startSignals()
   return cutover
+}
+
+/**
+ * Every store a migration's phase in force touches is described and checked (`store-checks.ts`);
+ * every problem of every migration is thrown at once as one `ConfigError`. A store that cannot be
+ * reached is logged and counted, not an error: the application must start while a new store is down.
+ */
+async function checkStoresAtStartUp(cutover: Cutover): Promise<void> {
+  const problems: ConfigProblem[] = []
+  for (const runtime of cutover.migrations) {
+    const result = await checkStores(runtime.migration, sidesCheckedFor(runtime.phase))
+    problems.push(...result.problems)
+    for (const { store, error } of result.unreachable) {
+      cutover.metrics.increment('store.describe_failed', { migration: runtime.name })
+      cutover.logger.warn('store could not be described at start-up; checked again before the next phase change', { migration: runtime.name, store, error })
+    }
+    if (runtime.phase === 'off') cutover.logger.warn('migration is off: nothing is mirrored yet; set CUTOVER_<NAME>_PHASE=shadow or run `cutover phase <name> shadow` to start', { migration: runtime.name })
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
 }
 
 /** The running engine: phase per migration, mirror queues, read routing and comparison, guards. */
@@ -106,12 +110,14 @@ export class Cutover {
   readonly #runtimes: Map<string, MigrationRuntime>
   #pollTimer: NodeJS.Timeout | undefined
   #signals: SignalRecorder | undefined
+  /** Set once start-up is done: from then on, phase changes read from the control table are checked first. */
+  #started = false
 
   /** @internal use `createCutover`. */
   constructor(options: CutoverOptions, flags: ReadonlyMap<string, MigrationFlags>) {
     this.#options = options
     this.metrics = options.metrics ?? new Metrics()
-    this.logger = options.logger ?? createJsonLogger()
+    this.logger = neverThrowing(options.logger ?? createJsonLogger())
     this.deadLetters = options.control ? new DeadLetterTable(options.control) : undefined
     this.audit = options.control ? new AuditLog(options.control) : undefined
     const sink = options.deadLetters ?? (this.deadLetters as DeadLetterSink)
@@ -144,28 +150,49 @@ export class Cutover {
     for (const net of nets) this.#runtimes.get(net.migration)?.applySafetyNet(net)
     for (const runtime of this.#runtimes.values()) {
       const row = byName.get(runtime.name)
-      if (row && !isPhase(row.phase)) {
-        this.logger.error('control table holds an unknown phase; ignoring it', { migration: runtime.name, phase: row.phase })
+      const read = row ? controlRowSettings(row) : { ok: true as const, settings: undefined }
+      if (!read.ok) {
+        // Another process (or a hand-written UPDATE) stored what this one would never accept:
+        // keep the settings in force rather than run on a value nobody validated.
+        this.metrics.increment('control.setting_refused', { migration: runtime.name })
+        this.logger.error('control table holds invalid settings; keeping the ones in force', { migration: runtime.name, problems: read.problems })
         continue
       }
-      runtime.applyOverride(
-        row
-          ? {
-              phase: row.phase as Phase,
-              readPercent: row.read_percent === null ? undefined : Number(row.read_percent),
-              compareSample: row.compare_sample === null ? undefined : Number(row.compare_sample),
-            }
-          : undefined,
-      )
+      if (this.#started && read.settings?.phase !== undefined && read.settings.phase !== runtime.configuredPhase && !(await this.#phaseChangeAllowed(runtime, read.settings.phase))) continue
+      runtime.applyOverride(read.settings)
     }
+  }
+
+  /**
+   * The store checks of start-up, run before a phase change from the control table takes effect
+   * here: a change this process's stores would fail (wrong table or key, or unreachable) is refused
+   * in this process, which keeps its phase, logs it and counts `control.phase_refused`; the next
+   * poll tries again.
+   */
+  async #phaseChangeAllowed(runtime: MigrationRuntime, phase: Phase): Promise<boolean> {
+    const result = await checkStores(runtime.migration, sidesCheckedFor(phase))
+    if (result.problems.length === 0 && result.unreachable.length === 0) return true
+    this.metrics.increment('control.phase_refused', { migration: runtime.name, phase })
+    this.logger.error('phase change from the control table refused in this process: its stores fail the start-up checks', {
+      migration: runtime.name,
+      from: runtime.configuredPhase,
+      to: phase,
+      problems: result.problems.map((problem) => problem.message),
+      unreachable: result.unreachable,
+    })
+    return false
   }
 
   /** @internal */
   startPolling(): void {
+    this.#started = true
     const interval = this.#options.pollIntervalMs ?? 5_000
     if (interval === false || !this.#options.control) return
     this.#pollTimer = setInterval(() => {
-      this.refresh().catch((error: unknown) => this.logger.warn('control table refresh failed', { error }))
+      this.refresh().catch((error: unknown) => {
+        this.metrics.increment('control.refresh_failed')
+        this.logger.warn('control table refresh failed; keeping the settings in force', { error: describeError(error) })
+      })
     }, interval)
     this.#pollTimer.unref?.()
   }
@@ -193,6 +220,8 @@ export class Cutover {
    */
   async setPhase(name: string, phase: Phase, change: PhaseChange): Promise<void> {
     const runtime = this.migration(name)
+    checkPhaseChange(name, phase, change)
+    await assertStoresFit(runtime, phase)
     const before = { phase: runtime.configuredPhase, readPercent: runtime.readPercent, compareSample: runtime.compareSample }
     assertTransition(name, before.phase, phase)
     const db = this.#options.control
@@ -284,6 +313,7 @@ export class Cutover {
       }
     }
     await runtime.drain()
+    if (stillFailing === 0) for (const direction of ['old-to-new', 'new-to-old'] as const) runtime.queue(direction).forgetUnreplayed()
     await this.audit?.append({ actor: options.actor ?? 'cutover:replay', migration: name, action: 'dead_letter_replay', details: { replayed, stillFailing } })
     return { replayed, stillFailing }
   }
@@ -292,290 +322,57 @@ export class Cutover {
     await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.drain()))
   }
 
-  /** Drains every queue and stops polling. */
-  async close(): Promise<void> {
+  /**
+   * Stops polling and closes every mirror queue, waiting at most `timeoutMs` (default 10 s) for
+   * them to drain. Resolves (never rejects) with what the deadline left undone: keys not applied,
+   * re-checks not run, dead letters not written. Those are left to reconciliation.
+   */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<CloseReport> {
     if (this.#pollTimer) clearInterval(this.#pollTimer)
-    await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close()))
+    this.#pollTimer = undefined
+    const queues = (await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close(options)))).flat()
     await this.#signals?.stop()
+    return { complete: queues.every((queue) => queue.complete), queues }
   }
 }
 
-export const GUARD_ACTOR = 'cutover:guard'
-
-/** One migration inside a running `Cutover`: what plugins ask on every query. */
-export class MigrationRuntime {
-  readonly name: string
-  readonly migration: Migration<any, any>
-  readonly #cutover: Cutover
-  readonly #flags: MigrationFlags
-  #override: Partial<MigrationFlags> | undefined
-  readonly #queues: Record<MirrorDirection, MirrorQueue>
-  readonly #guard: HealthGuard | undefined
-  readonly #random: () => number
-  /** Set when the guard rolled back locally; holds the phase it rolled back from. */
-  #trippedFrom: Phase | undefined
-  /** The safety net after `complete`, as last read from the control table. */
-  #safetyNet: SafetyNetState | undefined
-  readonly #staleSideWarning: RepeatedWarning
-  readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
-
-  constructor(cutover: Cutover, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
-    this.#cutover = cutover
-    this.#staleSideWarning = new RepeatedWarning(cutover.logger, 'write reached the old store after cutover; mirrored forward')
-    this.migration = migration
-    this.name = migration.name
-    this.#flags = flags
-    this.#random = random
-    this.#guard = migration.guards ? new HealthGuard(migration.guards) : undefined
-    const mapper = migration.mapper
-    const common = {
-      migration: migration.name,
-      deadLetters,
-      metrics: cutover.metrics,
-      logger: cutover.logger,
-      ...(migration.compare ? { compare: migration.compare } : {}),
-      ...migration.mirror,
-    }
-    this.#queues = {
-      'old-to-new': new MirrorQueue({
-        ...common,
-        direction: 'old-to-new',
-        source: migration.old,
-        target: migration.new,
-        translate: (record, key) => mapper.forward(record, { key, migration: migration.name }),
-        ...(migration.version?.new ? { versionField: migration.version.new } : {}),
-      }),
-      'new-to-old': new MirrorQueue({
-        ...common,
-        direction: 'new-to-old',
-        source: migration.new,
-        target: migration.old,
-        translate: (record, key) => mapper.backward(record, { key, migration: migration.name }),
-        ...(migration.version?.old ? { versionField: migration.version.old } : {}),
-      }),
-    }
+/** Refuses a phase change whose settings the env flags or the control table would refuse. */
+function checkPhaseChange(name: string, phase: Phase, change: PhaseChange): void {
+  const given: Partial<Record<SettingName, unknown>> = { phase }
+  if (change.readPercent !== undefined) given.readPercent = change.readPercent
+  if (change.compareSample !== undefined) given.compareSample = change.compareSample
+  const problems: ConfigProblem[] = []
+  for (const [setting, value] of Object.entries(given) as [SettingName, unknown][]) {
+    const checked = checkSetting(setting, value)
+    if (!checked.ok) problems.push({ source: `setPhase(${JSON.stringify(name)}).${setting}`, value, message: `${setting} ${JSON.stringify(value)} for migration "${name}" is not valid; ${checked.message}` })
   }
+  if (problems.length > 0) throw new ConfigError(problems)
+}
 
-  /** The engine's logger, for plugins reporting about this migration. */
-  get logger(): Logger {
-    return this.#cutover.logger
-  }
+type ControlRowRead = { readonly ok: true; readonly settings: Partial<MigrationFlags> } | { readonly ok: false; readonly problems: readonly string[] }
 
-  get metrics(): Metrics {
-    return this.#cutover.metrics
+/** A `cutover.migration_state` row through the settings' validation (`numeric` columns arrive as text). */
+function controlRowSettings(row: Record<string, unknown>): ControlRowRead {
+  const settings: { -readonly [N in SettingName]?: MigrationFlags[N] } = {}
+  const problems: string[] = []
+  const columns = { phase: row.phase, readPercent: row.read_percent, compareSample: row.compare_sample } satisfies Record<SettingName, unknown>
+  for (const [setting, value] of Object.entries(columns) as [SettingName, unknown][]) {
+    if (value === null || value === undefined) continue
+    const checked = typeof value === 'string' && setting !== 'phase' ? parseSettingText(setting, value) : checkSetting(setting, value)
+    if (checked.ok) (settings as Record<string, unknown>)[setting] = checked.value
+    else problems.push(`${setting} ${JSON.stringify(value)}: ${checked.message}`)
   }
+  if (settings.phase === undefined && problems.length === 0) problems.push('no phase')
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, settings }
+}
 
-  /** The phase in force in this process. */
-  get phase(): Phase {
-    return this.#trippedFrom !== undefined ? 'rollback' : this.configuredPhase
-  }
-
-  /** The phase env flags and the control table set (the guard may have rolled back locally). */
-  get configuredPhase(): Phase {
-    return this.#override?.phase ?? this.#flags.phase
-  }
-
-  get behavior(): PhaseBehavior {
-    const phase = this.phase
-    return phase === 'complete' && revertWindowOpen(this.#safetyNet) ? COMPLETE_IN_REVERT_WINDOW : PHASE_BEHAVIOR[phase]
-  }
-
-  /** @internal called by `Cutover` with the migration's safety net (undefined: none). */
-  applySafetyNet(net: SafetyNetState | undefined): void {
-    this.#safetyNet = net
-  }
-
-  get readPercent(): number {
-    return this.#override?.readPercent ?? this.#flags.readPercent
-  }
-
-  get compareSample(): number {
-    return this.#override?.compareSample ?? this.#flags.compareSample
-  }
-
-  /** @internal called by `Cutover` when env flags are overridden from the control table. */
-  applyOverride(override: Partial<MigrationFlags> | undefined): void {
-    const before = this.phase
-    this.#override = override
-    // A local guard rollback lasts until the configured phase moves (to `rollback` through the
-    // control table, or anywhere an operator sends it).
-    if (this.#trippedFrom !== undefined && this.configuredPhase !== this.#trippedFrom) this.#trippedFrom = undefined
-    if (before !== this.phase) {
-      this.#guard?.reset()
-      this.#cutover.logger.info('phase now in force', { migration: this.name, from: before, to: this.phase })
-    }
-  }
-
-  /** Which store serves a read now, for the request context. */
-  readSide(context: CutoverContext = currentCutoverContext()): Side {
-    const reads = this.behavior.reads
-    return reads === 'split' ? rampReadSide(this.readPercent, context, this.migration.routing) : reads
-  }
-
-  /**
-   * Which store serves a read of `keys` (undefined: the read is not by key, e.g. a scan or a
-   * filter), with read-your-writes: a read that would be served from the new store while a change
-   * this process handed to the old → new mirror is not applied yet (of one of `keys`, or of any key
-   * when they are not known) is served from the old store instead, and counted as
-   * `read.fresh_fallback`.
-   */
-  readSideFor(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Side {
-    const side = this.readSide(context)
-    if (side !== 'new' || this.behavior.authoritative !== 'old') return side
-    const queue = this.#queues['old-to-new']
-    const stale = keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
-    if (!stale) return side
-    this.#cutover.metrics.increment('read.fresh_fallback', { migration: this.name })
-    return 'old'
-  }
-
-  /** Whether this read should also be run on the other store and compared (sampled). */
-  sampleComparison(): boolean {
-    return this.behavior.compareReads && this.compareSample > 0 && this.#random() < this.compareSample
-  }
-
-  /**
-   * Decides what to do with a write that reached `side`: `apply` it (and mirror it if the phase
-   * mirrors from that side), or throw `WriteRejectedError` if the side is no longer authoritative
-   * and the policy is strict.
-   */
-  checkWrite(side: Side, target: string, key?: KeyValue): void {
-    const behavior = this.behavior
-    // After `complete` the old store is the archive of the move: no policy lets a write reach it.
-    const permissive = this.migration.staleSideWrites === 'permissive' && this.phase !== 'complete'
-    if (side === behavior.authoritative || side === 'new' || permissive) return
-    throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
-  }
-
-  /**
-   * Hands a committed write on `side` to the mirror, if the phase mirrors from that side. Returns
-   * at once; the write happens off the request path.
-   */
-  recordWrite(side: Side, event: ChangeEvent): void {
-    const mirror = this.behavior.mirror
-    const direction: MirrorDirection | undefined =
-      mirror === 'old-to-new' && side === 'old'
-        ? 'old-to-new'
-        : mirror === 'new-to-old' && side === 'new'
-          ? 'new-to-old'
-          : side === 'old' && this.behavior.authoritative === 'new' && this.migration.staleSideWrites === 'permissive'
-            ? 'old-to-new'
-            : undefined
-    if (side === 'old' && this.behavior.authoritative === 'new') {
-      this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: keyString(event.key) })
-      this.#cutover.metrics.increment('write.stale_side', { migration: this.name })
-    }
-    if (!direction) return
-    this.#queues[direction].enqueue(event)
-  }
-
-  /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */
-  recordUnmirrored(target: string, detail: string): void {
-    this.#cutover.metrics.increment('write.unmirrored', { migration: this.name, target })
-    let warning = this.#unmirroredWarnings.get(target)
-    if (!warning) {
-      warning = new RepeatedWarning(this.#cutover.logger, 'write not mirrored: its keys could not be attributed')
-      this.#unmirroredWarnings.set(target, warning)
-    }
-    warning.warn({ migration: this.name, target, detail })
-  }
-
-  queue(direction: MirrorDirection): MirrorQueue {
-    return this.#queues[direction]
-  }
-
-  /** Records a read outcome on one side (metrics, guards). */
-  recordRead(side: Side, ok: boolean, latencyMs: number): void {
-    const labels = { migration: this.name, side }
-    this.#cutover.metrics.observe('read.latency_ms', latencyMs, labels)
-    this.#cutover.metrics.increment(ok ? 'read.ok' : 'read.error', labels)
-    this.#guard?.record({ kind: 'read', side, ok, latencyMs })
-    this.#checkGuard()
-  }
-
-  /**
-   * Compares the rows one read returned from the old store (old shape) with those from the new store
-   * (new shape), by key: old rows go through the mapper first. Mismatches are counted and logged with
-   * key and field paths; values of sensitive fields never appear.
-   */
-  compareRead(oldRows: readonly Row[], newRows: readonly Row[], detail: ReadComparisonDetail = {}): ReadComparison {
-    const { key, mapper, compare } = this.migration
-    const expected = new Map<string, Row>()
-    const different: { key: string; differences: Difference[] }[] = []
-    for (const row of oldRows) {
-      const id = keyString(row[key.old] as KeyValue)
-      try {
-        expected.set(id, mapper.forward(row, { key: id, migration: this.name }))
-      } catch (error) {
-        if (!(error instanceof MapperError)) throw error
-        different.push({ key: id, differences: error.issues.map((issue) => ({ path: issue.path, kind: 'changed' as const })) })
-      }
-    }
-    const actual = new Map(newRows.map((row) => [keyString(row[key.new] as KeyValue), row]))
-    const rejected = new Set(different.map((d) => d.key))
-    const settling: string[] = []
-    // Only keys that differ are asked about: the check is cheap, but most keys are equal.
-    const settled = (id: string) => {
-      if (!this.#queues['old-to-new'].isSettling(id, detail.since) && !this.#queues['new-to-old'].isSettling(id, detail.since)) return true
-      settling.push(id)
-      return false
-    }
-    const missingInNew = [...expected.keys()].filter((id) => !actual.has(id) && settled(id))
-    const missingInOld = [...actual.keys()].filter((id) => !expected.has(id) && !rejected.has(id) && settled(id))
-    for (const [id, record] of expected) {
-      const candidate = actual.get(id)
-      if (!candidate) continue
-      // Compare the fields the mapper produces; the new table may hold more (audit columns).
-      const projected = Object.fromEntries(Object.keys(record).map((field) => [field, candidate[field]]))
-      const result = compareRecords(record, projected, compare)
-      if (!result.equal && settled(id)) different.push({ key: id, differences: [...result.differences] })
-    }
-    if (settling.length > 0) this.#cutover.metrics.increment('compare.settling', { migration: this.name }, settling.length)
-    const equal = missingInNew.length === 0 && missingInOld.length === 0 && different.length === 0
-    this.#recordComparison(equal, () => ({
-      query: detail.query,
-      missingInNew,
-      missingInOld,
-      different: different.map((d) => ({ key: d.key, fields: d.differences })),
-    }))
-    return { equal, missingInNew, missingInOld, different, settling }
-  }
-
-  /** Compares a count (e.g. `countDocuments`) from both stores; counted and guarded like `compareRead`. */
-  compareCount(oldCount: number, newCount: number, detail: { query?: string } = {}): boolean {
-    const equal = oldCount === newCount
-    this.#recordComparison(equal, () => ({ query: detail.query, oldCount, newCount }))
-    return equal
-  }
-
-  #recordComparison(equal: boolean, mismatch: () => Record<string, unknown>): void {
-    this.#cutover.metrics.increment(equal ? 'compare.equal' : 'compare.mismatch', { migration: this.name })
-    if (!equal) this.#cutover.logger.warn('read mismatch between old and new store', { migration: this.name, ...mismatch() })
-    this.#guard?.record({ kind: 'comparison', equal })
-    this.#checkGuard()
-  }
-
-  #checkGuard(): void {
-    if (!this.#guard || this.#trippedFrom !== undefined) return
-    const from = this.phase
-    if (from !== 'ramp' && from !== 'cutover') return
-    const verdict = this.#guard.verdict()
-    if (!verdict.trip) return
-    // Stop using the new store in this process at once; then tell the fleet through the control table.
-    this.#trippedFrom = from
-    this.#guard.reset()
-    this.#cutover.logger.error('guard tripped; rolling back', { migration: this.name, from, reason: verdict.reason, observed: verdict.observed })
-    this.#cutover.metrics.increment('guard.rollback', { migration: this.name })
-    this.#cutover.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard' }).catch((error: unknown) => {
-      this.#cutover.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, error })
-    })
-  }
-
-  async drain(): Promise<void> {
-    await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain()])
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([this.#queues['old-to-new'].close(), this.#queues['new-to-old'].close()])
-  }
+/** Refuses a phase change (in `setPhase`, so also the CLI) that the stores it touches would fail. */
+async function assertStoresFit(runtime: MigrationRuntime, phase: Phase): Promise<void> {
+  const result = await checkStores(runtime.migration, sidesCheckedFor(phase))
+  const unreachable = result.unreachable.map(({ side, store, error }) => ({
+    source: `migration "${runtime.name}" ${side} store ${store}`,
+    value: store,
+    message: `migration "${runtime.name}" ${side} store ${store} could not be checked before moving to ${phase}: ${error}`,
+  }))
+  if (result.problems.length + unreachable.length > 0) throw new ConfigError([...result.problems, ...unreachable])
 }

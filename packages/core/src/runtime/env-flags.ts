@@ -1,6 +1,6 @@
-import { z } from 'zod'
 import { ConfigError, type ConfigProblem } from '../model/errors.js'
-import { PHASES, type Phase } from '../model/phase.js'
+import type { Phase } from '../model/phase.js'
+import { parseSettingText, SETTING_ALLOWED } from '../model/settings.js'
 
 /** The settings env flags give one migration. Run-time control (the control table) may override them. */
 export interface MigrationFlags {
@@ -13,19 +13,12 @@ export interface MigrationFlags {
 
 export const DEFAULT_FLAGS: MigrationFlags = Object.freeze({ phase: 'off', readPercent: 0, compareSample: 0.1 })
 
-const FLAG_SCHEMAS = {
-  PHASE: z.enum(PHASES),
-  READ_PERCENT: z.coerce.number().min(0).max(100),
-  COMPARE_SAMPLE: z.coerce.number().min(0).max(1),
-} as const
+/** The env flag suffixes and the setting each one sets: `CUTOVER_<SUFFIX>`, `CUTOVER_<NAME>_<SUFFIX>`. */
+const FLAG_SETTINGS = Object.freeze({ PHASE: 'phase', READ_PERCENT: 'readPercent', COMPARE_SAMPLE: 'compareSample' } as const)
 
-type FlagName = keyof typeof FLAG_SCHEMAS
+type FlagName = keyof typeof FLAG_SETTINGS
 
-const ALLOWED: Readonly<Record<FlagName, string>> = {
-  PHASE: PHASES.join(', '),
-  READ_PERCENT: 'a number from 0 to 100',
-  COMPARE_SAMPLE: 'a number from 0 to 1',
-}
+const FLAG_NAMES = Object.keys(FLAG_SETTINGS) as FlagName[]
 
 /** `userProfiles` → `USER_PROFILES`, `users-v2` → `USERS_V2`: the NAME in `CUTOVER_<NAME>_PHASE`. */
 export function envName(migration: string): string {
@@ -50,13 +43,15 @@ export function readEnvFlags(
 
   const read = (variable: string, flag: FlagName): unknown => {
     const raw = env[variable]
-    if (raw === undefined || raw.trim() === '') return undefined
-    const parsed = FLAG_SCHEMAS[flag].safeParse(raw.trim())
-    if (parsed.success) return parsed.data
+    if (raw === undefined) return undefined
+    // The same validation as setPhase, the CLI and the control table: an empty or padded value is
+    // refused too, since it is as likely a mistake as a typo.
+    const parsed = parseSettingText(FLAG_SETTINGS[flag], raw)
+    if (parsed.ok) return parsed.value
     problems.push({
       source: variable,
       value: raw,
-      message: `${variable}=${JSON.stringify(raw)} is not valid; allowed: ${ALLOWED[flag]}`,
+      message: `${variable}=${JSON.stringify(raw)} is not valid; allowed: ${SETTING_ALLOWED[FLAG_SETTINGS[flag]]}`,
     })
     return undefined
   }
@@ -94,21 +89,55 @@ export function readEnvFlags(
     )
   }
 
-  // A per-migration flag that names no migration is almost always a typo (CUTOVER_USER_PHASE for
-  // migration "users"); silently ignoring it would leave the fleet in the wrong phase. Processes
-  // that share one environment with other services turn this off with `rejectUnknownMigrations: false`.
-  for (const variable of options.rejectUnknownMigrations === false ? [] : Object.keys(env)) {
-    const match = /^CUTOVER_(.+)_(PHASE|READ_PERCENT|COMPARE_SAMPLE)$/.exec(variable)
-    if (!match || match[1] === undefined) continue
-    if (!byName.has(match[1])) {
-      problems.push({
-        source: variable,
-        value: env[variable],
-        message: `${variable} names no migration; known: ${[...byName.keys()].map((n) => `CUTOVER_${n}_${match[2]}`).join(', ') || '(none)'}`,
-      })
-    }
-  }
-
+  problems.push(...unknownFlags(env, [...byName.keys()], options.rejectUnknownMigrations !== false))
   if (problems.length > 0) throw new ConfigError(problems)
   return result
+}
+
+/**
+ * `CUTOVER_*` variables that look meant for Cutover but set nothing: a misspelled suffix
+ * (`CUTOVER_USERS_READ_PERCNT`, `CUTOVER_READ_PERCNT`) is always an error, since it would leave the
+ * setting at its default without a word. A per-migration flag naming no migration
+ * (`CUTOVER_USER_PHASE` for migration "users") is one too, unless `unknownMigrations` is off for
+ * processes that share one environment with other services.
+ */
+function unknownFlags(env: Readonly<Record<string, string | undefined>>, names: readonly string[], unknownMigrations: boolean): ConfigProblem[] {
+  const known = new Set([...FLAG_NAMES.map((flag) => `CUTOVER_${flag}`), ...names.flatMap((name) => FLAG_NAMES.map((flag) => `CUTOVER_${name}_${flag}`))])
+  const problems: ConfigProblem[] = []
+  for (const variable of Object.keys(env)) {
+    if (!variable.startsWith('CUTOVER_') || known.has(variable)) continue
+    const message = misspelledSuffix(variable, names) ?? (unknownMigrations ? unknownMigration(variable, names) : undefined)
+    if (message !== undefined) problems.push({ source: variable, value: env[variable], message })
+  }
+  return problems
+}
+
+function misspelledSuffix(variable: string, names: readonly string[]): string | undefined {
+  const name = names.filter((n) => variable.startsWith(`CUTOVER_${n}_`)).sort((a, b) => b.length - a.length)[0]
+  const prefix = name === undefined ? 'CUTOVER_' : `CUTOVER_${name}_`
+  const suffix = variable.slice(prefix.length)
+  // Under a migration's prefix every suffix is ours; a global one only when it is close to a flag.
+  const nearest = FLAG_NAMES.map((flag) => ({ flag, distance: editDistance(suffix, flag) })).sort((a, b) => a.distance - b.distance)[0]
+  if (nearest === undefined || (name === undefined && nearest.distance > 2)) return undefined
+  if (name !== undefined && FLAG_NAMES.some((flag) => suffix.endsWith(`_${flag}`)) && nearest.distance > 2) return undefined
+  return `${variable} is not a Cutover flag; did you mean ${prefix}${nearest.flag}? (flags: ${FLAG_NAMES.map((flag) => prefix + flag).join(', ')})`
+}
+
+function unknownMigration(variable: string, names: readonly string[]): string | undefined {
+  const match = /^CUTOVER_(.+)_(PHASE|READ_PERCENT|COMPARE_SAMPLE)$/.exec(variable)
+  if (!match) return undefined
+  return `${variable} names no migration; known: ${names.map((n) => `CUTOVER_${n}_${match[2]}`).join(', ') || '(none)'}`
+}
+
+/** Levenshtein distance, for telling a typo from another tool's variable. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length] as number
 }

@@ -1,9 +1,15 @@
-import { compareRecords, type ComparisonRules } from '../model/compare.js'
-import type { DeadLetter, DeadLetterSink } from '../control/dead-letters.js'
-import { CutoverError, MapperError, StoreError } from '../model/errors.js'
+import type { ComparisonRules } from '../model/compare.js'
+import type { DeadLetterSink } from '../control/dead-letters.js'
+import { CutoverError } from '../model/errors.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
-import { type KeyValue, keyString, type Row, type Store, type WriteMode } from '../model/store.js'
+import { isKeyValue, type KeyValue, keyString, type Row, type Store } from '../model/store.js'
+import { describeError, finishesWithin, neverThrowing, sleep } from './background.js'
+import { DeadLetterBuffer } from './dead-letter-buffer.js'
+import { type ApplyOutcome, type BatchStores, mapForward, type PendingKey, readSource, type TargetWrites, writeTarget } from './mirror-batch.js'
+import { MirrorRecheck } from './mirror-recheck.js'
+
+export type { ApplyOutcome } from './mirror-batch.js'
 
 /** A committed write to mirror: which key changed, and its state after the write if known. */
 export interface ChangeEvent {
@@ -25,10 +31,19 @@ export interface ChangeEvent {
 
 export type MirrorDirection = 'old-to-new' | 'new-to-old'
 
-/** What became of one key. */
-export type ApplyOutcome =
-  | { readonly key: string; readonly status: 'applied' }
-  | { readonly key: string; readonly status: 'dead-lettered'; readonly reasonCode: string; readonly reason: string }
+/** What `close` left undone when its deadline came first (all empty when `complete`). */
+export interface MirrorCloseReport {
+  readonly migration: string
+  readonly direction: MirrorDirection
+  /** True when everything was applied, re-checked and dead-lettered durably before the deadline. */
+  readonly complete: boolean
+  /** Keys queued or in flight: their change may not be in the target. */
+  readonly unapplied: readonly string[]
+  /** Applied keys whose re-check did not run. */
+  readonly notRechecked: readonly string[]
+  /** Dead letters still in memory: the table was unreachable. */
+  readonly unflushedDeadLetters: readonly { readonly key: string; readonly reasonCode: string }[]
+}
 
 export interface RetryPolicy {
   readonly attempts: number
@@ -85,23 +100,9 @@ export interface MirrorQueueOptions {
   readonly logger?: Logger
 }
 
-interface PendingKey {
-  key: KeyValue
-  op: 'upsert' | 'delete'
-  postImage: Row | undefined
-  /** Whether `postImage` may be applied as it is (see `ChangeEvent.postImageExact`). */
-  exact: boolean
-  /** How many rechecks led here, to stop a key that never converges from looping. */
-  recheckGeneration: number
-  waiters: Array<(outcome: ApplyOutcome) => void>
-  /** False when the caller keeps its own record of failures (a replay updates the existing dead letter). */
-  deadLetterOnFailure: boolean
-  /** When the oldest unapplied change of this key was queued (`performance.now()`). */
-  queuedAt: number
-}
-
+/** How long `close` waits for the queue to drain when not told. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
-const MAX_RECHECK_GENERATIONS = 3
 /** How long applied keys are remembered for `isSettling`: longer than any compared read takes. */
 const SETTLE_MS = 1_000
 /**
@@ -122,7 +123,10 @@ const RECHECK_READ_SIZE = 1_000
  * - Bounded: at most `capacity` keys wait; beyond that the overflow policy applies. Coalescing means
  *   a hot key costs one slot however often it is written.
  * - Nothing lost silently: store failures are retried with exponential backoff, then dead-lettered
- *   with the reason; mapper rejections are dead-lettered at once (a retry cannot fix them).
+ *   with the reason (`DeadLetterBuffer`); mapper rejections are dead-lettered at once (a retry
+ *   cannot fix them). Applied keys are re-checked later (`MirrorRecheck`) when there is no version.
+ *
+ * One apply of a batch reads as `readSource → mapForward → writeTarget → settle` (`mirror-batch.ts`).
  */
 export class MirrorQueue {
   readonly migration: string
@@ -132,6 +136,7 @@ export class MirrorQueue {
   readonly #metrics: Metrics
   readonly #logger: Logger
   readonly #labels: Readonly<Record<string, string>>
+  readonly #stores: BatchStores
 
   readonly #pending = new Map<string, PendingKey>()
   readonly #inFlight = new Set<string>()
@@ -139,19 +144,26 @@ export class MirrorQueue {
   #activeBatches = 0
   #lingerTimer: NodeJS.Timeout | undefined
 
-  readonly #recheck = new Map<string, { key: KeyValue; generation: number }>()
-  #recheckTimer: NodeJS.Timeout | undefined
-  #recheckRunning: Promise<void> | undefined
-
-  #deadLetterBuffer: DeadLetter[] = []
-  #deadLetterFlush: Promise<void> | undefined
-  #deadLetterRetryTimer: NodeJS.Timeout | undefined
+  readonly #recheck: MirrorRecheck | undefined
+  readonly #deadLetters: DeadLetterBuffer
 
   /** Keys applied lately, by when (`performance.now()`), oldest first: see `isSettling`. */
   readonly #recentlyApplied = new Map<string, number>()
 
+  /**
+   * Keys whose change this queue dead-lettered and has not applied since: the target is stale for
+   * them until a replay (or a later change) applies them. Bounded; past the bound every key counts
+   * as stale (`#unreplayedOverflow`) until a replay finds nothing open.
+   */
+  readonly #unreplayed = new Set<string>()
+  #unreplayedOverflow = false
+  /** Called after every batch, for `whenApplied`. */
+  readonly #appliedWatchers = new Set<() => void>()
+
   #idleWaiters: Array<() => void> = []
   #closed = false
+  /** Set when `close` gave up waiting: no batch starts any more, and `drain` returns at once. */
+  #abandoned = false
 
   constructor(options: MirrorQueueOptions) {
     this.#options = options
@@ -159,8 +171,39 @@ export class MirrorQueue {
     this.direction = options.direction
     this.#retry = { ...DEFAULT_RETRY, ...options.retry }
     this.#metrics = options.metrics ?? new Metrics()
-    this.#logger = options.logger ?? silentLogger
+    this.#logger = neverThrowing(options.logger ?? silentLogger)
     this.#labels = { migration: options.migration, direction: options.direction }
+    const targetKey = options.targetKey ?? ((key: KeyValue) => key)
+    this.#stores = { source: options.source, target: options.target, translate: options.translate, targetKey, versionField: options.versionField }
+    const onSettled = () => this.#isIdle() && this.#notifyIdle()
+    this.#deadLetters = new DeadLetterBuffer({
+      sink: options.deadLetters,
+      limit: options.deadLetterBuffer ?? 100_000,
+      baseDelayMs: this.#retry.baseDelayMs,
+      maxDelayMs: this.#retry.maxDelayMs,
+      metrics: this.#metrics,
+      logger: this.#logger,
+      labels: this.#labels,
+      onFlushed: onSettled,
+    })
+    const delay = options.recheckDelayMs ?? 500
+    this.#recheck =
+      delay === false || options.versionField !== undefined
+        ? undefined
+        : new MirrorRecheck({
+            source: options.source,
+            target: options.target,
+            translate: options.translate,
+            targetKey,
+            ...(options.compare ? { compare: options.compare } : {}),
+            delayMs: delay,
+            readSize: Math.max(options.batchSize ?? 100, RECHECK_READ_SIZE),
+            metrics: this.#metrics,
+            logger: this.#logger,
+            labels: this.#labels,
+            onDiverged: (divergence) => this.#add({ key: divergence.key, op: divergence.op }, divergence.generation, undefined, true),
+            onRun: onSettled,
+          })
   }
 
   /** Keys waiting or being applied. */
@@ -202,7 +245,7 @@ export class MirrorQueue {
    */
   isSettling(key: KeyValue, since?: number): boolean {
     const id = keyString(key)
-    if (this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)) return true
+    if (this.#isQueued(id)) return true
     const appliedAt = this.#recentlyApplied.get(id)
     return appliedAt !== undefined && appliedAt >= Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
   }
@@ -213,30 +256,94 @@ export class MirrorQueue {
    * writes (ramp) ask this before they read the target.
    */
   hasUnapplied(key?: KeyValue): boolean {
-    if (key === undefined) return this.depth > 0
+    // A key that is not one (null from an unusual document) cannot be told apart: ask about all.
+    if (key === undefined || !isKeyValue(key)) return this.depth > 0 || this.#unreplayed.size > 0 || this.#unreplayedOverflow
     const id = keyString(key)
-    return this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)
+    return this.#isQueued(id) || this.#unreplayed.has(id) || this.#unreplayedOverflow
   }
 
-  /** Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter table. */
-  async drain(): Promise<void> {
-    for (;;) {
-      if (this.#recheck.size > 0) await this.#runRecheck()
-      if (this.#deadLetterBuffer.length > 0 || this.#deadLetterFlush) await this.#flushDeadLetters()
-      if (this.#isIdle()) {
-        if (this.#recheck.size === 0 && this.#deadLetterBuffer.length === 0 && !this.#recheckRunning) return
-        continue
+  /**
+   * Resolves true as soon as none of `keys` (any key, when undefined) has a change queued or in
+   * flight, false after `timeoutMs` or at once when one of them was dead-lettered (waiting cannot
+   * bring that one back). For reads that would rather wait a little than leave the new store.
+   */
+  whenApplied(keys: readonly KeyValue[] | undefined, timeoutMs: number): Promise<boolean> {
+    const fresh = () => (keys === undefined ? !this.hasUnapplied() : !keys.some((key) => this.hasUnapplied(key)))
+    const hopeless = () =>
+      this.#unreplayedOverflow || (keys === undefined ? this.#unreplayed.size > 0 : keys.some((key) => isKeyValue(key) && this.#unreplayed.has(keyString(key))))
+    if (fresh()) return Promise.resolve(true)
+    if (hopeless() || timeoutMs <= 0) return Promise.resolve(false)
+    return new Promise<boolean>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer)
+        this.#appliedWatchers.delete(check)
+        resolve(fresh())
       }
-      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
+      const check = () => {
+        if (fresh() || hopeless()) finish()
+      }
+      const timer = setTimeout(finish, timeoutMs)
+      this.#appliedWatchers.add(check)
+    })
+  }
+
+  /**
+   * Resolves when nothing is waiting, in flight, due for a re-check or unflushed to the dead-letter
+   * table. Every turn of its loop awaits the work it is waiting for, so it never spins; it has no
+   * deadline of its own (`close` has one).
+   */
+  async drain(): Promise<void> {
+    while (!this.#abandoned && !this.#isDrained()) {
+      if (!this.#isIdle()) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
+      else if (this.#recheck && (this.#recheck.due > 0 || this.#recheck.running)) await this.#recheck.run()
+      else await this.#deadLetters.flush()
     }
   }
 
-  /** Drains, then refuses new events. */
-  async close(): Promise<void> {
-    await this.drain()
+  /**
+   * Drains for at most `timeoutMs` (default 10 s), then refuses new events and stops every timer.
+   * What the deadline cut off is reported, logged and counted (`mirror.shutdown_incomplete`):
+   * those keys are left to reconciliation, like a crash would leave them. Never rejects.
+   */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<MirrorCloseReport> {
+    const complete = await finishesWithin(this.drain(), options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS)
     this.#closed = true
-    if (this.#recheckTimer) clearTimeout(this.#recheckTimer)
-    if (this.#deadLetterRetryTimer) clearTimeout(this.#deadLetterRetryTimer)
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer)
+    this.#recheck?.stop()
+    this.#deadLetters.stop()
+    const report = this.#closeReport(complete)
+    if (!complete) {
+      this.#abandoned = true
+      this.#notifyIdle()
+      this.#metrics.increment('mirror.shutdown_incomplete', this.#labels)
+      this.#logger.error('mirror queue closed before it drained; what is left goes to reconciliation', {
+        ...this.#labels,
+        unapplied: report.unapplied.length,
+        notRechecked: report.notRechecked.length,
+        unflushedDeadLetters: report.unflushedDeadLetters.length,
+        keys: [...report.unapplied, ...report.unflushedDeadLetters.map((entry) => entry.key)].slice(0, 100),
+      })
+    }
+    return report
+  }
+
+  #closeReport(complete: boolean): MirrorCloseReport {
+    return {
+      migration: this.migration,
+      direction: this.direction,
+      complete,
+      unapplied: [...new Set([...this.#inFlight, ...this.#pending.keys(), ...this.#dirtyWhileInFlight.keys()])],
+      notRechecked: this.#recheck?.dueKeys ?? [],
+      unflushedDeadLetters: this.#deadLetters.unflushed.map((entry) => ({ key: entry.key, reasonCode: entry.reasonCode })),
+    }
+  }
+
+  #isDrained(): boolean {
+    return this.#isIdle() && !this.#recheck?.due && !this.#recheck?.running && this.#deadLetters.held === 0 && !this.#deadLetters.flushing
+  }
+
+  #isQueued(id: string): boolean {
+    return this.#pending.has(id) || this.#inFlight.has(id) || this.#dirtyWhileInFlight.has(id)
   }
 
   #add(
@@ -245,6 +352,7 @@ export class MirrorQueue {
     waiter: ((outcome: ApplyOutcome) => void) | undefined,
     deadLetterOnFailure: boolean,
   ): boolean {
+    if (!isKeyValue(event.key)) return this.#invalidKey(event)
     const id = keyString(event.key)
     if (this.#closed) {
       this.#logger.error('mirror queue closed; change not mirrored', { ...this.#labels, key: id })
@@ -299,8 +407,41 @@ export class MirrorQueue {
     if (this.#lingerTimer) return
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined
-      this.#pump()
+      try {
+        this.#pump()
+      } catch (error) {
+        this.#backgroundFailed('pump', error)
+      }
     }, linger)
+  }
+
+  /**
+   * A change whose key is not a key (`null`, `undefined`, an object): it cannot be queued or read
+   * back, so it is reported where a user looks for what was not mirrored, the dead letters.
+   */
+  #invalidKey(event: ChangeEvent): boolean {
+    const key = String(event.key)
+    this.#metrics.increment('mirror.invalid_key', this.#labels)
+    this.#metrics.increment('mirror.dead_lettered', { ...this.#labels, reason: 'KEY_INVALID' })
+    this.#logger.error('change has no usable key; dead-lettered', { ...this.#labels, key, keyType: typeof event.key })
+    this.#deadLetters.add({
+      migration: this.migration,
+      direction: this.direction,
+      key,
+      op: event.op,
+      reasonCode: 'KEY_INVALID',
+      reason: `key ${key} (${typeof event.key}) is not a string, number or bigint`,
+      fields: [],
+      payload: event.postImage,
+      attempts: 0,
+    })
+    return false
+  }
+
+  /** Last resort for background work: a bug of ours is counted and logged, never thrown. */
+  #backgroundFailed(work: string, error: unknown): void {
+    this.#metrics.increment('mirror.background_error', { ...this.#labels, work })
+    this.#logger.error('mirror background work failed', { ...this.#labels, work, error: describeError(error) })
   }
 
   #overflow(entry: PendingKey): boolean {
@@ -316,6 +457,7 @@ export class MirrorQueue {
   }
 
   #pump(): void {
+    if (this.#abandoned) return
     const concurrency = this.#options.concurrency ?? 4
     const batchSize = this.#options.batchSize ?? 100
     while (this.#activeBatches < concurrency && this.#pending.size > 0) {
@@ -327,21 +469,28 @@ export class MirrorQueue {
         if (batch.length >= batchSize) break
       }
       this.#activeBatches++
-      void this.#runBatch(batch).finally(() => {
-        this.#activeBatches--
-        for (const entry of batch) {
-          const id = keyString(entry.key)
-          this.#inFlight.delete(id)
-          const dirty = this.#dirtyWhileInFlight.get(id)
-          if (dirty) {
-            this.#dirtyWhileInFlight.delete(id)
-            this.#pending.set(id, dirty)
-          }
-        }
-        this.#schedulePump()
-        if (this.#isIdle()) this.#notifyIdle()
-      })
+      void this.#runBatch(batch)
+        .catch((error: unknown) => this.#backgroundFailed('batch', error))
+        .then(() => this.#batchDone(batch))
+        .catch((error: unknown) => this.#backgroundFailed('batch settle', error))
     }
+  }
+
+  /** A batch left flight: its keys written meanwhile queue again, and the next batches start. */
+  #batchDone(batch: readonly PendingKey[]): void {
+    this.#activeBatches--
+    for (const entry of batch) {
+      const id = keyString(entry.key)
+      this.#inFlight.delete(id)
+      const dirty = this.#dirtyWhileInFlight.get(id)
+      if (dirty) {
+        this.#dirtyWhileInFlight.delete(id)
+        this.#pending.set(id, dirty)
+      }
+    }
+    this.#schedulePump()
+    for (const check of [...this.#appliedWatchers]) check()
+    if (this.#isIdle()) this.#notifyIdle()
   }
 
   async #runBatch(batch: PendingKey[]): Promise<void> {
@@ -364,7 +513,7 @@ export class MirrorQueue {
         remaining = remaining.filter((entry) => !rejected.has(keyString(entry.key)))
         this.#metrics.increment('mirror.retried', this.#labels)
         if (attempt >= this.#retry.attempts) {
-          const reason = describe(error)
+          const reason = describeError(error)
           this.#logger.error('mirror batch failed after retries; keys dead-lettered', { ...this.#labels, keys: remaining.length, attempts: attempt, error: reason })
           const code = error instanceof CutoverError ? error.code : 'STORE_FAILED'
           for (const entry of remaining) {
@@ -384,55 +533,30 @@ export class MirrorQueue {
    * per key, dead-lettered once and reported through `rejected`.
    */
   async #applyBatch(batch: PendingKey[], rejected: Map<string, ApplyOutcome>): Promise<void> {
-    const { source, target, translate } = this.#options
     const started = performance.now()
-    const versioned = this.#options.versionField !== undefined
-    // A post-image stands for the source's state when it is exact, or when the version guard keeps
-    // an older one from overwriting a newer one; every other key is read back.
-    const imageOf = (entry: PendingKey): Row | undefined =>
-      entry.op === 'upsert' && (entry.exact || versioned) ? entry.postImage : undefined
-
-    const toRead = batch.filter((entry) => imageOf(entry) === undefined)
-    const current = toRead.length > 0 ? await source.get(toRead.map((entry) => entry.key)) : new Map<string, Row>()
-
-    const upserts: Row[] = []
-    const deletes: KeyValue[] = []
-    const applied: PendingKey[] = []
-    for (const entry of batch) {
-      const id = keyString(entry.key)
-      const state = imageOf(entry) ?? current.get(id)
-      const targetKey = this.#options.targetKey ? this.#options.targetKey(entry.key) : entry.key
-      if (state === undefined) {
-        deletes.push(targetKey)
-        applied.push(entry)
-        continue
-      }
-      try {
-        const record = translate(state, id)
-        upserts.push(record)
-        applied.push(entry)
-      } catch (error) {
-        const reasonCode = error instanceof CutoverError ? error.code : 'MAPPER_REJECTED'
-        const fields = error instanceof MapperError ? error.fields : []
-        this.#deadLetter({ ...entry, postImage: state }, reasonCode, describe(error), fields, 1)
-        rejected.set(id, { key: id, status: 'dead-lettered', reasonCode, reason: describe(error) })
-      }
+    const states = await readSource(batch, this.#stores)
+    const writes = mapForward(batch, states, this.#stores)
+    for (const rejection of writes.rejected) {
+      const id = keyString(rejection.entry.key)
+      this.#deadLetter({ ...rejection.entry, postImage: rejection.state }, rejection.reasonCode, rejection.reason, rejection.fields, 1)
+      rejected.set(id, { key: id, status: 'dead-lettered', reasonCode: rejection.reasonCode, reason: rejection.reason })
     }
+    await writeTarget(writes, this.#stores)
+    this.#settle(writes, started)
+  }
 
-    const mode: WriteMode = this.#options.versionField ? { kind: 'version-guard', field: this.#options.versionField } : { kind: 'overwrite' }
-    if (upserts.length > 0) await target.upsert(upserts, mode)
-    if (deletes.length > 0) await target.delete(deletes)
-
-    const elapsed = performance.now() - started
-    this.#metrics.observe('mirror.apply_ms', elapsed, { ...this.#labels, side: this.direction === 'old-to-new' ? 'new' : 'old' })
-    this.#metrics.increment('mirror.applied', this.#labels, applied.length)
+  /** After a successful write: metrics, lag, the re-check and the settling window of each key. */
+  #settle(writes: TargetWrites, started: number): void {
     const now = performance.now()
-    for (const entry of applied) {
+    this.#metrics.observe('mirror.apply_ms', now - started, { ...this.#labels, side: this.direction === 'old-to-new' ? 'new' : 'old' })
+    this.#metrics.increment('mirror.applied', this.#labels, writes.applied.length)
+    for (const entry of writes.applied) {
       // Lag from the commit being queued to its state being in the other store: the window a crash
       // could lose, and what verification before cutover must cover.
       this.#metrics.observe('mirror.lag_ms', now - entry.queuedAt, this.#labels)
-      this.#scheduleRecheck(entry.key, entry.recheckGeneration)
+      this.#recheck?.schedule(entry.key, entry.recheckGeneration)
       const id = keyString(entry.key)
+      this.#unreplayed.delete(id)
       this.#recentlyApplied.delete(id) // re-inserted last: the map stays in time order
       this.#recentlyApplied.set(id, now)
     }
@@ -442,88 +566,11 @@ export class MirrorQueue {
     }
   }
 
-  #scheduleRecheck(key: KeyValue, generation: number): void {
-    const id = keyString(key)
-    const delay = this.#options.recheckDelayMs ?? 500
-    if (delay === false || this.#options.versionField !== undefined) return
-    if (generation >= MAX_RECHECK_GENERATIONS) {
-      this.#metrics.increment('mirror.recheck_gave_up', this.#labels)
-      this.#logger.warn('key still differs after repeated re-checks; leaving it to verification', { ...this.#labels, key: id })
-      return
-    }
-    this.#recheck.set(id, { key, generation })
-    if (!this.#recheckTimer && !this.#closed) {
-      this.#recheckTimer = setTimeout(() => {
-        this.#recheckTimer = undefined
-        void this.#runRecheck()
-      }, delay)
-      this.#recheckTimer.unref?.()
-    }
-  }
-
-  /** Re-reads recently applied keys on both sides and re-applies those that differ. */
-  async #runRecheck(): Promise<void> {
-    if (this.#recheckRunning) return this.#recheckRunning
-    const due = new Map(this.#recheck)
-    this.#recheck.clear()
-    if (this.#recheckTimer) {
-      clearTimeout(this.#recheckTimer)
-      this.#recheckTimer = undefined
-    }
-    this.#recheckRunning = (async () => {
-      const { source, target } = this.#options
-      const ids = [...due.keys()]
-      const readSize = Math.max(this.#options.batchSize ?? 100, RECHECK_READ_SIZE)
-      for (let i = 0; i < ids.length; i += readSize) {
-        const slice = ids.slice(i, i + readSize)
-        try {
-          const keys = slice.map((id) => (due.get(id) as { key: KeyValue }).key)
-          const sourceRows = await source.get(keys)
-          const targetKeys = keys.map((k) => (this.#options.targetKey ? this.#options.targetKey(k) : k))
-          const targetRows = await target.get(targetKeys)
-          slice.forEach((id, index) => {
-            const sourceRow = sourceRows.get(id)
-            const targetRow = targetRows.get(keyString(targetKeys[index] as KeyValue))
-            if (this.#converged(sourceRow, targetRow, id)) return
-            this.#metrics.increment('mirror.recheck_repaired', this.#labels)
-            this.#add({ key: keys[index] as KeyValue, op: sourceRow ? 'upsert' : 'delete' }, (due.get(id)?.generation ?? 0) + 1, undefined, true)
-          })
-        } catch (error) {
-          this.#logger.warn('mirror re-check failed; keys left to verification', { ...this.#labels, keys: slice.length, error: describe(error) })
-        }
-      }
-    })().finally(() => {
-      this.#recheckRunning = undefined
-      if (this.#isIdle()) this.#notifyIdle()
-    })
-    return this.#recheckRunning
-  }
-
-  #converged(sourceRow: Row | undefined, targetRow: Row | undefined, id: string): boolean {
-    if (!sourceRow || !targetRow) return !sourceRow && !targetRow
-    let expected: Row
-    try {
-      expected = this.#options.translate(sourceRow, id)
-    } catch {
-      return true // the mapper rejects it: dead-lettered already, nothing to converge to
-    }
-    // Only the mapped fields count: the target may hold columns of its own (defaults, timestamps).
-    const actual = Object.fromEntries(Object.keys(expected).map((field) => [field, targetRow[field]]))
-    return compareRecords(expected, actual, this.#options.compare).equal
-  }
-
   #deadLetter(entry: PendingKey, reasonCode: string, reason: string, fields: readonly string[], attempts: number): void {
     this.#metrics.increment('mirror.dead_lettered', { ...this.#labels, reason: reasonCode })
+    this.#markUnreplayed(keyString(entry.key))
     if (!entry.deadLetterOnFailure) return
-    const limit = this.#options.deadLetterBuffer ?? 100_000
-    if (this.#deadLetterBuffer.length >= limit) {
-      // The dead-letter table is unreachable and the buffer is full: this is the one place a change
-      // can be lost, so it is counted and logged with its key for reconciliation to pick up.
-      this.#metrics.increment('mirror.lost', this.#labels)
-      this.#logger.error('dead-letter buffer full; change lost until reconciliation', { ...this.#labels, key: keyString(entry.key), reasonCode })
-      return
-    }
-    this.#deadLetterBuffer.push({
+    this.#deadLetters.add({
       migration: this.migration,
       direction: this.direction,
       key: keyString(entry.key),
@@ -534,30 +581,23 @@ export class MirrorQueue {
       payload: entry.postImage,
       attempts,
     })
-    void this.#flushDeadLetters()
   }
 
-  #flushDeadLetters(): Promise<void> {
-    if (this.#deadLetterFlush) return this.#deadLetterFlush
-    this.#deadLetterFlush = (async () => {
-      let delay = this.#retry.baseDelayMs
-      while (this.#deadLetterBuffer.length > 0) {
-        const entries = this.#deadLetterBuffer.slice(0, 500)
-        try {
-          await this.#options.deadLetters.write(entries)
-          this.#deadLetterBuffer.splice(0, entries.length)
-          delay = this.#retry.baseDelayMs
-        } catch (error) {
-          this.#logger.warn('dead-letter table unreachable; holding entries in memory', { ...this.#labels, held: this.#deadLetterBuffer.length, error: describe(error) })
-          await sleep(delay)
-          delay = Math.min(this.#retry.maxDelayMs, delay * 2)
-        }
-      }
-    })().finally(() => {
-      this.#deadLetterFlush = undefined
-      if (this.#isIdle()) this.#notifyIdle()
-    })
-    return this.#deadLetterFlush
+  #markUnreplayed(id: string): void {
+    if (this.#unreplayed.size < (this.#options.deadLetterBuffer ?? 100_000)) {
+      this.#unreplayed.add(id)
+      return
+    }
+    if (!this.#unreplayedOverflow) this.#logger.warn('too many dead-lettered keys to track; reads stay on the authoritative side until a replay', { ...this.#labels })
+    this.#unreplayedOverflow = true
+  }
+
+  /**
+   * Called by a replay that left no dead letter open: keys the queue lost track of (past its bound)
+   * are no longer assumed stale.
+   */
+  forgetUnreplayed(): void {
+    if (this.#unreplayed.size === 0) this.#unreplayedOverflow = false
   }
 
   #isIdle(): boolean {
@@ -569,14 +609,4 @@ export class MirrorQueue {
     this.#idleWaiters = []
     for (const resolve of waiters) resolve()
   }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof StoreError || error instanceof CutoverError) return error.message
-  if (error instanceof Error) return `${error.name}: ${error.message}`
-  return String(error)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -24,7 +24,7 @@
  * cheap statement; rows that cannot go that way use a multi-row VALUES list. Driver errors surface
  * as the core's `StoreError` naming the store and the operation.
  */
-import { StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
+import { StoreError, sqlIdentifier, type KeyValue, keyString, type Row, type Store, type StoreShape, type WriteMode, type WriteResult } from '@cutover/core'
 import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
 import { installReadOnlyTrigger, removeReadOnlyTrigger } from './read-only-trigger.js'
 import { asStoreQuery } from './store-query.js'
@@ -187,6 +187,25 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
         .executeTakeFirst(),
     )
     return Number(result.numDeletedRows)
+  }
+
+  /**
+   * The table as PostgreSQL's catalog has it, for Cutover's start-up checks: whether it exists, its
+   * columns (or the configured `columns`; unknown with a `fromRow` transform, which may rename them),
+   * and whether a unique index without a predicate covers exactly the key column.
+   */
+  async describe(): Promise<StoreShape> {
+    const relation = this.table.split('.').map(sqlIdentifier).join('.')
+    const { rows } = await this.#run('describe', () =>
+      sql<{ exists: boolean; columns: string[]; key_unique: boolean }>`
+        select to_regclass(${relation}) is not null as exists,
+          array(select a.attname::text from pg_attribute a where a.attrelid = to_regclass(${relation}) and a.attnum > 0 and not a.attisdropped order by a.attnum) as columns,
+          exists(select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                 where i.indrelid = to_regclass(${relation}) and i.indisunique and i.indpred is null and i.indnkeyatts = 1 and a.attname = ${this.keyField}) as key_unique`.execute(this.#db),
+    )
+    const row = rows[0] ?? { exists: false, columns: [], key_unique: false }
+    const fields = this.#options.fromRow ? undefined : (this.#options.columns ?? row.columns)
+    return { exists: row.exists, keyExists: row.columns.includes(this.keyField), keyUnique: row.exists ? row.key_unique : undefined, fields }
   }
 
   /**

@@ -16,7 +16,7 @@
  *   (against FerretDB, per-key lookups instead of `$in`: see `#lookup`). Driver errors surface as the
  *   core's `StoreError` naming the store, the operation and (when one record is to blame) its key.
  */
-import { type KeyValue, keyString, type Row, type Store, StoreError, type WriteMode, type WriteResult } from '@cutover/core'
+import { type KeyValue, keyString, type Row, type Store, StoreError, type StoreShape, type WriteMode, type WriteResult } from '@cutover/core'
 import type { Model } from 'mongoose'
 import { documentToRow, type KeyCodec, keyCodecFor } from '../keys.js'
 import type { FilterNode, NewStoreReader, TranslatedQuery } from '../read/query-translation.js'
@@ -126,6 +126,27 @@ export class MongooseModelStore implements Store, NewStoreReader {
         const written = replaced.matchedCount + inserted.upsertedCount
         return { written, skipped: records.length - written }
       }
+    }
+  }
+
+  /**
+   * The model as Cutover's start-up checks see it: the collection exists (or Mongoose creates it on
+   * demand, `autoCreate`), the key is `_id` or a path with a unique index, and the fields are the
+   * schema's top-level paths (without the version key, which Mongoose maintains itself).
+   */
+  async describe(): Promise<StoreShape> {
+    const name = this.model.collection.collectionName
+    const listed = await this.#run('describe', async () => (await this.model.db.db!.listCollections({ name }, { nameOnly: true }).toArray()).length > 0)
+    const schema = this.model.schema
+    const versionKey = schema.get('versionKey')
+    const fields = [...new Set(Object.keys(schema.paths).map((path) => path.split('.')[0] as string))].filter((field) => field !== versionKey)
+    const uniqueIndex = schema.indexes().some(([index, options]) => options?.unique === true && Object.keys(index).length === 1 && this.keyField in index)
+    const autoCreate = schema.get('autoCreate') ?? this.model.db.get('autoCreate') ?? true
+    return {
+      exists: listed || autoCreate !== false,
+      keyExists: this.keyField === '_id' || fields.includes(this.keyField),
+      keyUnique: this.keyField === '_id' || uniqueIndex || (schema.path(this.keyField) as { options?: { unique?: unknown } } | undefined)?.options?.unique === true,
+      fields,
     }
   }
 

@@ -1,0 +1,64 @@
+import { z } from 'zod'
+import { PHASES, type Phase } from './phase.js'
+
+/**
+ * The settings of one migration that can change at run time, and the one validation every way
+ * they arrive goes through: env flags, `Cutover.setPhase`, the CLI's `phase` command and the rows
+ * of `cutover.migration_state`. A value one path would refuse is refused by all of them.
+ */
+export interface MigrationSettings {
+  readonly phase: Phase
+  /** Share of routing keys whose reads go to the new store in `ramp`, 0–100, at most two decimals. */
+  readonly readPercent: number
+  /** Share of reads compared against the other store, 0–1. */
+  readonly compareSample: number
+}
+
+export type SettingName = keyof MigrationSettings
+
+/** Two decimals at most: the routing bucket has 10,000 values, so 0.01 % is one bucket. */
+const hasTwoDecimals = (value: number) => Number(value.toFixed(2)) === value
+
+/** The settings as numbers (setPhase, the typed API). */
+export const SETTING_SCHEMAS = {
+  phase: z.enum(PHASES),
+  readPercent: z.number().min(0).max(100).refine(hasTwoDecimals, 'has more than two decimals'),
+  compareSample: z.number().min(0).max(1),
+} as const satisfies Record<SettingName, z.ZodType>
+
+/**
+ * A decimal as text: digits, optionally a point and digits. No sign, exponent, hex (`0x10`),
+ * surrounding whitespace or empty string, which `Number()` would all accept.
+ */
+const DECIMAL_TEXT = /^\d+(\.\d+)?$/
+
+/** The settings as text (env flags, CLI options, `numeric` columns read back as strings). */
+export const SETTING_TEXT_SCHEMAS = {
+  phase: SETTING_SCHEMAS.phase,
+  readPercent: z.string().regex(DECIMAL_TEXT, 'is not a decimal number').transform(Number).pipe(SETTING_SCHEMAS.readPercent),
+  compareSample: z.string().regex(DECIMAL_TEXT, 'is not a decimal number').transform(Number).pipe(SETTING_SCHEMAS.compareSample),
+} as const satisfies Record<SettingName, z.ZodType>
+
+/** What each setting allows, for error messages. */
+export const SETTING_ALLOWED: Readonly<Record<SettingName, string>> = Object.freeze({
+  phase: PHASES.join(', '),
+  readPercent: 'a number from 0 to 100 with at most two decimals',
+  compareSample: 'a number from 0 to 1',
+})
+
+export type SettingResult<N extends SettingName> = { readonly ok: true; readonly value: MigrationSettings[N] } | { readonly ok: false; readonly message: string }
+
+/** Validates one setting given as a number (or phase name); `message` says what is allowed. */
+export function checkSetting<N extends SettingName>(name: N, value: unknown): SettingResult<N> {
+  return result(name, SETTING_SCHEMAS[name].safeParse(value))
+}
+
+/** Validates one setting given as text (env flag, CLI option, a `numeric` column). */
+export function parseSettingText<N extends SettingName>(name: N, text: unknown): SettingResult<N> {
+  return result(name, SETTING_TEXT_SCHEMAS[name].safeParse(text))
+}
+
+function result<N extends SettingName>(name: N, parsed: { success: boolean; data?: unknown }): SettingResult<N> {
+  if (parsed.success) return { ok: true, value: parsed.data as MigrationSettings[N] }
+  return { ok: false, message: `allowed: ${SETTING_ALLOWED[name]}` }
+}

@@ -1,0 +1,375 @@
+import { compareRecords, type Difference } from '../model/compare.js'
+import { type CutoverContext, currentCutoverContext } from './context.js'
+import type { DeadLetterSink } from '../control/dead-letters.js'
+import type { MigrationFlags } from './env-flags.js'
+import { MapperError, WriteRejectedError } from '../model/errors.js'
+import { HealthGuard } from './guard.js'
+import type { Logger } from '../observe/logger.js'
+import type { Metrics } from '../observe/metrics.js'
+import type { Migration } from '../model/migration.js'
+import { type ChangeEvent, type MirrorCloseReport, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
+import { RepeatedWarning } from '../observe/repeated-warning.js'
+import { COMPLETE_IN_REVERT_WINDOW, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
+import { revertWindowOpen, type SafetyNetState } from '../control/safety-net.js'
+import { rampReadSide } from '../model/routing.js'
+import { isKeyValue, type KeyValue, keyString, type Row } from '../model/store.js'
+import { describeError } from './background.js'
+
+/**
+ * What a migration's runtime needs from the engine around it: its logger and metrics, and the way
+ * to tell the fleet about a guard rollback. `Cutover` is one; the interface keeps the runtime from
+ * depending on the engine's other jobs (polling, replay, audit).
+ */
+export interface RuntimeHost {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  setPhase(name: string, phase: Phase, change: { actor: string; reason?: string }): Promise<void>
+}
+
+/** About a compared read, for reports and for telling mirror lag from mismatches. */
+export interface ReadComparisonDetail {
+  readonly query?: string
+  /**
+   * `performance.now()` when the first of the two reads began: a key whose mirrored change was
+   * applied after it, or is still under way, is settling, not different. Default: the last second.
+   */
+  readonly since?: number
+}
+
+/** The result of comparing one read's rows between the stores, by key. */
+export interface ReadComparison {
+  readonly equal: boolean
+  readonly missingInNew: readonly string[]
+  readonly missingInOld: readonly string[]
+  readonly different: readonly { readonly key: string; readonly differences: readonly Difference[] }[]
+  /**
+   * Keys that differed while a mirrored change of theirs was queued, being applied or just applied:
+   * mirror lag, not a mismatch. Counted (`compare.settling`), not reported or fed to the guard.
+   */
+  readonly settling: readonly string[]
+}
+
+export const GUARD_ACTOR = 'cutover:guard'
+
+/** One migration inside a running `Cutover`: what plugins ask on every query. */
+export class MigrationRuntime {
+  readonly name: string
+  readonly migration: Migration<any, any>
+  readonly #host: RuntimeHost
+  readonly #flags: MigrationFlags
+  #override: Partial<MigrationFlags> | undefined
+  readonly #queues: Record<MirrorDirection, MirrorQueue>
+  readonly #guard: HealthGuard | undefined
+  readonly #random: () => number
+  /** Set when the guard rolled back locally; holds the phase it rolled back from. */
+  #trippedFrom: Phase | undefined
+  /** The safety net after `complete`, as last read from the control table. */
+  #safetyNet: SafetyNetState | undefined
+  readonly #staleSideWarning: RepeatedWarning
+  readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
+
+  constructor(host: RuntimeHost, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
+    this.#host = host
+    this.#staleSideWarning = new RepeatedWarning(host.logger, 'write reached the old store after cutover; mirrored forward')
+    this.migration = migration
+    this.name = migration.name
+    this.#flags = flags
+    this.#random = random
+    this.#guard = migration.guards ? new HealthGuard(migration.guards) : undefined
+    const mapper = migration.mapper
+    const common = {
+      migration: migration.name,
+      deadLetters,
+      metrics: host.metrics,
+      logger: host.logger,
+      ...(migration.compare ? { compare: migration.compare } : {}),
+      ...migration.mirror,
+    }
+    this.#queues = {
+      'old-to-new': new MirrorQueue({
+        ...common,
+        direction: 'old-to-new',
+        source: migration.old,
+        target: migration.new,
+        translate: (record, key) => mapper.forward(record, { key, migration: migration.name }),
+        ...(migration.version?.new ? { versionField: migration.version.new } : {}),
+      }),
+      'new-to-old': new MirrorQueue({
+        ...common,
+        direction: 'new-to-old',
+        source: migration.new,
+        target: migration.old,
+        translate: (record, key) => mapper.backward(record, { key, migration: migration.name }),
+        ...(migration.version?.old ? { versionField: migration.version.old } : {}),
+      }),
+    }
+  }
+
+  /** The engine's logger, for plugins reporting about this migration. */
+  get logger(): Logger {
+    return this.#host.logger
+  }
+
+  get metrics(): Metrics {
+    return this.#host.metrics
+  }
+
+  /** The phase in force in this process. */
+  get phase(): Phase {
+    return this.#trippedFrom !== undefined ? 'rollback' : this.configuredPhase
+  }
+
+  /** The phase env flags and the control table set (the guard may have rolled back locally). */
+  get configuredPhase(): Phase {
+    return this.#override?.phase ?? this.#flags.phase
+  }
+
+  get behavior(): PhaseBehavior {
+    const phase = this.phase
+    return phase === 'complete' && revertWindowOpen(this.#safetyNet) ? COMPLETE_IN_REVERT_WINDOW : PHASE_BEHAVIOR[phase]
+  }
+
+  /** @internal called by `Cutover` with the migration's safety net (undefined: none). */
+  applySafetyNet(net: SafetyNetState | undefined): void {
+    this.#safetyNet = net
+  }
+
+  get readPercent(): number {
+    return this.#override?.readPercent ?? this.#flags.readPercent
+  }
+
+  get compareSample(): number {
+    return this.#override?.compareSample ?? this.#flags.compareSample
+  }
+
+  /** @internal called by `Cutover` when env flags are overridden from the control table. */
+  applyOverride(override: Partial<MigrationFlags> | undefined): void {
+    const before = this.phase
+    this.#override = override
+    // A local guard rollback lasts until the configured phase moves (to `rollback` through the
+    // control table, or anywhere an operator sends it).
+    if (this.#trippedFrom !== undefined && this.configuredPhase !== this.#trippedFrom) this.#trippedFrom = undefined
+    if (before !== this.phase) {
+      this.#guard?.reset()
+      this.#host.logger.info('phase now in force', { migration: this.name, from: before, to: this.phase })
+    }
+  }
+
+  /** Which store serves a read now, for the request context. */
+  readSide(context: CutoverContext = currentCutoverContext()): Side {
+    const reads = this.behavior.reads
+    return reads === 'split' ? rampReadSide(this.readPercent, context, this.migration.routing) : reads
+  }
+
+  /**
+   * Which store serves a read of `keys` (undefined: the read is not by key, e.g. a scan or a
+   * filter), with read-your-writes: a read that would be served from the new store while a change
+   * this process handed to the old → new mirror is not applied yet (of one of `keys`, or of any key
+   * when they are not known) is served from the old store instead, and counted as
+   * `read.fresh_fallback`.
+   */
+  readSideFor(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Side {
+    const side = this.readSide(context)
+    if (side !== 'new' || this.behavior.authoritative !== 'old' || !this.#staleFor(keys)) return side
+    this.#host.metrics.increment('read.fresh_fallback', { migration: this.name })
+    return 'old'
+  }
+
+  /**
+   * `readSideFor`, but a read that would fall back first waits up to the migration's
+   * `freshness.waitMs` for this process's changes of `keys` to be applied, and then stays on the
+   * new store (counted `read.fresh_waited`). A key whose change was dead-lettered falls back at
+   * once: waiting cannot apply it. Without `freshness` this is `readSideFor`.
+   */
+  async awaitReadSide(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Promise<Side> {
+    const waitMs = this.migration.freshness?.waitMs ?? 0
+    const side = this.readSide(context)
+    if (waitMs <= 0 || side !== 'new' || this.behavior.authoritative !== 'old' || !this.#staleFor(keys)) return this.readSideFor(keys, context)
+    const started = performance.now()
+    const applied = await this.#queues['old-to-new'].whenApplied(keys, waitMs)
+    this.#host.metrics.observe('read.fresh_wait_ms', performance.now() - started, { migration: this.name })
+    if (!applied) {
+      this.#host.metrics.increment('read.fresh_fallback', { migration: this.name })
+      return 'old'
+    }
+    this.#host.metrics.increment('read.fresh_waited', { migration: this.name })
+    return 'new'
+  }
+
+  /** Whether this process handed the old → new mirror a change of `keys` (any key) it has not applied. */
+  #staleFor(keys: readonly KeyValue[] | undefined): boolean {
+    const queue = this.#queues['old-to-new']
+    return keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
+  }
+
+  /** Whether this read should also be run on the other store and compared (sampled). */
+  sampleComparison(): boolean {
+    return this.behavior.compareReads && this.compareSample > 0 && this.#random() < this.compareSample
+  }
+
+  /**
+   * Decides what to do with a write that reached `side`: `apply` it (and mirror it if the phase
+   * mirrors from that side), or throw `WriteRejectedError` if the side is no longer authoritative
+   * and the policy is strict.
+   */
+  checkWrite(side: Side, target: string, key?: KeyValue): void {
+    const behavior = this.behavior
+    // After `complete` the old store is the archive of the move: no policy lets a write reach it.
+    const permissive = this.migration.staleSideWrites === 'permissive' && this.phase !== 'complete'
+    if (side === behavior.authoritative || side === 'new' || permissive) return
+    throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : String(key))
+  }
+
+  /**
+   * Hands a committed write on `side` to the mirror, if the phase mirrors from that side. Returns
+   * at once; the write happens off the request path.
+   */
+  recordWrite(side: Side, event: ChangeEvent): void {
+    try {
+      this.#recordWrite(side, event)
+    } catch (error) {
+      // Called from the application's write path, after its write succeeded: never throw there.
+      this.#host.metrics.increment('mirror.record_failed', { migration: this.name })
+      this.#host.logger.error('write could not be handed to the mirror; left to reconciliation', { migration: this.name, key: String(event?.key), error: describeError(error) })
+    }
+  }
+
+  #recordWrite(side: Side, event: ChangeEvent): void {
+    const mirror = this.behavior.mirror
+    const direction: MirrorDirection | undefined =
+      mirror === 'old-to-new' && side === 'old'
+        ? 'old-to-new'
+        : mirror === 'new-to-old' && side === 'new'
+          ? 'new-to-old'
+          : side === 'old' && this.behavior.authoritative === 'new' && this.migration.staleSideWrites === 'permissive'
+            ? 'old-to-new'
+            : undefined
+    if (side === 'old' && this.behavior.authoritative === 'new') {
+      this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: String(event.key) })
+      this.#host.metrics.increment('write.stale_side', { migration: this.name })
+    }
+    if (!direction) return
+    this.#queues[direction].enqueue(event)
+  }
+
+  /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */
+  recordUnmirrored(target: string, detail: string): void {
+    this.#host.metrics.increment('write.unmirrored', { migration: this.name, target })
+    let warning = this.#unmirroredWarnings.get(target)
+    if (!warning) {
+      warning = new RepeatedWarning(this.#host.logger, 'write not mirrored: its keys could not be attributed')
+      this.#unmirroredWarnings.set(target, warning)
+    }
+    warning.warn({ migration: this.name, target, detail })
+  }
+
+  queue(direction: MirrorDirection): MirrorQueue {
+    return this.#queues[direction]
+  }
+
+  /** Records a read outcome on one side (metrics, guards). */
+  recordRead(side: Side, ok: boolean, latencyMs: number): void {
+    const labels = { migration: this.name, side }
+    this.#host.metrics.observe('read.latency_ms', latencyMs, labels)
+    this.#host.metrics.increment(ok ? 'read.ok' : 'read.error', labels)
+    this.#guard?.record({ kind: 'read', side, ok, latencyMs })
+    this.#checkGuard()
+  }
+
+  /**
+   * Compares the rows one read returned from the old store (old shape) with those from the new store
+   * (new shape), by key: old rows go through the mapper first. Mismatches are counted and logged with
+   * key and field paths; values of sensitive fields never appear.
+   */
+  compareRead(oldRows: readonly Row[], newRows: readonly Row[], detail: ReadComparisonDetail = {}): ReadComparison {
+    const { key, mapper, compare } = this.migration
+    const expected = new Map<string, Row>()
+    const different: { key: string; differences: Difference[] }[] = []
+    let unkeyed = 0
+    for (const row of oldRows) {
+      if (!isKeyValue(row[key.old])) {
+        unkeyed++
+        continue
+      }
+      const id = keyString(row[key.old] as KeyValue)
+      try {
+        expected.set(id, mapper.forward(row, { key: id, migration: this.name }))
+      } catch (error) {
+        if (!(error instanceof MapperError)) throw error
+        different.push({ key: id, differences: error.issues.map((issue) => ({ path: issue.path, kind: 'changed' as const })) })
+      }
+    }
+    const keyedNew = newRows.filter((row) => isKeyValue(row[key.new]))
+    unkeyed += newRows.length - keyedNew.length
+    // A row without a usable key cannot be matched to its counterpart: counted, not compared.
+    if (unkeyed > 0) this.#host.metrics.increment('compare.unkeyed', { migration: this.name }, unkeyed)
+    const actual = new Map(keyedNew.map((row) => [keyString(row[key.new] as KeyValue), row]))
+    const rejected = new Set(different.map((d) => d.key))
+    const settling: string[] = []
+    // Only keys that differ are asked about: the check is cheap, but most keys are equal.
+    const settled = (id: string) => {
+      if (!this.#queues['old-to-new'].isSettling(id, detail.since) && !this.#queues['new-to-old'].isSettling(id, detail.since)) return true
+      settling.push(id)
+      return false
+    }
+    const missingInNew = [...expected.keys()].filter((id) => !actual.has(id) && settled(id))
+    const missingInOld = [...actual.keys()].filter((id) => !expected.has(id) && !rejected.has(id) && settled(id))
+    for (const [id, record] of expected) {
+      const candidate = actual.get(id)
+      if (!candidate) continue
+      // Compare the fields the mapper produces; the new table may hold more (audit columns).
+      const projected = Object.fromEntries(Object.keys(record).map((field) => [field, candidate[field]]))
+      const result = compareRecords(record, projected, compare)
+      if (!result.equal && settled(id)) different.push({ key: id, differences: [...result.differences] })
+    }
+    if (settling.length > 0) this.#host.metrics.increment('compare.settling', { migration: this.name }, settling.length)
+    const equal = missingInNew.length === 0 && missingInOld.length === 0 && different.length === 0
+    this.#recordComparison(equal, () => ({
+      query: detail.query,
+      missingInNew,
+      missingInOld,
+      different: different.map((d) => ({ key: d.key, fields: d.differences })),
+    }))
+    return { equal, missingInNew, missingInOld, different, settling }
+  }
+
+  /** Compares a count (e.g. `countDocuments`) from both stores; counted and guarded like `compareRead`. */
+  compareCount(oldCount: number, newCount: number, detail: { query?: string } = {}): boolean {
+    const equal = oldCount === newCount
+    this.#recordComparison(equal, () => ({ query: detail.query, oldCount, newCount }))
+    return equal
+  }
+
+  #recordComparison(equal: boolean, mismatch: () => Record<string, unknown>): void {
+    this.#host.metrics.increment(equal ? 'compare.equal' : 'compare.mismatch', { migration: this.name })
+    if (!equal) this.#host.logger.warn('read mismatch between old and new store', { migration: this.name, ...mismatch() })
+    this.#guard?.record({ kind: 'comparison', equal })
+    this.#checkGuard()
+  }
+
+  #checkGuard(): void {
+    if (!this.#guard || this.#trippedFrom !== undefined) return
+    const from = this.phase
+    if (from !== 'ramp' && from !== 'cutover') return
+    const verdict = this.#guard.verdict()
+    if (!verdict.trip) return
+    // Stop using the new store in this process at once; then tell the fleet through the control table.
+    this.#trippedFrom = from
+    this.#guard.reset()
+    this.#host.logger.error('guard tripped; rolling back', { migration: this.name, from, reason: verdict.reason, observed: verdict.observed })
+    this.#host.metrics.increment('guard.rollback', { migration: this.name })
+    this.#host.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard' }).catch((error: unknown) => {
+      this.#host.metrics.increment('guard.record_failed', { migration: this.name })
+      this.#host.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, error })
+    })
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain()])
+  }
+
+  /** Closes both mirror queues within `timeoutMs` (see `MirrorQueue.close`). */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<MirrorCloseReport[]> {
+    return Promise.all([this.#queues['old-to-new'].close(options), this.#queues['new-to-old'].close(options)])
+  }
+}
