@@ -11,7 +11,9 @@ import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type Tr
  * - from the old table as written, or (ramp, for routing keys in the percentage; cutover;
  *   complete) from the new table, translated through the field map and mapped back to the old
  *   shape. A new-store failure falls back to the old store; a query that cannot be translated
- *   stays on the old store and is counted (`read.untranslatable`).
+ *   stays on the old store and is counted (`read.untranslatable`). In ramp, a read of keys this
+ *   process changed and the mirror has not applied yet (any key, for a read not by key) is served
+ *   by the old store, so the application reads its own writes (`read.fresh_fallback`).
  * - a sample (`compareSample`) is compared with the other store after the caller has its rows,
  *   off the request path: nothing the comparison does can delay or fail the caller.
  *
@@ -43,7 +45,9 @@ export class ReadRouter {
     const select = simpleSelect(node, this.#tables)
     if (!select) return executeOld()
     const { runtime, side } = select.table
-    if (side === 'old' && runtime.readSide() === 'new') {
+    // Read-your-writes: with a change of these keys (or, not by key, of any) still on its way to the
+    // new store, the read goes to the old one (`readSideFor`).
+    if (side === 'old' && runtime.readSideFor(lookedUpKeys(select) as readonly KeyValue[] | undefined) === 'new') {
       const served = await this.#fromNew<R>(select, query, runtime)
       if (served) return served
     }
