@@ -78,4 +78,43 @@ describe('Kysely plugin: in ramp, the application reads its own writes', () => {
     expect(applied).toEqual({ full_name: 'Ada King Lovelace' })
     expect(freshFallbacks()).toBe(before) // once applied, the new store serves it
   })
+
+  it('after a write it could not mirror (raw SQL), reads of the migration stay on the old store', async () => {
+    const before = h.cutover.metrics.counter('read.fresh_fallback', { migration: 'users', reason: 'unmirrored_write' })
+    await sql`update users set full_name = 'Grace Raw Hopper' where user_id = 2`.execute(h.app)
+    await h.cutover.drain()
+    const row = await asRequest(() => h.app.selectFrom('users').select('full_name').where('user_id', '=', 2).executeTakeFirstOrThrow())
+    expect(row).toEqual({ full_name: 'Grace Raw Hopper' }) // the new store still says 'Grace Hopper (new)'
+    expect(h.cutover.metrics.counter('read.fresh_fallback', { migration: 'users', reason: 'unmirrored_write' })).toBe(before + 1)
+  })
+})
+
+describe('Kysely plugin: after cutover, an old-side write let through (permissive) is read back', () => {
+  let h: Harness
+
+  beforeAll(async () => {
+    h = await createHarness(usersHarness('cutover_krywc', { staleSideWrites: 'permissive' }))
+    await h.cutover.setPhase('users', 'shadow', { actor: 'test' })
+    await h.app.insertInto('users').values({ user_id: 1, full_name: 'Ada Lovelace', email: 'ada@example.com' }).execute()
+    await h.cutover.drain()
+    for (const phase of ['compare', 'ramp', 'cutover'] as const) await h.cutover.setPhase('users', phase, { actor: 'test', readPercent: 100 })
+  })
+  afterAll(async () => {
+    await h?.close()
+  })
+
+  it('a read of the key it changed is served by the old store until the mirror applies it', async () => {
+    const client = new pg.Client({ connectionString: h.neu.url })
+    await client.connect()
+    try {
+      await client.query('begin')
+      await client.query('select 1 from users where id = 1 for update') // holds the old → new mirror back
+      await h.app.updateTable('users').set({ full_name: 'Ada King Lovelace' }).where('user_id', '=', 1).execute()
+      const row = await h.app.selectFrom('users').select('full_name').where('user_id', '=', 1).executeTakeFirstOrThrow()
+      expect(row).toEqual({ full_name: 'Ada King Lovelace' })
+    } finally {
+      await client.query('commit')
+      await client.end()
+    }
+  })
 })

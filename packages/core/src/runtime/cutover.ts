@@ -356,7 +356,9 @@ export class MigrationRuntime {
    */
   readSideFor(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Side {
     const side = this.readSide(context)
-    if (side !== 'new' || this.behavior.authoritative !== 'old') return side
+    // Not only in ramp: after cutover the old → new queue still carries old-side writes that
+    // `staleSideWrites: 'permissive'` lets through; otherwise it is empty and this costs nothing.
+    if (side !== 'new') return side
     const queue = this.#queues['old-to-new']
     const stale = keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
     if (!stale) return side
