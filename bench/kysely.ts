@@ -14,9 +14,9 @@ import { KyselyTableStore, withCutover } from '@cutover/kysely-plugin'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { z } from 'zod'
-import { addSample, latencyRows, rotated, targetsLine } from './latency-table.js'
+import { addSample, type CpuTotals, latencyRows, measureCpu, rotated, targetsLine } from './latency-table.js'
 
-const OPS = 10_000
+const OPS = Number(process.env.CUTOVER_BENCH_OPS ?? 10_000)
 const BLOCK = 1_000
 const VARIANTS = ['plain', 'off', 'shadow', 'compare', 'shadow-wrapper-only'] as const
 type Variant = (typeof VARIANTS)[number]
@@ -72,6 +72,7 @@ export async function benchmark(): Promise<string> {
     closers.unshift(() => plain.destroy(), () => wrapped.destroy())
 
     const samples = new Map<string, number[]>()
+    const cpu: CpuTotals = new Map()
     let phase: Phase = 'off'
     const moveTo = async (target: Phase) => {
       // One step at a time along off ↔ shadow ↔ compare, as the phase table allows.
@@ -105,11 +106,15 @@ export async function benchmark(): Promise<string> {
           const enqueue = MirrorQueue.prototype.enqueue
           if (variant === 'shadow-wrapper-only') MirrorQueue.prototype.enqueue = () => true
           try {
-            for (let i = start; i < start + BLOCK; i++) {
-              const began = performance.now()
-              await run(op, db, idOf(variant, i))
-              addSample(samples, variant, op, performance.now() - began)
-            }
+            // CPU time includes draining the block's mirroring and comparisons: work it caused.
+            await measureCpu(cpu, variant, op, BLOCK, async () => {
+              for (let i = start; i < start + BLOCK; i++) {
+                const began = performance.now()
+                await run(op, db, idOf(variant, i))
+                addSample(samples, variant, op, performance.now() - began)
+              }
+              await cutover.drain()
+            })
           } finally {
             MirrorQueue.prototype.enqueue = enqueue
           }
@@ -120,7 +125,7 @@ export async function benchmark(): Promise<string> {
     const mismatches = cutover.metrics.counter('compare.mismatch', { migration: 'users' })
     const compared = cutover.metrics.counter('compare.equal', { migration: 'users' }) + mismatches
     const { rows } = await sql<{ v: string }>`select current_setting('server_version') as v`.execute(oldDb)
-    return report(samples, { compared, mismatches, server: rows[0]?.v ?? '?' })
+    return report(samples, cpu, { compared, mismatches, server: rows[0]?.v ?? '?' })
   } finally {
     for (const close of closers) await close().catch(() => {})
     await new Promise((resolve) => setTimeout(resolve, 250)) // let the pools' backends go
@@ -129,7 +134,7 @@ export async function benchmark(): Promise<string> {
   }
 }
 
-function report(samples: ReadonlyMap<string, number[]>, info: { compared: number; mismatches: number; server: string }): string {
+function report(samples: ReadonlyMap<string, number[]>, cpu: CpuTotals, info: { compared: number; mismatches: number; server: string }): string {
   const lines = [
     '## Kysely plugin',
     '',
@@ -138,15 +143,24 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     'in an order rotated every round; the mirror is drained between blocks, untimed. Reproduce: `pnpm bench kysely`.',
     '',
   ]
-  const table = latencyRows(samples, ['insert', 'update', 'select'], VARIANTS, (variant) => (variant === 'plain' ? 'plain Kysely' : variant === 'shadow-wrapper-only' ? 'Cutover `shadow`, mirror stubbed (diagnostic)' : `Cutover \`${variant}\``))
+  const table = latencyRows(
+    samples,
+    ['insert', 'update', 'select'],
+    VARIANTS,
+    (variant) => (variant === 'plain' ? 'plain Kysely' : variant === 'shadow-wrapper-only' ? 'Cutover `shadow`, mirror stubbed (diagnostic)' : `Cutover \`${variant}\``),
+    cpu,
+  )
   lines.push(...table.rows)
   const ratios = table.ratios
   lines.push(
     '',
-    targetsLine(ratios, ['insert', 'update'], 'select'),
+    targetsLine(ratios, ['insert', 'update'], 'select', ['off', 'shadow']),
+    'CPU per op is the benchmark process\'s user + system time over a block and the draining of what it left to the mirror and',
+    'the comparisons, divided by the block\'s operations: PostgreSQL\'s own CPU is not in it. Its ratios are steadier than latency here.',
     `In \`compare\`, ${info.compared.toLocaleString('en')} reads were compared off the request path (${info.mismatches} mismatches).`,
     '',
-    `The wrapper's own request-path cost for writes in \`shadow\` (mirror stubbed): ${Math.max(ratios.get('shadow-wrapper-only:insert') ?? Infinity, ratios.get('shadow-wrapper-only:update') ?? Infinity).toFixed(3)}.`,
+    `The wrapper's own request-path cost for writes in \`shadow\` (mirror stubbed): ${Math.max(ratios.get('shadow-wrapper-only:insert') ?? Infinity, ratios.get('shadow-wrapper-only:update') ?? Infinity).toFixed(3)} (median latency),`,
+    `${Math.max(table.cpuRatios.get('shadow-wrapper-only:insert') ?? Infinity, table.cpuRatios.get('shadow-wrapper-only:update') ?? Infinity).toFixed(3)} (CPU per op).`,
     '',
     'Where the overhead comes from: these writes name their keys (`values({ user_id })`, `where user_id = ?`), so once the wrapper',
     "has looked the table's key column up they run unchanged and the named key is handed to the core's mirror queue, which lingers",

@@ -199,6 +199,43 @@ describe('withCutover against a recording driver', () => {
     expect(sqlOf()).toEqual(['update "users" set "name" = $1 where "user_id" = $2'])
   })
 
+  it('records transactions of a driver that drives them through its own API, not SQL, and calls it on the real connection', async () => {
+    class NativeConnection extends RecordingConnection {
+      readonly calls: string[] = []
+      #open = false // a private field: a method called on anything but the real object throws
+      begin(): void {
+        this.#open = true
+        this.calls.push('begin')
+      }
+      commit(): void {
+        if (!this.#open) throw new Error('no transaction')
+        this.calls.push('commit')
+      }
+    }
+    const native = new NativeConnection()
+    const base = recordingDialect(native, false)
+    const inner = base.createDriver()
+    const dialect: Dialect = {
+      ...base,
+      createDriver: () => ({
+        ...inner,
+        beginTransaction: async (conn) => (conn as NativeConnection).begin(),
+        commitTransaction: async (conn) => (conn as NativeConnection).commit(),
+        rollbackTransaction: async () => {},
+      }),
+    }
+    const wrapped = new Kysely<any>({ dialect: withCutover(dialect, { cutover, tables: { users: { migration: 'users', side: 'old' } } }) })
+    await cutover.setPhase('users', 'shadow', { actor: 'test' })
+    await wrapped.transaction().execute(async (trx) => {
+      native.rows = [{ __cutover_key: 3 }]
+      await trx.updateTable('users').set({ name: 'x' }).where('name', '=', 'y').execute()
+      expect(enqueued()).toBe(0) // held until COMMIT
+    })
+    expect(native.calls).toEqual(['begin', 'commit'])
+    expect(enqueued()).toBe(1)
+    await cutover.close()
+  })
+
   it('checks its configuration at start-up', () => {
     expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { users: { migration: 'userz', side: 'old' } } })).toThrow(ConfigError)
     expect(() => withCutover(recordingDialect(connection, true), { cutover, tables: { 'a.b.c': { migration: 'users', side: 'old' } } })).toThrow(/schema\.name/)

@@ -170,7 +170,9 @@ export class MigrationRuntime {
    */
   readSideFor(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Side {
     const side = this.readSide(context)
-    if (side !== 'new' || this.behavior.authoritative !== 'old' || !this.#staleFor(keys)) return side
+    // Not only in ramp: after cutover the old → new queue still carries old-side writes that
+    // `staleSideWrites: 'permissive'` lets through; otherwise it is empty and this costs nothing.
+    if (side !== 'new' || !this.#staleFor(keys)) return side
     this.#host.metrics.increment('read.fresh_fallback', { migration: this.name })
     return 'old'
   }
@@ -184,7 +186,7 @@ export class MigrationRuntime {
   async awaitReadSide(keys: readonly KeyValue[] | undefined, context: CutoverContext = currentCutoverContext()): Promise<Side> {
     const waitMs = this.migration.freshness?.waitMs ?? 0
     const side = this.readSide(context)
-    if (waitMs <= 0 || side !== 'new' || this.behavior.authoritative !== 'old' || !this.#staleFor(keys)) return this.readSideFor(keys, context)
+    if (waitMs <= 0 || side !== 'new' || !this.#staleFor(keys)) return this.readSideFor(keys, context)
     const started = performance.now()
     const applied = await this.#queues['old-to-new'].whenApplied(keys, waitMs)
     this.#host.metrics.observe('read.fresh_wait_ms', performance.now() - started, { migration: this.name })

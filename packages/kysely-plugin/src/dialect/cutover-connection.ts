@@ -21,33 +21,102 @@ export interface Interception {
   readonly keyColumns: KeyColumns
 }
 
+/** Runs one statement on the real connection (by way of Kysely's log, when it has one). */
+type Execute = <R>(query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>
+
+/** Transaction control as the real driver runs it (`CutoverDriver`), to be recorded here. */
+export type TransactionStatement = Exclude<RawStatement, { kind: 'write' }>
+
 /**
  * A `DatabaseConnection` that sees every query before and after the real one: it captures the
  * keys of writes on migrated tables, holds them while a transaction is open, and hands them to the
  * core once it commits; it routes and compares SELECTs on migrated tables. Everything else (and
  * every query a Cutover store makes) goes straight through.
+ *
+ * Kysely's `log` (its `RuntimeDriver`) patches `executeQuery` on the connection it is handed,
+ * which is this one, so the log would see the caller's statement rather than the one that ran
+ * (with the key added to RETURNING, say). `executeQuery` is therefore an accessor: the patched
+ * function Kysely assigns is kept, and every statement this connection runs goes through it, marked
+ * so that when the patched function calls back in here, the statement runs on the real connection.
+ * Marks are by the statement object, not by timing, so nothing depends on how Kysely calls back.
  */
 export class CutoverConnection implements DatabaseConnection {
   readonly inner: DatabaseConnection
   readonly #interception: Interception
   readonly #namedKeys: NamedKeysCheck
+  readonly #real: Execute
+  readonly #entry: Execute
+  readonly #run: Execute
+  /** Kysely's logging `executeQuery`, once its `RuntimeDriver` has patched this connection. */
+  #logged: Execute | undefined
+  /** Statements handed to `#logged`, on their way back in to run on the real connection. */
+  readonly #marked = new Map<CompiledQuery, number>()
   #transaction: TransactionBuffer | undefined
+  /** Transaction statements seen as SQL: tells `control` whether the driver's statement came through here. */
+  #controlSeen = 0
+  #view: DatabaseConnection | undefined
 
   constructor(inner: DatabaseConnection, interception: Interception) {
     this.inner = inner
     this.#interception = interception
     const { keyColumns } = interception
     this.#namedKeys = (table, keys) => keyColumns.accepts(table, keys)
+    // `...rest` passes through whatever later Kysely versions add (e.g. an abort signal).
+    const execute = inner.executeQuery as (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<unknown>>
+    this.#real = ((query: CompiledQuery, ...rest: unknown[]) => execute.call(inner, query, ...rest)) as Execute
+    this.#entry = ((query: CompiledQuery, ...rest: unknown[]) => (this.#unmark(query) ? this.#real(query, ...rest) : this.#intercept(query, rest))) as Execute
+    this.#run = ((query: CompiledQuery, ...rest: unknown[]) => (this.#logged ? this.#viaLog(this.#logged, query, rest) : this.#real(query, ...rest))) as Execute
+  }
+
+  get executeQuery(): Execute {
+    return this.#entry
+  }
+
+  /** Kysely's `RuntimeDriver` assigns its logging wrapper of `executeQuery` here. */
+  set executeQuery(logged: Execute) {
+    this.#logged = logged
   }
 
   get inTransaction(): boolean {
     return this.#transaction !== undefined
   }
 
-  // `...rest` passes through whatever later Kysely versions add (e.g. an abort signal). Not
-  // `async`: a query that passes straight through returns the real connection's own promise.
-  executeQuery<R>(compiledQuery: CompiledQuery, ...rest: unknown[]): Promise<QueryResult<R>> {
-    const execute = (this.inner.executeQuery as (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>).bind(this.inner)
+  /**
+   * @internal what the real driver's transaction methods are given in place of the real
+   * connection: the real one in every respect (a driver may call its own methods on it) except that
+   * its statements come through this connection, where Kysely's log and the transaction tracking
+   * see them.
+   */
+  get view(): DatabaseConnection {
+    this.#view ??= new Proxy(this.inner, {
+      get: (target, property) => {
+        if (property === 'executeQuery') return this.#entry
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+    })
+    return this.#view
+  }
+
+  /**
+   * @internal runs one of the real driver's transaction methods on `view` and records what it did.
+   * Drivers that send the statement as SQL are seen by `#raw` already; others (a driver with a
+   * transaction API of its own) are recorded here once the method returns.
+   */
+  async control(statement: TransactionStatement, run: (connection: DatabaseConnection) => Promise<void>): Promise<void> {
+    const seen = this.#controlSeen
+    try {
+      await run(this.view)
+    } catch (error) {
+      // A failed COMMIT rolls the transaction back, as does a failed ROLLBACK (the server ends it).
+      if (statement.kind === 'commit' || statement.kind === 'rollback') this.rolledBack()
+      throw error
+    }
+    if (this.#controlSeen === seen) this.#control(statement)
+  }
+
+  #intercept<R>(compiledQuery: CompiledQuery, rest: unknown[]): Promise<QueryResult<R>> {
+    const execute = this.#run
     if (isStoreQuery()) return execute(compiledQuery, ...rest)
     const node = compiledQuery.query
     switch (node.kind) {
@@ -64,6 +133,25 @@ export class CutoverConnection implements DatabaseConnection {
       default:
         return execute(compiledQuery, ...rest)
     }
+  }
+
+  #viaLog<R>(logged: Execute, query: CompiledQuery, rest: unknown[]): Promise<QueryResult<R>> {
+    this.#marked.set(query, (this.#marked.get(query) ?? 0) + 1)
+    try {
+      return logged<R>(query, ...rest)
+    } catch (error) {
+      this.#unmark(query)
+      throw error
+    }
+  }
+
+  #unmark(query: CompiledQuery): boolean {
+    if (this.#marked.size === 0) return false
+    const count = this.#marked.get(query)
+    if (count === undefined) return false
+    if (count > 1) this.#marked.set(query, count - 1)
+    else this.#marked.delete(query)
+    return true
   }
 
   streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number, ...rest: unknown[]): AsyncIterableIterator<QueryResult<R>> {
@@ -116,7 +204,7 @@ export class CutoverConnection implements DatabaseConnection {
 
   #write<R>(
     compiledQuery: CompiledQuery,
-    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    execute: Execute,
     rest: unknown[],
   ): Promise<QueryResult<R>> {
     let plan: WritePlan | undefined
@@ -133,24 +221,24 @@ export class CutoverConnection implements DatabaseConnection {
   async #capture<R>(
     plan: Exclude<WritePlan, { kind: 'passthrough' }>,
     compiledQuery: CompiledQuery,
-    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    execute: Execute,
     rest: unknown[],
   ): Promise<QueryResult<R>> {
     const { table } = plan
     switch (plan.kind) {
       case 'named-keys': {
-        const result = await execute(compiledQuery, ...rest)
+        const result = await execute<R>(compiledQuery, ...rest)
         // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
         if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
         return result
       }
       case 'unattributable': {
-        const result = await execute(compiledQuery, ...rest)
+        const result = await execute<R>(compiledQuery, ...rest)
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })
         return result
       }
       case 'source-keys': {
-        const result = await execute(compiledQuery, ...rest)
+        const result = await execute<R>(compiledQuery, ...rest)
         try {
           // Reads the same source the MERGE just read, so it practically cannot fail; if it does,
           // the application's write has happened and must not fail because of it.
@@ -173,7 +261,7 @@ export class CutoverConnection implements DatabaseConnection {
 
   async #raw<R>(
     compiledQuery: CompiledQuery,
-    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    execute: Execute,
     rest: unknown[],
   ): Promise<QueryResult<R>> {
     const statement = classifyRawStatement(compiledQuery.sql)
@@ -181,17 +269,18 @@ export class CutoverConnection implements DatabaseConnection {
     if (statement.kind === 'write') return this.#rawWrite(statement, compiledQuery, execute, rest)
     let result: QueryResult<R>
     try {
-      result = await execute(compiledQuery, ...rest)
+      result = await execute<R>(compiledQuery, ...rest)
     } catch (error) {
       // A failed COMMIT rolls the transaction back; a failed BEGIN leaves none open.
       if (statement.kind === 'commit') this.rolledBack()
       throw error
     }
+    this.#controlSeen++
     this.#control(statement)
     return result
   }
 
-  #control(statement: RawStatement): void {
+  #control(statement: TransactionStatement): void {
     switch (statement.kind) {
       case 'begin':
         if (!this.#transaction) this.begin()
@@ -212,12 +301,12 @@ export class CutoverConnection implements DatabaseConnection {
   async #rawWrite<R>(
     statement: Extract<RawStatement, { kind: 'write' }>,
     compiledQuery: CompiledQuery,
-    execute: (query: CompiledQuery, ...more: unknown[]) => Promise<QueryResult<R>>,
+    execute: Execute,
     rest: unknown[],
   ): Promise<QueryResult<R>> {
     const tables = statement.tables.map((name) => this.#interception.tables.ofName(name)).filter((t) => t !== undefined)
     for (const table of tables) table.runtime.checkWrite(table.side, table.name)
-    const result = await execute(compiledQuery, ...rest)
+    const result = await execute<R>(compiledQuery, ...rest)
     for (const table of tables) {
       if (!capturing(table) || table.rawWrites === 'ignore') continue
       const keys = typeof table.rawWrites === 'function' ? table.rawWrites(compiledQuery) : undefined

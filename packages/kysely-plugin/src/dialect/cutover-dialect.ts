@@ -1,11 +1,12 @@
 import type { Cutover } from '@cutover/core'
-import { type CompiledQuery, type DatabaseIntrospector, type Dialect, type DialectAdapter, type Driver, type Kysely, PostgresQueryCompiler, type QueryCompiler, type QueryResult } from 'kysely'
+import { type CompiledQuery, type DatabaseIntrospector, type Dialect, type DialectAdapter, type Driver, type Kysely, type QueryCompiler, type QueryResult } from 'kysely'
 import type { Interception } from './cutover-connection.js'
 import { CutoverDriver } from './cutover-driver.js'
 import { KeyColumns } from '../write/key-column.js'
 import { KeyReturning } from '../write/key-returning.js'
 import { type MigratedTableConfig, MigratedTables } from './migrated-tables.js'
 import { ReadRouter } from '../read/read-router.js'
+import { isPostgresCompiler } from './postgres-compiler.js'
 
 export interface CutoverDialectOptions {
   /** The running engine (`createCutover`). */
@@ -54,7 +55,7 @@ class CutoverDialect implements Dialect {
       returning: new KeyReturning(compiler),
       reads: this.#reads,
       // The lookup reads PostgreSQL's catalog; on other databases every write keeps RETURNING.
-      keyColumns: new KeyColumns(compiler instanceof PostgresQueryCompiler ? (query) => runAside(driver, query) : undefined),
+      keyColumns: new KeyColumns(isPostgresCompiler(compiler) ? (query) => runAside(driver, query) : undefined),
     }
     return new CutoverDriver(driver, interception)
   }

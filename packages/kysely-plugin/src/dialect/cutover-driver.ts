@@ -1,13 +1,15 @@
 import type { DatabaseConnection, Driver, QueryCompiler, TransactionSettings } from 'kysely'
-import { CutoverConnection, type Interception } from './cutover-connection.js'
+import { CutoverConnection, type Interception, type TransactionStatement } from './cutover-connection.js'
 
 type CompileQuery = QueryCompiler['compileQuery']
 
 /**
  * Wraps a dialect's `Driver`: connections come out wrapped (one wrapper per real connection, so
- * a transaction's state follows the connection), and transaction control is forwarded to the real
- * driver with the real connection, then recorded on the wrapper. The optional savepoint methods
- * exist exactly when the real driver has them, because Kysely checks for their presence.
+ * a transaction's state follows the connection), and transaction control is run by the real driver
+ * on the wrapper's `view` of the real connection, so that its BEGIN, COMMIT, ROLLBACK and savepoint
+ * statements pass through the wrapper (and Kysely's log) like any other, and are recorded there.
+ * The optional savepoint methods exist exactly when the real driver has them, because Kysely
+ * checks for their presence.
  */
 export class CutoverDriver implements Driver {
   readonly #inner: Driver
@@ -23,22 +25,16 @@ export class CutoverDriver implements Driver {
     this.#interception = interception
     const { savepoint, rollbackToSavepoint, releaseSavepoint } = inner
     if (savepoint) {
-      this.savepoint = async (connection, name, compileQuery) => {
-        await savepoint.call(inner, unwrap(connection), name, compileQuery)
-        asCutover(connection)?.savepoint(name)
-      }
+      this.savepoint = (connection, name, compileQuery) =>
+        control(connection, { kind: 'savepoint', name }, (real) => savepoint.call(inner, real, name, compileQuery))
     }
     if (rollbackToSavepoint) {
-      this.rollbackToSavepoint = async (connection, name, compileQuery) => {
-        await rollbackToSavepoint.call(inner, unwrap(connection), name, compileQuery)
-        asCutover(connection)?.rolledBackToSavepoint(name)
-      }
+      this.rollbackToSavepoint = (connection, name, compileQuery) =>
+        control(connection, { kind: 'rollback-to', name }, (real) => rollbackToSavepoint.call(inner, real, name, compileQuery))
     }
     if (releaseSavepoint) {
-      this.releaseSavepoint = async (connection, name, compileQuery) => {
-        await releaseSavepoint.call(inner, unwrap(connection), name, compileQuery)
-        asCutover(connection)?.releasedSavepoint(name)
-      }
+      this.releaseSavepoint = (connection, name, compileQuery) =>
+        control(connection, { kind: 'release', name }, (real) => releaseSavepoint.call(inner, real, name, compileQuery))
     }
   }
 
@@ -46,40 +42,33 @@ export class CutoverDriver implements Driver {
     return this.#inner.init()
   }
 
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const connection = await this.#inner.acquireConnection()
+  // Every query acquires a connection: a `then` rather than an `async` function spares it a tick.
+  acquireConnection(): Promise<DatabaseConnection> {
+    return this.#inner.acquireConnection().then(this.#wrap)
+  }
+
+  readonly #wrap = (connection: DatabaseConnection): CutoverConnection => {
     let wrapper = this.#wrappers.get(connection)
     if (!wrapper) this.#wrappers.set(connection, (wrapper = new CutoverConnection(connection, this.#interception)))
     return wrapper
   }
 
-  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    await this.#inner.beginTransaction(unwrap(connection), settings)
-    asCutover(connection)?.begin()
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return control(connection, { kind: 'begin' }, (real) => this.#inner.beginTransaction(real, settings))
   }
 
-  async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    try {
-      await this.#inner.commitTransaction(unwrap(connection))
-    } catch (error) {
-      asCutover(connection)?.rolledBack()
-      throw error
-    }
-    asCutover(connection)?.committed()
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return control(connection, { kind: 'commit' }, (real) => this.#inner.commitTransaction(real))
   }
 
-  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    try {
-      await this.#inner.rollbackTransaction(unwrap(connection))
-    } finally {
-      asCutover(connection)?.rolledBack()
-    }
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return control(connection, { kind: 'rollback' }, (real) => this.#inner.rollbackTransaction(real))
   }
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {
     // A connection going back to the pool with a transaction still open (a raw BEGIN never ended)
     // is rolled back by nobody we can see; forget its writes rather than mirror them later.
-    asCutover(connection)?.rolledBack()
+    if (connection instanceof CutoverConnection) connection.rolledBack()
     return this.#inner.releaseConnection(unwrap(connection))
   }
 
@@ -88,11 +77,11 @@ export class CutoverDriver implements Driver {
   }
 }
 
-function asCutover(connection: DatabaseConnection): CutoverConnection | undefined {
-  return connection instanceof CutoverConnection ? connection : undefined
+/** Transaction control on a wrapped connection goes through it; on any other, straight to the driver. */
+function control(connection: DatabaseConnection, statement: TransactionStatement, run: (connection: DatabaseConnection) => Promise<void>): Promise<void> {
+  return connection instanceof CutoverConnection ? connection.control(statement, run) : run(connection)
 }
 
 function unwrap(connection: DatabaseConnection): DatabaseConnection {
   return connection instanceof CutoverConnection ? connection.inner : connection
 }
-

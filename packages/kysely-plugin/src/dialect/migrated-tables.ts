@@ -36,6 +36,7 @@ export interface MigratedTable {
  */
 export class MigratedTables {
   readonly #byName = new Map<string, MigratedTable>()
+  readonly #bySchema = new Map<string, Map<string, MigratedTable>>()
   readonly all: readonly MigratedTable[]
 
   constructor(cutover: Cutover, tables: Readonly<Record<string, MigratedTableConfig>>) {
@@ -64,12 +65,18 @@ export class MigratedTables {
     }
     if (problems.length > 0) throw new ConfigError(problems)
     this.all = [...this.#byName.values()]
+    for (const [qualified, table] of this.#byName) {
+      const [schema, name] = qualified.split('.') as [string, string]
+      const bySchema = this.#bySchema.get(schema) ?? new Map<string, MigratedTable>()
+      this.#bySchema.set(schema, bySchema.set(name, table))
+    }
   }
 
   /** The migrated table a `TableNode` names, if any. */
   ofTableNode(node: TableNode): MigratedTable | undefined {
-    const schema = node.table.schema?.name ?? 'public'
-    return this.#byName.get(`${schema}.${node.table.identifier.name}`)
+    // Asked for every query's table: a lookup by name, without building a qualified string.
+    const bySchema = this.#bySchema.get(node.table.schema?.name ?? 'public')
+    return bySchema?.get(node.table.identifier.name)
   }
 
   /** The migrated table of a `TableNode` or `AliasNode(TableNode)`, with the name that qualifies its columns. */

@@ -3,6 +3,7 @@ import type { CompiledQuery, QueryResult, SelectQueryNode } from 'kysely'
 import { KyselyTableStore } from '../store/kysely-table-store.js'
 import type { MigratedTables } from '../dialect/migrated-tables.js'
 import { ComparisonBatch } from './comparison-batch.js'
+import { recentlyUnmirrored } from '../write/unmirrored-writes.js'
 import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect } from './select-translation.js'
 
 /**
@@ -11,7 +12,10 @@ import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type Tr
  * - from the old table as written, or (ramp, for routing keys in the percentage; cutover;
  *   complete) from the new table, translated through the field map and mapped back to the old
  *   shape. A new-store failure falls back to the old store; a query that cannot be translated
- *   stays on the old store and is counted (`read.untranslatable`).
+ *   stays on the old store and is counted (`read.untranslatable`). In ramp, a read of keys this
+ *   process changed and the mirror has not applied yet (any key, for a read not by key) is served
+ *   by the old store, so the application reads its own writes (`read.fresh_fallback`); so is
+ *   every read of the migration for a minute after a write this process could not mirror.
  * - a sample (`compareSample`) is compared with the other store after the caller has its rows,
  *   off the request path: nothing the comparison does can delay or fail the caller.
  *
@@ -43,7 +47,9 @@ export class ReadRouter {
     const select = simpleSelect(node, this.#tables)
     if (!select) return executeOld()
     const { runtime, side } = select.table
-    if (side === 'old' && runtime.readSide() === 'new') {
+    // Read-your-writes: with a change of these keys (or, not by key, of any) still on its way to the
+    // new store, the read goes to the old one (`readSideFor`).
+    if (side === 'old' && runtime.readSideFor(lookedUpKeys(select) as readonly KeyValue[] | undefined) === 'new' && !this.#unmirroredLately(runtime)) {
       const served = await this.#fromNew<R>(select, query, runtime)
       if (served) return served
     }
@@ -107,6 +113,13 @@ export class ReadRouter {
       this.#lookups.add({ runtime, side: 'new', keys: keys as KeyValue[], wholeRows: records, query: query.sql, since: started })
     }
     return { rows: rows as R[] }
+  }
+
+  /** A write this process could not mirror happened lately: the new store may lack it (`unmirrored-writes.ts`). */
+  #unmirroredLately(runtime: MigrationRuntime): boolean {
+    if (!recentlyUnmirrored(runtime)) return false
+    this.#cutover.metrics.increment('read.fresh_fallback', { migration: runtime.name, reason: 'unmirrored_write' })
+    return true
   }
 
   #translate(select: SimpleSelect): TranslatedSelect | undefined {

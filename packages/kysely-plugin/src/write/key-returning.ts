@@ -1,4 +1,5 @@
-import { type CompiledQuery, PostgresQueryCompiler, type QueryCompiler } from 'kysely'
+import type { CompiledQuery, QueryCompiler } from 'kysely'
+import { isPostgresCompiler } from '../dialect/postgres-compiler.js'
 import type { WritePlan } from './write-capture.js'
 
 /** Shapes remembered at most; past that the cache starts again (shapes come from the code, so this is a guard). */
@@ -24,7 +25,7 @@ export class KeyReturning {
 
   constructor(compiler: QueryCompiler) {
     this.#compiler = compiler
-    this.#appends = Object.getPrototypeOf(compiler) === PostgresQueryCompiler.prototype
+    this.#appends = isPostgresCompiler(compiler, { exactly: true })
   }
 
   compile(plan: Extract<WritePlan, { kind: 'returning' }>, original: CompiledQuery): CompiledQuery {
