@@ -2,6 +2,7 @@ import { BackfillRun, type SettledBatch } from './backfill/run.js'
 import { mapBatch } from './backfill/map-batch.js'
 import type { BackfillOptions, BackfillSummary } from './backfill/options.js'
 import { BatchReader, type ReadBatch } from './backfill/read-batch.js'
+import { removeDeleted } from './backfill/remove-deleted.js'
 import { writeBatch } from './backfill/write-batch.js'
 import type { ThrottleReason } from './throttle.js'
 
@@ -25,8 +26,10 @@ export type { BackfillOptions, BackfillProgress, BackfillSummary, BatchMismatch,
  *   differ. The backfill never repairs them itself: overwriting could undo a newer mirrored write.
  *   `reconcile` does, from the authoritative side.
  *
- * A batch is: wait for the throttle, `read`, `mapBatch`, `writeBatch`, then `settle` (verify,
- * checkpoint, report) once the batch before it has settled.
+ * A batch is: wait for the throttle, `read`, `mapBatch`, `writeBatch`, `removeDeleted` (re-read
+ * the batch's keys from the old store and delete the copies of rows deleted meanwhile), then
+ * `settle` (verify against the re-read rows, checkpoint, report) once the batch before it has
+ * settled.
  */
 export async function backfill(options: BackfillOptions): Promise<BackfillSummary> {
   const run = await BackfillRun.start(options)
@@ -71,12 +74,12 @@ async function walk(run: BackfillRun, options: BackfillOptions): Promise<void> {
 function startBatch(run: BackfillRun, batch: ReadBatch, waited: ThrottleReason[], batchStarted: number, previous: Promise<SettledBatch> | undefined): Promise<SettledBatch> {
   const writing = Promise.resolve()
     .then(() => writeBatch(run.migration, mapBatch(run.migration, batch.rows), run.mode))
-    .then((written) => ({ written, writeMs: performance.now() - batchStarted }))
+    .then(async (written) => ({ written, recheck: await removeDeleted(run.migration, batch, written, run.mode), writeMs: performance.now() - batchStarted }))
   writing.catch(() => undefined) // awaited below
   const settling = (async () => {
-    const { written, writeMs } = await writing
+    const { written, recheck, writeMs } = await writing
     await previous
-    return run.settle(batch, written, waited, writeMs)
+    return run.settle(batch, written, recheck, waited, writeMs)
   })()
   settling.catch(() => undefined) // awaited by the walk
   return settling

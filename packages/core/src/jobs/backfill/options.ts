@@ -78,6 +78,11 @@ export interface BackfillSummary {
   readonly counts: BackfillCounts
   /** Open quarantine entries of the migration, by `REASON_CODE: reason`. */
   readonly quarantinedByReason: Readonly<Record<string, number>>
+  /**
+   * Copies this run removed again because their source row was deleted between the batch's read
+   * and its write (see `removeDeleted`).
+   */
+  readonly removedAsDeleted: number
   /** The first 1,000 mismatches of this run. */
   readonly mismatches: readonly BatchMismatch[]
   /** Milliseconds waited, by throttle source. */

@@ -4,6 +4,8 @@ import type { KeyRange } from './options.js'
 
 /** One batch of the old store, cut at the range's end. */
 export interface ReadBatch {
+  /** The key the batch was read after (absent: from the first key). */
+  readonly after: KeyValue | undefined
   readonly rows: readonly Row[]
   /** The batch's last key: the checkpoint after it. */
   readonly lastKey: KeyValue
@@ -37,7 +39,7 @@ export class BatchReader {
     if (rows.length === 0) return undefined
     const finished = reachedEnd || scanned.length < current.limit
     if (!finished) this.#ahead = this.#scan(scanned.at(-1)?.[this.#migration.key.old] as KeyValue, limit)
-    return { rows, lastKey: rows.at(-1)?.[this.#migration.key.old] as KeyValue, finished }
+    return { after, rows, lastKey: rows.at(-1)?.[this.#migration.key.old] as KeyValue, finished }
   }
 
   #scan(after: KeyValue | undefined, limit: number) {

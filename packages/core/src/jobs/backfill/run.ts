@@ -10,6 +10,7 @@ import { Throttle, type ThrottleReason } from '../throttle.js'
 import { backfillFingerprint } from './fingerprint.js'
 import type { BackfillOptions, BackfillSummary, BatchMismatch } from './options.js'
 import type { ReadBatch } from './read-batch.js'
+import type { SourceRecheck } from './remove-deleted.js'
 import { verifyBatch } from './verify-batch.js'
 import type { WrittenBatch } from './write-batch.js'
 
@@ -50,6 +51,8 @@ export class BackfillRun {
   #batches = 0
   #checksum = 0n
   #savedDone = false
+  /** Copies removed because their source was deleted while their batch ran. */
+  #removed = 0
   /** What the previous batch slept afterwards (reported with the next batch). */
   #lastThrottled: ThrottleReason[] = []
 
@@ -96,10 +99,11 @@ export class BackfillRun {
   }
 
   /** Verifies a written batch, then commits its quarantine and checkpoint, audits, reports. */
-  async settle(batch: ReadBatch, written: WrittenBatch, waited: ThrottleReason[], writeMs: number): Promise<SettledBatch> {
+  async settle(batch: ReadBatch, written: WrittenBatch, recheck: SourceRecheck, waited: ThrottleReason[], writeMs: number): Promise<SettledBatch> {
     const verifyStarted = performance.now()
     const verification =
-      this.#options.verify === false ? { mismatches: [], checksum: 0n } : await verifyBatch(this.migration, written.expected, this.#options.verify ?? {})
+      this.#options.verify === false ? { mismatches: [], checksum: 0n } : await verifyBatch(this.migration, written, recheck, this.#options.verify ?? {})
+    this.#removed += recheck.removed
     const latencyMs = writeMs + (performance.now() - verifyStarted)
     const read = batch.rows.length
     this.#counts = addCounts(this.#counts, {
@@ -151,12 +155,14 @@ export class BackfillRun {
         batches: this.#batches,
         checksum: this.#checksum.toString(16),
         mismatched: this.#mismatches.length,
+        removedAsDeleted: this.#removed,
       },
     })
     this.#logger.info('backfill ended', { migration: migration.name, rangeId: this.rangeId, status: this.status, counts: this.#counts })
     return {
       ...(await summaryOf(this.#options, this.rangeId, this.status, this.#counts)),
       resumedAfter: this.#resumedAfter,
+      removedAsDeleted: this.#removed,
       mismatches: this.#mismatches,
       throttledMs: this.#throttledMs,
       batches: this.#batches,
@@ -215,6 +221,7 @@ async function summaryOf(options: BackfillOptions, rangeId: string, status: Back
     resumedAfter: undefined,
     counts,
     quarantinedByReason: await new QuarantineTable(options.control).countByReason(options.migration.name),
+    removedAsDeleted: 0,
     mismatches: [],
     throttledMs: emptyThrottled(),
     batches: 0,

@@ -5,6 +5,8 @@ import type { Migration } from '../../model/migration.js'
 import type { KeyValue, Row } from '../../model/store.js'
 import { projectOnto, textDigest } from '../row-digest.js'
 import type { BatchMismatch } from './options.js'
+import type { SourceRecheck } from './remove-deleted.js'
+import type { WrittenBatch } from './write-batch.js'
 
 /** How the inline verification retries keys that differ (the mirror may be mid-write). */
 export interface VerifySettings {
@@ -13,15 +15,20 @@ export interface VerifySettings {
 }
 
 /**
- * Compares the batch read back from the new store with the mapped source: by row checksum first,
- * by fields for keys that differ, after re-reading both sides (the mirror may have moved either).
+ * Compares the batch read back from the new store with the source as re-read after the write
+ * (`recheck.current`): by row checksum first, by fields for keys that differ, after re-reading both
+ * sides (the mirror may have moved either). A key whose source changed or went away since the scan
+ * goes straight to the re-read, so a copy of a deleted row is reported (`MISSING_IN_OLD`), never
+ * found equal to the stale row it was copied from.
  */
 export async function verifyBatch(
   migration: Migration<any, any>,
-  expected: ReadonlyMap<string, Row>,
+  written: WrittenBatch,
+  recheck: SourceRecheck,
   settings: VerifySettings,
 ): Promise<{ mismatches: BatchMismatch[]; checksum: bigint }> {
   const rules: ComparisonRules = migration.compare ?? {}
+  const { expected } = written
   const keys = [...expected.keys()]
   if (keys.length === 0) return { mismatches: [], checksum: 0n }
   const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.key.new)))
@@ -29,20 +36,27 @@ export async function verifyBatch(
   // is hashed (for the run's checksum).
   let sourceSum = 0n
   const differing: string[] = []
+  const moved: string[] = []
   for (const key of keys) {
+    const now = recheck.current.get(key)
+    if (now === undefined || !sameSource(written.sources.get(key), now)) {
+      if (now !== undefined || actual.has(key)) moved.push(key)
+      continue
+    }
     const record = expected.get(key) as Row
     const text = canonicalRecordText(record, rules)
     sourceSum += textDigest(text)
     const copy = actual.get(key)
     if (copy === undefined || !(sameValues(record, copy) || canonicalRecordText(projectOnto(copy, Object.keys(record)), rules) === text)) differing.push(key)
   }
-  if (differing.length === 0) return { mismatches: [], checksum: sourceSum }
+  if (differing.length === 0 && moved.length === 0) return { mismatches: [], checksum: sourceSum }
   let pending = differing.filter((key) => {
     const copied = actual.get(key)
     const record = expected.get(key) as Row
     // Tolerances are not in the text: the field comparison has the last word.
     return !(copied && compareRecords(record, projectOnto(copied, Object.keys(record)), rules).equal)
   })
+  pending.push(...moved)
   if (pending.length === 0) return { mismatches: [], checksum: sourceSum }
 
   const retries = settings.retries ?? 3
@@ -94,6 +108,23 @@ function sameValues(expected: Row, actual: Row): boolean {
     if (a instanceof Date && b instanceof Date && a.getTime() === b.getTime()) continue
     return false
   }
+  return true
+}
+
+/**
+ * Whether the source row read again equals the one the batch read: deep over plain objects and
+ * arrays (documents nest), Dates by instant, bytes by content. Either row read from one store
+ * with one driver, so equal data has equal types here.
+ */
+export function sameSource(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a instanceof Date) return b instanceof Date && a.getTime() === b.getTime()
+  if (a instanceof Uint8Array) return b instanceof Uint8Array && Buffer.compare(a, b) === 0
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((item, i) => sameSource(item, b[i]))
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(b)) return false
+  const aKeys = Object.keys(a)
+  if (aKeys.length !== Object.keys(b).length) return false
+  for (const key of aKeys) if (!sameSource((a as Row)[key], (b as Row)[key])) return false
   return true
 }
 

@@ -10,6 +10,8 @@ export interface WrittenBatch {
   readonly quarantined: readonly QuarantinedRecord[]
   /** The mapped records that were written (or found present), by key: what verification expects. */
   readonly expected: ReadonlyMap<string, Row>
+  /** The source rows of `expected`, as the batch read them. */
+  readonly sources: ReadonlyMap<string, Row>
 }
 
 /** Writes a mapped batch; records the new store refuses one by one are quarantined. */
@@ -24,5 +26,11 @@ export async function writeBatch(migration: Migration<any, any>, batch: MappedBa
     mapped.delete(key)
     quarantined.push(quarantineEntry(migration.name, key, source, 'STORE_REJECTED', storeReason(error), []))
   }
-  return { written: write.written, skipped: write.skipped, quarantined, expected: new Map([...mapped].map(([key, m]) => [key, m.record])) }
+  const expected = new Map<string, Row>()
+  const sources = new Map<string, Row>()
+  for (const [key, m] of mapped) {
+    expected.set(key, m.record)
+    sources.set(key, m.source)
+  }
+  return { written: write.written, skipped: write.skipped, quarantined, expected, sources }
 }
