@@ -67,7 +67,8 @@ async function walk(run: BackfillRun, options: BackfillOptions): Promise<void> {
     await Promise.allSettled(unsettled.splice(0))
     throw error
   }
-  for (const batch of unsettled.splice(0)) await batch
+  // The last batches pay for their rows too: the run's average stays at or under the rate limit.
+  for (const batch of unsettled.splice(0)) await run.throttleAfter(await batch, { last: true })
 }
 
 /** Maps and writes a batch now; settles it once `previous` (the batch before it) has settled. */

@@ -126,9 +126,9 @@ export class BackfillRun {
   }
 
   /** Sleeps what the throttle asks after a settled batch. */
-  async throttleAfter(settled: SettledBatch): Promise<void> {
+  async throttleAfter(settled: SettledBatch, options: { last?: boolean } = {}): Promise<void> {
     const signal = this.#options.signal
-    this.#lastThrottled = await this.throttle.afterBatch(settled.rows, settled.latencyMs, signal).catch((error: unknown) => {
+    this.#lastThrottled = await this.throttle.afterBatch(settled.rows, settled.latencyMs, signal, options).catch((error: unknown) => {
       if (signal?.aborted) return []
       throw error
     })
