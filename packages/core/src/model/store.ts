@@ -43,4 +43,9 @@ export interface Store<R extends Row = Row> {
   upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult>
   /** Deletes the records with these keys; returns how many existed. */
   delete(keys: readonly KeyValue[]): Promise<number>
+  /**
+   * Roughly how many records there are, cheaply (catalog statistics, not a count): for progress
+   * and ETAs only. `undefined` when the store has no estimate.
+   */
+  estimateCount?(): Promise<number | undefined>
 }
