@@ -64,11 +64,10 @@ export interface ExhaustiveVerificationOptions extends CommonOptions {
 export async function verifyExhaustive(options: ExhaustiveVerificationOptions): Promise<VerificationReport> {
   const { migration } = options
   const startedAt = new Date()
-  const oldSide = options.old ?? oldStoreSegments(migration)
-  const newSide = options.new ?? newStoreSegments(migration)
+  const logger = options.logger ?? silentLogger
+  const [oldSide, newSide] = await chooseRowHash(options.old ?? oldStoreSegments(migration), options.new ?? newStoreSegments(migration), logger, migration.name)
   const leafRows = options.leafRows ?? 2_000
   let bits = options.initialBits ?? 10
-  const logger = options.logger ?? silentLogger
 
   const [oldSums, newSums] = await bothSides('checksums', 2 ** bits, options, (side) => side.checksums({ bits }), oldSide, newSide)
   let differing = differingSegments(oldSums, newSums)
@@ -100,6 +99,24 @@ export async function verifyExhaustive(options: ExhaustiveVerificationOptions): 
     keysCompared: keys.size,
   }, { old: totals.old.sum.toString(16), new: totals.new.sum.toString(16) })
   return finish(options, report)
+}
+
+/**
+ * Both sides switch to the cheaper built-in hash when both offer it and compute it identically on
+ * known inputs (same byte order, encoding, build); otherwise both keep SHA-256. Either way equal
+ * records hash equal on both sides, so the choice can never report equal data as different.
+ */
+async function chooseRowHash(oldSide: SegmentSource, newSide: SegmentSource, logger: Logger, migration: string): Promise<[SegmentSource, SegmentSource]> {
+  const chosen = await builtinIfIdentical(oldSide, newSide)
+  logger.info('verification: row hash chosen', { migration, rowHash: chosen ? 'hashtextextended' : (oldSide.rowHash ?? 'sha256') })
+  return chosen ?? [oldSide, newSide]
+}
+
+async function builtinIfIdentical(oldSide: SegmentSource, newSide: SegmentSource): Promise<[SegmentSource, SegmentSource] | undefined> {
+  if (!oldSide.builtinHash || !newSide.builtinHash) return undefined
+  const probes = await Promise.all([oldSide.builtinHash.probe(), newSide.builtinHash.probe()]).catch(() => undefined)
+  if (!probes || probes[0] !== probes[1] || probes[0] === '') return undefined
+  return [oldSide.builtinHash.source(), newSide.builtinHash.source()]
 }
 
 /**
