@@ -49,7 +49,6 @@ export class BackfillRun {
   #counts: BackfillCounts
   #runRead = 0
   #batches = 0
-  #checksum = 0n
   #savedDone = false
   /** Copies removed because their source was deleted while their batch ran. */
   #removed = 0
@@ -102,7 +101,7 @@ export class BackfillRun {
   async settle(batch: ReadBatch, written: WrittenBatch, recheck: SourceRecheck, waited: ThrottleReason[], writeMs: number): Promise<SettledBatch> {
     const verifyStarted = performance.now()
     const verification =
-      this.#options.verify === false ? { mismatches: [], checksum: 0n } : await verifyBatch(this.migration, written, recheck, this.#options.verify ?? {})
+      this.#options.verify === false ? { mismatches: [] } : await verifyBatch(this.migration, written, recheck, this.#options.verify ?? {})
     this.#removed += recheck.removed
     const latencyMs = writeMs + (performance.now() - verifyStarted)
     const read = batch.rows.length
@@ -116,7 +115,6 @@ export class BackfillRun {
     await this.#checkpoint(batch, written.quarantined)
     await this.#auditQuarantine(written.quarantined)
     this.#recordMismatches(verification.mismatches)
-    this.#checksum = (this.#checksum + verification.checksum) & 0xffff_ffff_ffff_ffffn
     this.#runRead += read
     this.#batches++
     this.sizer.observe(latencyMs)
@@ -153,7 +151,6 @@ export class BackfillRun {
         counts: this.#counts,
         runRead: this.#runRead,
         batches: this.#batches,
-        checksum: this.#checksum.toString(16),
         mismatched: this.#mismatches.length,
         removedAsDeleted: this.#removed,
       },

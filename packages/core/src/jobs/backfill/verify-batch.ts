@@ -3,7 +3,7 @@ import { compareRecords, type ComparisonRules } from '../../model/compare.js'
 import { MapperError } from '../../model/errors.js'
 import type { Migration } from '../../model/migration.js'
 import type { KeyValue, Row } from '../../model/store.js'
-import { projectOnto, textDigest } from '../row-digest.js'
+import { projectOnto } from '../row-digest.js'
 import type { BatchMismatch } from './options.js'
 import type { SourceRecheck } from './remove-deleted.js'
 import type { WrittenBatch } from './write-batch.js'
@@ -16,7 +16,7 @@ export interface VerifySettings {
 
 /**
  * Compares the batch read back from the new store with the source as re-read after the write
- * (`recheck.current`): by row checksum first, by fields for keys that differ, after re-reading both
+ * (`recheck.current`): by identical values, else canonical text, then by fields for keys that differ, after re-reading both
  * sides (the mirror may have moved either). A key whose source changed or went away since the scan
  * goes straight to the re-read, so a copy of a deleted row is reported (`MISSING_IN_OLD`), never
  * found equal to the stale row it was copied from.
@@ -26,15 +26,12 @@ export async function verifyBatch(
   written: WrittenBatch,
   recheck: SourceRecheck,
   settings: VerifySettings,
-): Promise<{ mismatches: BatchMismatch[]; checksum: bigint }> {
+): Promise<{ mismatches: BatchMismatch[] }> {
   const rules: ComparisonRules = migration.compare ?? {}
   const { expected } = written
   const keys = [...expected.keys()]
-  if (keys.length === 0) return { mismatches: [], checksum: 0n }
+  if (keys.length === 0) return { mismatches: [] }
   const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.key.new)))
-  // Equal canonical texts hash equal, so a copy is compared by its text, and only the source's text
-  // is hashed (for the run's checksum).
-  let sourceSum = 0n
   const differing: string[] = []
   const moved: string[] = []
   for (const key of keys) {
@@ -44,12 +41,12 @@ export async function verifyBatch(
       continue
     }
     const record = expected.get(key) as Row
-    const text = canonicalRecordText(record, rules)
-    sourceSum += textDigest(text)
     const copy = actual.get(key)
-    if (copy === undefined || !(sameValues(record, copy) || canonicalRecordText(projectOnto(copy, Object.keys(record)), rules) === text)) differing.push(key)
+    // Identical values need no canonical text; the texts decide the rest (a numeric string, bytes).
+    if (copy !== undefined && sameValues(record, copy)) continue
+    if (copy === undefined || canonicalRecordText(projectOnto(copy, Object.keys(record)), rules) !== canonicalRecordText(record, rules)) differing.push(key)
   }
-  if (differing.length === 0 && moved.length === 0) return { mismatches: [], checksum: sourceSum }
+  if (differing.length === 0 && moved.length === 0) return { mismatches: [] }
   let pending = differing.filter((key) => {
     const copied = actual.get(key)
     const record = expected.get(key) as Row
@@ -57,7 +54,7 @@ export async function verifyBatch(
     return !(copied && compareRecords(record, projectOnto(copied, Object.keys(record)), rules).equal)
   })
   pending.push(...moved)
-  if (pending.length === 0) return { mismatches: [], checksum: sourceSum }
+  if (pending.length === 0) return { mismatches: [] }
 
   const retries = settings.retries ?? 3
   const delayMs = settings.delayMs ?? 200
@@ -92,7 +89,7 @@ export async function verifyBatch(
     }
     pending = mismatches.map((m) => m.key)
   }
-  return { mismatches, checksum: sourceSum }
+  return { mismatches }
 }
 
 /**
