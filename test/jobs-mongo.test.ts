@@ -81,7 +81,7 @@ afterAll(async () => {
 })
 
 describe('MongoDB → PostgreSQL', () => {
-  it('backfills 20,000 documents and ends verified; finds and repairs planted differences', { timeout: 180_000 }, async () => {
+  it('backfills 20,000 documents and ends verified; finds and repairs planted differences', { timeout: 420_000 }, async () => {
     const Appointment = mongo.connection.model(
       'Appointment',
       new Schema({ patient: { first: String, last: String }, email: String, startsAt: Date, amountCents: Number, tags: [String] }, { collection: 'appointments' }),

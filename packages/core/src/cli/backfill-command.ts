@@ -63,11 +63,14 @@ async function planDistributed(context: CommandContext, migration: Migration<any
   }
 }
 
+/**
+ * The progress bar's total: the config's `estimateTotal`, else the old store's own cheap estimate
+ * (`Store.estimateCount`: `pg_class.reltuples`, `estimatedDocumentCount`), else none.
+ */
 export async function estimateTotal(context: CommandContext, migration: Migration<any, any>): Promise<number | undefined> {
   const estimate = context.config.jobs?.[migration.name]?.estimateTotal
   if (estimate) return estimate()
-  const countable = migration.old as unknown as { count?: () => Promise<number> }
-  return typeof countable.count === 'function' ? countable.count() : undefined
+  return (await migration.old.estimateCount?.().catch(() => undefined)) ?? undefined
 }
 
 export function progressOf(p: BackfillProgress, total: number | undefined) {

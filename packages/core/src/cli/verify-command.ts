@@ -1,6 +1,6 @@
 import { numberFlag } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
-import { verifyExhaustive, verifySample } from '../jobs/verification.js'
+import { type VerificationStage, verifyExhaustive, verifySample } from '../jobs/verification.js'
 import { formatReport } from '../control/verification-report.js'
 
 /**
@@ -18,8 +18,7 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
     actor: context.actor,
     logger: context.logger,
     ...(recheckMs === undefined ? {} : { recheck: { delayMs: recheckMs } }),
-    onProgress: (stage: { stage: string; done: number; total: number | undefined }) =>
-      context.progress.update({ label: `${migration.name} verify`, done: stage.done, total: stage.total, note: stage.stage, fields: { stage: stage.stage } }),
+    onProgress: progressOfVerification(context, migration.name),
   }
   const report =
     sample !== undefined
@@ -27,4 +26,27 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
       : await verifyExhaustive({ ...common, ...(await context.config.jobs?.[migration.name]?.segments?.()) })
   writeResult(context, { command: 'verify', ...report }, formatReport(report))
   return report.consistent ? EXIT.ok : EXIT.inconsistent
+}
+
+const STAGE_UNITS: Readonly<Record<VerificationStage['stage'], string>> = {
+  checksums: 'segments checksummed (both sides)',
+  bisect: 'sub-segments checksummed (both sides)',
+  rows: 'keys compared',
+  recheck: 're-checks',
+  sample: 'keys sampled',
+}
+
+/** Each stage as done of total with its unit, a rate and so an ETA within the stage. */
+function progressOfVerification(context: CommandContext, migration: string): (stage: VerificationStage) => void {
+  let current: { stage: string; startedAt: number } | undefined
+  return (stage) => {
+    const now = performance.now()
+    if (current?.stage !== stage.stage) current = { stage: stage.stage, startedAt: now }
+    const seconds = (now - current.startedAt) / 1_000
+    const rate = stage.done > 0 && seconds > 0 ? stage.done / seconds : undefined
+    context.progress.update(
+      { label: `${migration} verify`, done: stage.done, total: stage.total, rate, note: STAGE_UNITS[stage.stage], fields: { stage: stage.stage } },
+      { force: stage.total !== undefined && stage.done === stage.total },
+    )
+  }
 }

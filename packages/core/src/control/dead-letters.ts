@@ -51,6 +51,26 @@ export class DeadLetterTable implements DeadLetterSink {
       .execute()
   }
 
+  /**
+   * Writes the entries that have no open dead letter yet for the same key, direction and reason,
+   * so a job run again over the same keys (reconcile) records a failure once, not once per run.
+   */
+  async writeUnlessOpen(entries: readonly DeadLetter[]): Promise<void> {
+    if (entries.length === 0) return
+    const identity = (e: { migration: string; direction: string; key: string; reasonCode: string; reason: string }) =>
+      JSON.stringify([e.migration, e.direction, e.key, e.reasonCode, e.reason])
+    const open = await this.db
+      .selectFrom('cutover.dead_letters')
+      .select(['migration', 'direction', 'key', 'reason_code', 'reason'])
+      .where('migration', 'in', [...new Set(entries.map((e) => e.migration))])
+      .where('key', 'in', [...new Set(entries.map((e) => e.key))])
+      .where('resolved_at', 'is', null)
+      .execute()
+    const seen = new Set(open.map((row) => identity({ ...row, reasonCode: row.reason_code })))
+    const fresh = entries.filter((entry) => !seen.has(identity(entry)) && seen.add(identity(entry)))
+    await this.write(fresh)
+  }
+
   /** Unresolved entries, oldest first. */
   async open(
     migration: string,

@@ -3,7 +3,7 @@ import type { ComparisonRules } from '../model/compare.js'
 import { ConfigError } from '../model/errors.js'
 import { sqlIdentifier } from '../model/field-map.js'
 import type { FieldMap } from '../model/field-rule.js'
-import { rowHashSql } from './row-digest.js'
+import { BUILTIN_ROW_HASH, ROW_HASH_PROBE_SQL, type RowHashScheme, SHA256_ROW_HASH } from './row-digest.js'
 import type { SegmentChecksum, SegmentLevel, SegmentSource } from './segment-checksum.js'
 import type { KeyValue } from '../model/store.js'
 
@@ -35,6 +35,8 @@ export interface PostgresSegmentsOptions {
   readonly fields: readonly HashedField[]
   readonly rules?: ComparisonRules
   readonly name?: string
+  /** The per-row hash. Default SHA-256 (`rowHash`); see `BUILTIN_ROW_HASH` for the other. */
+  readonly rowHash?: RowHashScheme
 }
 
 /**
@@ -49,16 +51,26 @@ export function postgresSegments(options: PostgresSegmentsOptions): SegmentSourc
   if (!options.fields.some((field) => field.sql === keyRef)) {
     throw new ConfigError([{ source: 'fields', value: key, message: `the hashed fields of ${options.table} must include its key column "${key}"` }])
   }
-  const hash = rowHashSql.bytes(canonicalTextSql(options.fields, options.rules ?? {}))
+  const scheme = options.rowHash ?? SHA256_ROW_HASH
+  const hash = scheme.value(canonicalTextSql(options.fields, options.rules ?? {}))
   // `offset 0` keeps PostgreSQL from inlining the subquery, which would compute the hash once per
   // use (segment, digest, filter) instead of once per row.
   const hashed = (extra = '') =>
-    `(select ${rowHashSql.segment('x')} as h, ${rowHashSql.digest('x')} as d${extra} from (select ${hash} as x${extra ? `, ${keyRef} as k` : ''} from ${table} as t offset 0) as r offset 0) as y`
+    `(select ${scheme.segment('x')} as h, ${scheme.digest('x')} as d${extra} from (select ${hash} as x${extra ? `, ${keyRef} as k` : ''} from ${table} as t offset 0) as r offset 0) as y`
   const segment = (bits: number) => (bits === 0 ? '0' : `(h >> ${32 - bits})`)
   let prepared: Promise<void> | undefined
   const prepare = () => (prepared ??= options.fields.some((f) => f.kind === 'json') ? ensureCanonicalJsonFunction(db) : Promise.resolve())
   return {
     name: options.name ?? `postgres:${options.table}`,
+    rowHash: scheme.name,
+    ...(scheme === BUILTIN_ROW_HASH
+      ? {}
+      : {
+          builtinHash: {
+            probe: async () => (await sql<{ probe: string }>`${sql.raw(ROW_HASH_PROBE_SQL)}`.execute(db)).rows[0]?.probe ?? '',
+            source: () => postgresSegments({ ...options, rowHash: BUILTIN_ROW_HASH }),
+          },
+        }),
     async checksums(level: SegmentLevel): Promise<ReadonlyMap<number, SegmentChecksum>> {
       await prepare()
       const within = level.within ? sql`where ${sql.raw(segment(level.within.bits))} = any(${level.within.segments.map(String)}::bigint[])` : sql``

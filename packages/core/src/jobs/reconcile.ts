@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely'
 import { AuditLog } from '../control/audit-log.js'
 import { canonicalHash } from '../model/canonical.js'
-import { DeadLetterTable } from '../control/dead-letters.js'
+import { DeadLetterTable, type StoredDeadLetter } from '../control/dead-letters.js'
 import { readEnvFlags } from '../runtime/env-flags.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
-import { MirrorQueue } from '../runtime/mirror-queue.js'
+import { type ApplyOutcome, MirrorQueue } from '../runtime/mirror-queue.js'
 import { isPhase, type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
 import { QuarantineTable } from '../control/quarantine.js'
 import { type KeyValue, keyString, type Row } from '../model/store.js'
@@ -60,68 +60,33 @@ export interface ReconcileResult {
  * here), checks the key again, and audits every repair with before/after hashes of both copies.
  * Because the state written is read at repair time, it can never be older than what a concurrent
  * mirror writes; a key a writer moves meanwhile shows up as still inconsistent, to run again.
+ * A key the target refuses (a constraint its repaired state breaks) is dead-lettered alone, as the
+ * backfill quarantines a refused row alone: the other repairs of its batch still go through. A
+ * failure already recorded by an open dead letter (same key and reason) is not recorded twice.
  */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileResult> {
   const { migration, control } = options
   const logger = options.logger ?? silentLogger
   const authoritative = options.authoritative ?? sideOf(await currentPhase(migration.name, control, options.env))
   const report = options.keys ? undefined : (options.report ?? (await new VerificationReports(control).load(migration.name)))
-  const keys = new Map<string, KeyValue>()
-  for (const key of options.keys ?? report?.inconsistencies.map((entry) => entry.key) ?? []) keys.set(keyString(key), key)
-  const quarantine = new QuarantineTable(control)
-  if (options.includeQuarantine) {
-    for (const entry of await quarantine.open(migration.name, { limit: 100_000 })) keys.set(entry.key, entry.key)
-  }
   const deadLetters = new DeadLetterTable(control)
-  const letters = options.includeDeadLetters ? await deadLetters.open(migration.name, { limit: 100_000 }) : []
-  for (const letter of letters) keys.set(letter.key, letter.key)
-
-  const queue = new MirrorQueue({
-    migration: migration.name,
-    direction: authoritative === 'old' ? 'old-to-new' : 'new-to-old',
-    source: authoritative === 'old' ? migration.old : migration.new,
-    target: authoritative === 'old' ? migration.new : migration.old,
-    translate:
-      authoritative === 'old'
-        ? (record: Row, key: string) => migration.mapper.forward(record, { key, migration: migration.name })
-        : (record: Row, key: string) => migration.mapper.backward(record, { key, migration: migration.name }),
-    deadLetters,
-    batchSize: options.batchSize ?? 200,
-    // Checked below, with the report's rules, instead of the mirror's delayed re-check.
-    recheckDelayMs: false,
-    logger,
-    ...(migration.compare ? { compare: migration.compare } : {}),
-  })
-
+  const quarantine = new QuarantineTable(control)
+  const { keys, letters } = await collectKeys(options, report, quarantine, deadLetters)
+  const queue = repairQueue(migration, authoritative, deadLetters, options.batchSize ?? 200, logger)
   const repairs: Repair[] = []
   const stillInconsistent: Inconsistency[] = []
-  const all = [...keys.values()]
   const batchSize = options.batchSize ?? 200
-  for (let i = 0; i < all.length; i += batchSize) {
-    const chunk = all.slice(i, i + batchSize)
-    const before = await hashes(migration, chunk)
-    const outcomes = await queue.apply(chunk.map((key) => ({ key, op: 'upsert' as const })))
-    await queue.drain()
-    const { inconsistencies } = await inspectKeys(migration, chunk)
-    const after = await hashes(migration, chunk)
-    const open = new Map(inconsistencies.map((entry) => [entry.key, entry]))
-    for (const outcome of outcomes) {
-      const still = open.get(outcome.key)
-      if (still) stillInconsistent.push(still)
-      repairs.push({
-        key: outcome.key,
-        before: before.get(outcome.key) as Repair['before'],
-        after: after.get(outcome.key) as Repair['after'],
-        outcome: outcome.status === 'dead-lettered' ? 'dead-lettered' : still ? 'still-inconsistent' : 'repaired',
-        ...(outcome.status === 'dead-lettered' ? { reason: `${outcome.reasonCode}: ${outcome.reason}` } : {}),
-      })
+  try {
+    for (let i = 0; i < keys.length; i += batchSize) {
+      const chunk = await repairChunk(migration, queue, keys.slice(i, i + batchSize))
+      repairs.push(...chunk.repairs)
+      stillInconsistent.push(...chunk.stillInconsistent)
     }
+  } finally {
+    await queue.close()
   }
-  await queue.close()
   const repaired = repairs.filter((r) => r.outcome === 'repaired')
-  await quarantine.resolve(migration.name, repaired.map((r) => r.key), 'reconciled')
-  const repairedKeys = new Set(repaired.map((r) => r.key))
-  await deadLetters.resolve(letters.filter((letter) => repairedKeys.has(letter.key)).map((letter) => letter.id), 'reconciled')
+  await resolveRepaired(migration.name, repaired, letters, quarantine, deadLetters)
   await new AuditLog(control).append({
     actor: options.actor ?? 'cutover:reconcile',
     migration: migration.name,
@@ -137,6 +102,99 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRes
   })
   logger.info('reconciliation done', { migration: migration.name, authoritative, attempted: repairs.length, repaired: repaired.length })
   return { migration: migration.name, authoritative, attempted: repairs.length, repaired: repaired.length, repairs, stillInconsistent }
+}
+
+/** The keys to repair: the report's (or the given ones), plus open quarantine and dead letters if asked. */
+async function collectKeys(
+  options: ReconcileOptions,
+  report: VerificationReport | undefined,
+  quarantine: QuarantineTable,
+  deadLetters: DeadLetterTable,
+): Promise<{ keys: KeyValue[]; letters: StoredDeadLetter[] }> {
+  const { migration } = options
+  const keys = new Map<string, KeyValue>()
+  for (const key of options.keys ?? report?.inconsistencies.map((entry) => entry.key) ?? []) keys.set(keyString(key), key)
+  if (options.includeQuarantine) {
+    for (const entry of await quarantine.open(migration.name, { limit: 100_000 })) keys.set(entry.key, entry.key)
+  }
+  const letters = options.includeDeadLetters ? await deadLetters.open(migration.name, { limit: 100_000 }) : []
+  for (const letter of letters) keys.set(letter.key, letter.key)
+  return { keys: [...keys.values()], letters }
+}
+
+/**
+ * The mirror queue that writes the repairs: no delayed re-check (the repair is checked right after,
+ * with the report's rules), no linger (keys come in whole batches), few retries (a refused key is
+ * isolated and re-applied alone, so retrying a whole batch mostly re-meets the same refusal), and
+ * dead letters written only where none is open for the same key and reason.
+ */
+function repairQueue(migration: Migration<any, any>, authoritative: Side, deadLetters: DeadLetterTable, batchSize: number, logger: Logger): MirrorQueue {
+  return new MirrorQueue({
+    migration: migration.name,
+    direction: authoritative === 'old' ? 'old-to-new' : 'new-to-old',
+    source: authoritative === 'old' ? migration.old : migration.new,
+    target: authoritative === 'old' ? migration.new : migration.old,
+    translate:
+      authoritative === 'old'
+        ? (record: Row, key: string) => migration.mapper.forward(record, { key, migration: migration.name })
+        : (record: Row, key: string) => migration.mapper.backward(record, { key, migration: migration.name }),
+    deadLetters: { write: (entries) => deadLetters.writeUnlessOpen(entries) },
+    batchSize,
+    lingerMs: 0,
+    retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 400 },
+    recheckDelayMs: false,
+    logger,
+    ...(migration.compare ? { compare: migration.compare } : {}),
+  })
+}
+
+/** Hashes both copies, applies the authoritative state, checks again, hashes again. */
+async function repairChunk(migration: Migration<any, any>, queue: MirrorQueue, chunk: readonly KeyValue[]): Promise<{ repairs: Repair[]; stillInconsistent: Inconsistency[] }> {
+  const before = await hashes(migration, chunk)
+  const outcomes = await applyIsolating(queue, chunk)
+  await queue.drain()
+  const { inconsistencies } = await inspectKeys(migration, chunk)
+  const after = await hashes(migration, chunk)
+  const open = new Map(inconsistencies.map((entry) => [entry.key, entry]))
+  const repairs: Repair[] = []
+  const stillInconsistent: Inconsistency[] = []
+  for (const outcome of outcomes) {
+    const still = open.get(outcome.key)
+    if (still) stillInconsistent.push(still)
+    repairs.push({
+      key: outcome.key,
+      before: before.get(outcome.key) as Repair['before'],
+      after: after.get(outcome.key) as Repair['after'],
+      outcome: outcome.status === 'dead-lettered' ? 'dead-lettered' : still ? 'still-inconsistent' : 'repaired',
+      ...(outcome.status === 'dead-lettered' ? { reason: `${outcome.reasonCode}: ${outcome.reason}` } : {}),
+    })
+  }
+  return { repairs, stillInconsistent }
+}
+
+/**
+ * Applies the keys as one batch, recording nothing yet; the keys of a batch that failed are then
+ * applied one at a time, each recording its own dead letter. So one key the target refuses fails
+ * alone instead of dead-lettering every repair of its batch.
+ */
+async function applyIsolating(queue: MirrorQueue, keys: readonly KeyValue[]): Promise<ApplyOutcome[]> {
+  const events = (batch: readonly KeyValue[]) => batch.map((key) => ({ key, op: 'upsert' as const }))
+  if (keys.length === 1) return queue.apply(events(keys))
+  const outcomes = await queue.apply(events(keys), { deadLetter: false })
+  const byKey = new Map(keys.map((key) => [keyString(key), key]))
+  const result: ApplyOutcome[] = []
+  for (const outcome of outcomes) {
+    if (outcome.status === 'applied') result.push(outcome)
+    else result.push(...(await queue.apply(events([byKey.get(outcome.key) ?? outcome.key]))))
+  }
+  return result
+}
+
+/** Closes the quarantine entries and dead letters of the keys repaired. */
+async function resolveRepaired(migration: string, repaired: readonly Repair[], letters: readonly StoredDeadLetter[], quarantine: QuarantineTable, deadLetters: DeadLetterTable): Promise<void> {
+  await quarantine.resolve(migration, repaired.map((r) => r.key), 'reconciled')
+  const repairedKeys = new Set(repaired.map((r) => r.key))
+  await deadLetters.resolve(letters.filter((letter) => repairedKeys.has(letter.key)).map((letter) => letter.id), 'reconciled')
 }
 
 /** The phase in force for the fleet: the control table's override, else the env flags. */

@@ -48,6 +48,45 @@ export const rowHashSql = {
   digest: (bytes: string) => `(${bigEndianBits(bytes, 4, 8, 4)})`,
 }
 
+/**
+ * A per-row hash computed in SQL from the canonical text: `value` once per row, then the segment
+ * (unsigned 32 bits) and digest (unsigned 60 bits) read from it.
+ */
+export interface RowHashScheme {
+  readonly name: 'sha256' | 'hashtextextended'
+  value(canonicalTextSql: string): string
+  segment(value: string): string
+  digest(value: string): string
+}
+
+/** `rowHash` exactly: the documented canonical hash, reproducible anywhere. */
+export const SHA256_ROW_HASH: RowHashScheme = {
+  name: 'sha256',
+  value: rowHashSql.bytes,
+  segment: rowHashSql.segment,
+  digest: rowHashSql.digest,
+}
+
+/**
+ * PostgreSQL's built-in 64-bit text hash (`hashtextextended`, PostgreSQL 11+), several times
+ * cheaper than SHA-256. Only comparable between two servers shown to compute it identically (a
+ * probe of known inputs at the start of the run: it depends on the server's byte order, encoding
+ * and build), and never with a streamed side, which computes SHA-256. The top 32 bits place the row
+ * in a segment, the low 60 are summed: a changed row escapes only if all 64 bits of its hash equal
+ * the old ones (2^-64), or if the changes in one segment cancel in the sum (about 2^-60 per
+ * differing segment). Collation "C": deterministic byte hashing whatever the database's collation.
+ */
+export const BUILTIN_ROW_HASH: RowHashScheme = {
+  name: 'hashtextextended',
+  value: (text) => `hashtextextended((${text}) collate "C", 0)`,
+  segment: (h) => `((${h} >> 32) & 4294967295)`,
+  digest: (h) => `(${h} & 1152921504606846975)`,
+}
+
+/** Known inputs whose built-in hashes must agree between two servers: ASCII, multi-byte UTF-8, long. */
+export const ROW_HASH_PROBE_SQL = `select string_agg(hashtextextended(v collate "C", 0)::text, ',' order by i) as probe
+  from unnest(array['', '{"id":1}', '{"name":"Zoë Ünal – 東京 😀"}', repeat('{"x":"abc"}', 500), E'tab\tnew\nline']) with ordinality as p(v, i)`
+
 /** `length` bytes of `bytes` from `from`, big-endian, as a bigint, shifted right by `drop` bits. */
 function bigEndianBits(bytes: string, from: number, length: number, drop: number): string {
   const parts: string[] = []

@@ -25,6 +25,13 @@ export interface SegmentLevel {
  */
 export interface SegmentSource {
   readonly name: string
+  /** The per-row hash it computes. Default `sha256` (`rowHash`). */
+  readonly rowHash?: 'sha256' | 'hashtextextended'
+  /**
+   * A cheaper built-in hash this source can compute instead: used for a run only when both sides
+   * offer it and their `probe`s (the hashes of known inputs) are equal.
+   */
+  readonly builtinHash?: { probe(): Promise<string>; source(): SegmentSource }
   checksums(level: SegmentLevel): Promise<ReadonlyMap<number, SegmentChecksum>>
   /** The keys of the records in these segments (at `bits`). */
   keys(level: { readonly bits: number; readonly segments: readonly number[] }): Promise<KeyValue[]>

@@ -30,6 +30,8 @@ export class Throttle {
   readonly #settings: ThrottleSettings
   readonly #control: JobControl
   readonly #migration: string
+  /** When the rows of the batches so far are paid for under the rate limit (`performance.now()`). */
+  #paidUntil: number | undefined
 
   constructor(settings: ThrottleSettings, control: JobControl, migration: string) {
     this.#settings = settings
@@ -55,21 +57,35 @@ export class Throttle {
     }
   }
 
-  /** Sleeps for the rate limit and the nice ratio after a batch of `rows` that took `batchMs`. */
-  async afterBatch(rows: number, batchMs: number, signal?: AbortSignal): Promise<ThrottleReason[]> {
+  /**
+   * Sleeps for the rate limit and the nice ratio after a batch of `rows` that took `batchMs`.
+   * `last`: the run's final batch, which only pays for its rows (no nice idle time after it).
+   */
+  async afterBatch(rows: number, batchMs: number, signal?: AbortSignal, options: { last?: boolean } = {}): Promise<ThrottleReason[]> {
     const reasons: ThrottleReason[] = []
-    const nice = (this.#settings.niceRatio ?? 0) * batchMs
+    const nice = options.last ? 0 : (this.#settings.niceRatio ?? 0) * batchMs
     if (nice > 0) reasons.push({ source: 'nice', detail: `nice ratio ${this.#settings.niceRatio}`, waitedMs: Math.round(nice) })
     const state = await this.#control.state(this.#migration)
     const limit = state.maxRowsPerSecond ?? this.#settings.maxRowsPerSecond
     if (limit !== undefined && limit > 0) {
-      // Per batch, not averaged over the run: a pause must not earn a burst afterwards.
-      const due = (rows / limit) * 1_000 - batchMs - nice
+      const due = this.#rateWait(rows, limit, batchMs) - nice
       if (due > 0) reasons.push({ source: 'rate-limit', detail: `${limit} rows/s`, waitedMs: Math.round(due) })
-    }
+    } else this.#paidUntil = undefined
     const total = reasons.reduce((sum, reason) => sum + reason.waitedMs, 0)
     if (total > 0) await sleep(total, signal)
     return reasons
+  }
+
+  /**
+   * How long to wait so that every row so far is paid for at `limit` rows/s on the wall clock.
+   * Batches overlap (one is written while the one before it is verified), so a batch's own
+   * duration says nothing about the run's rate: the schedule does. It never lags the present by
+   * more than this batch's duration, so a pause or a slow store earns no burst afterwards.
+   */
+  #rateWait(rows: number, limit: number, batchMs: number): number {
+    const now = performance.now()
+    this.#paidUntil = Math.max(this.#paidUntil ?? Number.NEGATIVE_INFINITY, now - batchMs) + (rows / limit) * 1_000
+    return this.#paidUntil - now
   }
 
   async #askQuery(): Promise<{ source: 'query'; detail: string } | undefined> {

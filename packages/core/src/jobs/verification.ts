@@ -11,6 +11,10 @@ import { type KeyValue, keyString, type Row } from '../model/store.js'
 import type { Inconsistency, VerificationCounts, VerificationReport } from '../control/verification-report.js'
 import { VerificationReports } from '../control/verification-report.js'
 
+/**
+ * Where a verification is: `checksums` and `bisect` count segments checksummed (both sides) of the
+ * level's total, `rows` keys compared, `recheck` attempts, `sample` keys sampled (no total).
+ */
 export interface VerificationStage {
   readonly stage: 'checksums' | 'bisect' | 'rows' | 'recheck' | 'sample'
   readonly done: number
@@ -60,14 +64,12 @@ export interface ExhaustiveVerificationOptions extends CommonOptions {
 export async function verifyExhaustive(options: ExhaustiveVerificationOptions): Promise<VerificationReport> {
   const { migration } = options
   const startedAt = new Date()
-  const oldSide = options.old ?? oldStoreSegments(migration)
-  const newSide = options.new ?? newStoreSegments(migration)
+  const logger = options.logger ?? silentLogger
+  const [oldSide, newSide] = await chooseRowHash(options.old ?? oldStoreSegments(migration), options.new ?? newStoreSegments(migration), logger, migration.name)
   const leafRows = options.leafRows ?? 2_000
   let bits = options.initialBits ?? 10
-  const logger = options.logger ?? silentLogger
 
-  options.onProgress?.({ stage: 'checksums', done: 0, total: undefined })
-  const [oldSums, newSums] = await Promise.all([oldSide.checksums({ bits }), newSide.checksums({ bits })])
+  const [oldSums, newSums] = await bothSides('checksums', 2 ** bits, options, (side) => side.checksums({ bits }), oldSide, newSide)
   let differing = differingSegments(oldSums, newSums)
   const firstLevel = { segments: 2 ** bits, differing: differing.length }
   const totals = { old: sumOf(oldSums), new: sumOf(newSums) }
@@ -76,9 +78,8 @@ export async function verifyExhaustive(options: ExhaustiveVerificationOptions): 
   let rowsInDiffering = rowsIn(differing, oldSums, newSums)
   while (differing.length > 0 && rowsInDiffering > leafRows && bits < 32) {
     const next = Math.min(32, bits + 8)
-    options.onProgress?.({ stage: 'bisect', done: bits, total: 32 })
     const within = { bits, segments: differing }
-    const [o, n] = await Promise.all([oldSide.checksums({ bits: next, within }), newSide.checksums({ bits: next, within })])
+    const [o, n] = await bothSides('bisect', differing.length * 2 ** (next - bits), options, (side) => side.checksums({ bits: next, within }), oldSide, newSide)
     differing = differingSegments(o, n)
     rowsInDiffering = rowsIn(differing, o, n)
     bits = next
@@ -98,6 +99,48 @@ export async function verifyExhaustive(options: ExhaustiveVerificationOptions): 
     keysCompared: keys.size,
   }, { old: totals.old.sum.toString(16), new: totals.new.sum.toString(16) })
   return finish(options, report)
+}
+
+/**
+ * Both sides switch to the cheaper built-in hash when both offer it and compute it identically on
+ * known inputs (same byte order, encoding, build); otherwise both keep SHA-256. Either way equal
+ * records hash equal on both sides, so the choice can never report equal data as different.
+ */
+async function chooseRowHash(oldSide: SegmentSource, newSide: SegmentSource, logger: Logger, migration: string): Promise<[SegmentSource, SegmentSource]> {
+  const chosen = await builtinIfIdentical(oldSide, newSide)
+  logger.info('verification: row hash chosen', { migration, rowHash: chosen ? 'hashtextextended' : (oldSide.rowHash ?? 'sha256') })
+  return chosen ?? [oldSide, newSide]
+}
+
+async function builtinIfIdentical(oldSide: SegmentSource, newSide: SegmentSource): Promise<[SegmentSource, SegmentSource] | undefined> {
+  if (!oldSide.builtinHash || !newSide.builtinHash) return undefined
+  const probes = await Promise.all([oldSide.builtinHash.probe(), newSide.builtinHash.probe()]).catch(() => undefined)
+  if (!probes || probes[0] !== probes[1] || probes[0] === '') return undefined
+  return [oldSide.builtinHash.source(), newSide.builtinHash.source()]
+}
+
+/**
+ * Checksums one level on both sides at once, reporting segments done of the level's total (each
+ * side's pass is one query, so a side counts when it ends).
+ */
+async function bothSides(
+  stage: 'checksums' | 'bisect',
+  segments: number,
+  options: CommonOptions,
+  checksum: (side: SegmentSource) => Promise<ReadonlyMap<number, SegmentChecksum>>,
+  oldSide: SegmentSource,
+  newSide: SegmentSource,
+): Promise<[ReadonlyMap<number, SegmentChecksum>, ReadonlyMap<number, SegmentChecksum>]> {
+  let done = 0
+  const total = 2 * segments
+  options.onProgress?.({ stage, done, total })
+  const side = async (source: SegmentSource) => {
+    const sums = await checksum(source)
+    done += segments
+    options.onProgress?.({ stage, done, total })
+    return sums
+  }
+  return Promise.all([side(oldSide), side(newSide)])
 }
 
 export interface SampledVerificationOptions extends CommonOptions {

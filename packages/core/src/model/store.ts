@@ -71,4 +71,9 @@ export interface Store<R extends Row = Row> {
   setReadOnly?(migration: string, from: Date | undefined): Promise<void>
   /** Optional: what the store is, for the start-up checks (`createCutover`, phase changes). */
   describe?(): Promise<StoreShape>
+  /**
+   * Roughly how many records there are, cheaply (catalog statistics, not a count): for progress
+   * and ETAs only. `undefined` when the store has no estimate.
+   */
+  estimateCount?(): Promise<number | undefined>
 }

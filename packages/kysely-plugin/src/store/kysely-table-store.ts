@@ -178,6 +178,14 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     return this.#tableColumns as Promise<ReadonlyMap<string, TableColumn>>
   }
 
+  /** `pg_class.reltuples` (the planner's estimate), or the statistics' live rows before any ANALYZE. */
+  async estimateCount(): Promise<number | undefined> {
+    const { rows } = await sql<{ n: string | null }>`select coalesce(nullif(c.reltuples, -1)::bigint, s.n_live_tup) as n
+      from pg_class c left join pg_stat_all_tables s on s.relid = c.oid where c.oid = to_regclass(${this.table})`.execute(this.#db)
+    const n = rows[0]?.n
+    return n === null || n === undefined ? undefined : Number(n)
+  }
+
   async delete(keys: readonly KeyValue[]): Promise<number> {
     if (keys.length === 0) return 0
     const result = await this.#run('delete', () =>

@@ -150,6 +150,11 @@ export class MongooseModelStore implements Store, NewStoreReader {
     }
   }
 
+  /** The collection's metadata count (`estimatedDocumentCount`), not a scan. */
+  async estimateCount(): Promise<number | undefined> {
+    return this.#run('estimateCount', () => this.model.collection.estimatedDocumentCount())
+  }
+
   async delete(keys: readonly KeyValue[]): Promise<number> {
     if (keys.length === 0) return 0
     const values = keys.map((key) => this.#keys.toMongo(key))
