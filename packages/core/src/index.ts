@@ -81,7 +81,7 @@ export {
   type Side,
 } from './model/phase.js'
 export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './model/routing.js'
-export { keyString, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './model/store.js'
+export { keyString, type CapturableTable, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './model/store.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'
@@ -129,3 +129,9 @@ export {
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './jobs/reconcile.js'
 export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './jobs/backfill-jobs.js'
 export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cli/cutover-config.js'
+export { CapturePrivilegeError, CaptureTableMissingError, CaptureUnsupportedError } from './capture/capture-errors.js'
+export { capturableSides, captureStatus, installCapture, removeCapture, type CaptureStatus } from './capture/capture-install.js'
+export { type CaptureMode, type CaptureSettings, type ChangeLogSettings } from './capture/capture-settings.js'
+export { ChangeLogCapture } from './capture/change-log-capture.js'
+export { ChangeLogWorker, type ChangeLogWorkerOptions, type RoundResult } from './capture/change-log-worker.js'
+export type { RuntimeCapture } from './capture/runtime-capture.js'

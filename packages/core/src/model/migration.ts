@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { type CaptureSettings, captureSettingsSchema } from '../capture/capture-settings.js'
 import type { ComparisonRules } from './compare.js'
 import { ConfigError } from './errors.js'
 import type { GuardThresholds } from '../runtime/guard.js'
@@ -36,6 +37,8 @@ export interface MigrationDefinition<Old extends Row = Row, New extends Row = Ro
   readonly guards?: GuardThresholds
   readonly mirror?: MirrorSettings
   readonly staleSideWrites?: StaleSideWritePolicy
+  /** How changes are captured: `interception` (default) or a PostgreSQL `change-log` (see capture/). */
+  readonly capture?: CaptureSettings
 }
 
 export interface Migration<Old extends Row = Row, New extends Row = Row> extends MigrationDefinition<Old, New> {
@@ -90,6 +93,7 @@ const definitionSchema = z.object({
     .strict()
     .optional(),
   staleSideWrites: z.enum(['strict', 'permissive']).optional(),
+  capture: captureSettingsSchema.optional(),
 })
 
 /** Validates a migration definition at start-up; every problem is reported at once as a `ConfigError`. */

@@ -1,3 +1,5 @@
+import type { Kysely } from 'kysely'
+
 /** A record as a store reads and writes it: plain fields. */
 export type Row = Record<string, unknown>
 
@@ -43,4 +45,21 @@ export interface Store<R extends Row = Row> {
   upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult>
   /** Deletes the records with these keys; returns how many existed. */
   delete(keys: readonly KeyValue[]): Promise<number>
+  /**
+   * Present when the store is a PostgreSQL table whose changes a trigger-written change log can
+   * capture (`capture: 'change-log'`, see `capture/`).
+   */
+  readonly capture?: CapturableTable
+}
+
+/** What trigger-based capture needs to know of a PostgreSQL table. */
+export interface CapturableTable {
+  /** A Kysely on the database holding the table (and the change log). */
+  readonly db: Kysely<any>
+  /** `schema.name` or `name` (then `public`). */
+  readonly table: string
+  /** The primary key columns, in key order. */
+  readonly keyColumns: readonly string[]
+  /** Runs queries as Cutover's own (the plugin's interceptor passes them through untouched). */
+  run<T>(fn: () => Promise<T>): Promise<T>
 }

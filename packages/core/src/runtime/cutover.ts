@@ -15,6 +15,8 @@ import { RepeatedWarning } from '../observe/repeated-warning.js'
 import { assertTransition, isPhase, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
 import { rampReadSide } from '../model/routing.js'
 import { type KeyValue, keyString, type Row } from '../model/store.js'
+import { attachChangeLogCapture } from '../capture/attach-capture.js'
+import type { RuntimeCapture } from '../capture/runtime-capture.js'
 
 export interface CutoverOptions {
   readonly migrations: readonly Migration<any, any>[]
@@ -83,6 +85,7 @@ export async function createCutover(options: CutoverOptions): Promise<Cutover> {
   if (options.control) await ensureSchema(options.control)
   const cutover = new Cutover(options, flags)
   await cutover.refresh()
+  await attachChangeLogCapture(cutover, options.deadLetters)
   cutover.startPolling()
   return cutover
 }
@@ -259,6 +262,7 @@ export class MigrationRuntime {
   #trippedFrom: Phase | undefined
   readonly #staleSideWarning: RepeatedWarning
   readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
+  #changeLog: RuntimeCapture | undefined
 
   constructor(cutover: Cutover, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
     this.#cutover = cutover
@@ -295,6 +299,16 @@ export class MigrationRuntime {
         ...(migration.version?.old ? { versionField: migration.version.old } : {}),
       }),
     }
+  }
+
+  /** @internal set by `createCutover` for a migration with `capture: 'change-log'`. */
+  attachCapture(capture: RuntimeCapture): void {
+    this.#changeLog = capture
+  }
+
+  /** Change-log capture of this migration, when on: the plugins need not capture keys for the mirror. */
+  get changeLog(): RuntimeCapture | undefined {
+    return this.#changeLog
   }
 
   /** The engine's logger, for plugins reporting about this migration. */
@@ -358,7 +372,9 @@ export class MigrationRuntime {
     const side = this.readSide(context)
     if (side !== 'new' || this.behavior.authoritative !== 'old') return side
     const queue = this.#queues['old-to-new']
-    const stale = keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
+    const log = this.#changeLog
+    const unapplied = (key?: KeyValue) => queue.hasUnapplied(key) || (log?.hasUnapplied('old', key) ?? false)
+    const stale = keys === undefined ? unapplied() : keys.some((key) => unapplied(key))
     if (!stale) return side
     this.#cutover.metrics.increment('read.fresh_fallback', { migration: this.name })
     return 'old'
@@ -399,7 +415,9 @@ export class MigrationRuntime {
       this.#cutover.metrics.increment('write.stale_side', { migration: this.name })
     }
     if (!direction) return
-    this.#queues[direction].enqueue(event)
+    // The change log has it already (same transaction); only remember it for read-your-writes.
+    if (this.#changeLog?.captures(side)) this.#changeLog.noteWrite(side, event.key)
+    else this.#queues[direction].enqueue(event)
   }
 
   /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */
@@ -505,10 +523,11 @@ export class MigrationRuntime {
   }
 
   async drain(): Promise<void> {
-    await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain()])
+    await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain(), this.#changeLog?.drain()])
   }
 
   async close(): Promise<void> {
+    await this.#changeLog?.close()
     await Promise.all([this.#queues['old-to-new'].close(), this.#queues['new-to-old'].close()])
   }
 }

@@ -24,7 +24,7 @@
  * cheap statement; rows that cannot go that way use a multi-row VALUES list. Driver errors surface
  * as the core's `StoreError` naming the store and the operation.
  */
-import { StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
+import { type CapturableTable, StoreError, type KeyValue, keyString, type Row, type Store, type WriteMode, type WriteResult } from '@cutover/core'
 import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
 import { asStoreQuery } from './store-query.js'
 import { readTableColumns, type TableColumn } from './table-columns.js'
@@ -40,6 +40,14 @@ export interface KyselyTableStoreOptions<R extends Row = Row> {
   readonly name?: string
 }
 
+/**
+ * A condition that is always true and marks the statement's transaction as Cutover's own write
+ * (`cutover.origin`, transaction-local): change-log triggers skip it, so the mirror's and backfill's
+ * writes are not captured as application changes and sent back the other way. An uncorrelated
+ * sub-select runs once, before any row is written.
+ */
+const OWN_WRITE = sql<boolean>`(select set_config('cutover.origin', 'cutover', true)) is not null`
+
 /** PostgreSQL's limit on bound parameters in one statement. */
 const MAX_PARAMETERS = 65_535
 
@@ -53,6 +61,8 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   /** The table name without its schema: how `on conflict … where` refers to the existing row. */
   readonly #bareTable: string
   #tableColumns: Promise<ReadonlyMap<string, TableColumn>> | undefined
+  /** The table as change-log capture sees it (`capture: 'change-log'`). */
+  readonly capture: CapturableTable
 
   constructor(db: Kysely<any>, table: string, key: string, options: KyselyTableStoreOptions<R> = {}) {
     if (!/^[^.]+(\.[^.]+)?$/.test(table)) throw new TypeError(`KyselyTableStore: table must be "name" or "schema.name", got ${JSON.stringify(table)}`)
@@ -65,6 +75,7 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     this.#options = options
     this.#bareTable = table.includes('.') ? (table.split('.')[1] as string) : table
     this.name = options.name ?? `postgres:${table.includes('.') ? table : `public.${table}`}`
+    this.capture = Object.freeze({ db, table, keyColumns: Object.freeze([key]), run: asStoreQuery })
   }
 
   async get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, R>> {
@@ -119,7 +130,7 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
    */
   async #upsertUnnest(columns: readonly string[], arrays: readonly RawBuilder<unknown>[], mode: WriteMode): Promise<number> {
     const result = await sql`insert into ${sql.table(this.table)} (${sql.join(columns.map((column) => sql.ref(column)))})
-      select * from unnest(${sql.join(arrays)}) ${this.#onConflict(columns, mode)}`.execute(this.#db)
+      select * from unnest(${sql.join(arrays)}) where ${OWN_WRITE} ${this.#onConflict(columns, mode)}`.execute(this.#db)
     return Number(result.numAffectedRows ?? 0n)
   }
 
@@ -136,13 +147,16 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     for (let start = 0; start < values.length; start += rowsPerStatement) chunks.push(values.slice(start, start + rowsPerStatement))
     const upsertChunks = async (db: Kysely<any>) => {
       let count = 0
+      await sql`select ${OWN_WRITE}`.execute(db)
       for (const chunk of chunks) {
         const result = await db.insertInto(this.table).values(chunk).modifyEnd(this.#onConflict(columns, mode)).executeTakeFirst()
         count += Number(result.numInsertedOrUpdatedRows ?? 0n)
       }
+      // Inside the caller's own transaction the mark must not outlive these statements.
+      if (this.#db.isTransaction) await sql`select set_config('cutover.origin', '', true)`.execute(db)
       return count
     }
-    return chunks.length > 1 && !this.#db.isTransaction ? this.#db.transaction().execute(upsertChunks) : upsertChunks(this.#db)
+    return this.#db.isTransaction ? upsertChunks(this.#db) : this.#db.transaction().execute(upsertChunks)
   }
 
   /** `on conflict (key)`: `do nothing`, `do update` every written column, or only a newer version. */
@@ -183,6 +197,7 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
       this.#db
         .deleteFrom(this.table)
         .where(sql.ref(this.keyField), '=', sql`any(${toParameter(keys)})`)
+        .where(OWN_WRITE)
         .executeTakeFirst(),
     )
     return Number(result.numDeletedRows)
