@@ -20,6 +20,8 @@ export interface ChangeLogSettings {
   readonly batchSize?: number
   /** How long an idle worker waits before looking at the log again. Default 100 ms. */
   readonly pollIntervalMs?: number
+  /** Sides captured. Default: every side that is a PostgreSQL table. */
+  readonly sides?: readonly ('old' | 'new')[]
 }
 
 export type CaptureSettings = CaptureMode | ChangeLogSettings
@@ -33,6 +35,7 @@ export const captureSettingsSchema = z.union([
       workers: z.number().int().nonnegative().optional(),
       batchSize: z.number().int().positive().optional(),
       pollIntervalMs: z.number().int().positive().optional(),
+      sides: z.array(z.enum(['old', 'new'])).min(1).optional(),
     })
     .strict(),
 ])
@@ -43,6 +46,7 @@ export interface ResolvedCaptureSettings {
   readonly workers: number
   readonly batchSize: number
   readonly pollIntervalMs: number
+  readonly sides: readonly ('old' | 'new')[] | undefined
 }
 
 export function resolveCaptureSettings(settings: CaptureSettings | undefined): ResolvedCaptureSettings {
@@ -53,5 +57,6 @@ export function resolveCaptureSettings(settings: CaptureSettings | undefined): R
     workers: given.workers ?? 1,
     batchSize: given.batchSize ?? 500,
     pollIntervalMs: given.pollIntervalMs ?? 100,
+    sides: given.sides,
   }
 }

@@ -8,7 +8,7 @@ import type { Phase, Side } from '../model/phase.js'
 import type { KeyValue } from '../model/store.js'
 import type { Logger } from '../observe/logger.js'
 import type { Metrics } from '../observe/metrics.js'
-import { capturableSides, captureTable, installCapture, objectsFor } from './capture-install.js'
+import { capturableSides, captureStatus, captureTable, installCapture, objectsFor } from './capture-install.js'
 import { type CaptureSettings, resolveCaptureSettings } from './capture-settings.js'
 import { ChangeLogWorker } from './change-log-worker.js'
 import { NotedWrites } from './noted-writes.js'
@@ -31,9 +31,15 @@ export class ChangeLogCapture implements RuntimeCapture {
   /** Installs the triggers if the settings ask for it, then starts the workers. */
   static async start(options: ChangeLogCaptureOptions): Promise<ChangeLogCapture> {
     const settings = resolveCaptureSettings(options.settings)
-    const sides = capturableSides(options.migration)
-    if (settings.install) await installCapture(options.migration, sides)
-    const capture = new ChangeLogCapture(options, sides)
+    const wanted = settings.sides ?? capturableSides(options.migration)
+    if (settings.install) await installCapture(options.migration, wanted)
+    // A side whose triggers are not installed stays with interception, so nothing goes unmirrored
+    // while an operator has yet to run `cutover capture install` (seen at the next start).
+    const installed = (await captureStatus(options.migration, wanted)).filter((status) => status.installed).map((status) => status.side)
+    for (const side of wanted.filter((s) => !installed.includes(s))) {
+      options.logger.warn('change-log capture is not installed for this side; its writes are intercepted instead', { migration: options.migration.name, side })
+    }
+    const capture = new ChangeLogCapture(options, installed)
     capture.#startWorkers(options, settings.workers, settings.batchSize, settings.pollIntervalMs)
     return capture
   }
