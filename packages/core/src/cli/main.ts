@@ -28,6 +28,7 @@ import { createJsonLogger } from '../observe/logger.js'
 import { parseArgs, type ParsedArgs, stringFlag, UsageError } from './args.js'
 import { auditCommand } from './audit-command.js'
 import { backfillCommand } from './backfill-command.js'
+import { captureCommand } from './capture-command.js'
 import { type Command, EXIT } from './command.js'
 import { jobControlCommand } from './job-control-command.js'
 import { loadConfig } from './load-config.js'
@@ -48,6 +49,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
+  capture: captureCommand,
 }
 
 const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|pause|resume|audit verify> [migration] [options]
