@@ -81,7 +81,20 @@ export {
   type Side,
 } from './model/phase.js'
 export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './model/routing.js'
-export { keyString, type CapturableTable, type KeyValue, type Row, type Store, type WriteMode, type WriteResult } from './model/store.js'
+export {
+  compositeKey,
+  isCompositeKey,
+  keyString,
+  recordKey,
+  type CapturableTable,
+  type CompositeKey,
+  type KeyPart,
+  type KeyValue,
+  type Row,
+  type Store,
+  type WriteMode,
+  type WriteResult,
+} from './model/store.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'

@@ -7,6 +7,7 @@ import { sql } from 'kysely'
 import type { CapturableTable, KeyValue } from '../model/store.js'
 import { keyString } from '../model/store.js'
 import type { Logger } from '../observe/logger.js'
+import { logKeyJson } from './log-key.js'
 
 /** Most keys remembered; beyond that the oldest are forgotten (their reads may then be served stale). */
 const LIMIT = 100_000
@@ -65,7 +66,7 @@ export class NotedWrites {
   async #poll(): Promise<void> {
     const ids = [...this.#keys.keys()].slice(0, POLL_KEYS)
     if (ids.length === 0) return
-    const encoded = ids.map((id) => JSON.stringify([id]))
+    const encoded = ids.map((id) => logKeyJson(this.#keys.get(id) as KeyValue))
     const { rows } = await this.#table.run(() =>
       sql<{ k: string }>`select distinct array_to_json(key)::text as k from cutover.change_log
         where capture = ${this.#capture} and array_to_json(key)::text = any(${encoded}::text[])`.execute(this.#table.db),

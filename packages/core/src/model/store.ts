@@ -3,12 +3,42 @@ import type { Kysely } from 'kysely'
 /** A record as a store reads and writes it: plain fields. */
 export type Row = Record<string, unknown>
 
-/** A record key: a PostgreSQL integer/text/uuid, a MongoDB ObjectId as hex, … */
-export type KeyValue = string | number | bigint
+/** One column of a key: a PostgreSQL integer/text/uuid, a MongoDB ObjectId as hex, … */
+export type KeyPart = string | number | bigint
 
-/** The text form of a key, used to match records across stores (`5`, `"5"` and `5n` are one key). */
+/**
+ * A key of several columns (a composite primary key), in the key columns' order. Frozen: build it
+ * with `compositeKey`. A key of one column is never a tuple: single keys stay plain values.
+ */
+export type CompositeKey = readonly KeyPart[]
+
+/** A record key: one column's value, or a composite key. */
+export type KeyValue = KeyPart | CompositeKey
+
+export function compositeKey(...parts: KeyPart[]): CompositeKey {
+  return Object.freeze([...parts])
+}
+
+export function isCompositeKey(key: KeyValue): key is CompositeKey {
+  return Array.isArray(key)
+}
+
+/**
+ * The text form of a key, used to match records across stores (`5`, `"5"` and `5n` are one key).
+ * A composite key's is the JSON array of its parts' text (`["1","a"]`), so `[1, "a"]` and
+ * `["1", "a"]` are one key too; a migration's keys all have the same arity, so it never meets a
+ * single key's text.
+ */
 export function keyString(key: KeyValue): string {
-  return typeof key === 'string' ? key : key.toString()
+  if (typeof key === 'string') return key
+  if (Array.isArray(key)) return JSON.stringify(key.map((part) => (typeof part === 'string' ? part : part.toString())))
+  return key.toString()
+}
+
+/** The key of a record: the value of `fields[0]`, or a composite key of all `fields`. */
+export function recordKey(record: Row, fields: readonly string[]): KeyValue {
+  if (fields.length === 1) return record[fields[0] as string] as KeyPart
+  return compositeKey(...fields.map((field) => record[field] as KeyPart))
 }
 
 /**
@@ -36,8 +66,10 @@ export interface WriteResult {
 export interface Store<R extends Row = Row> {
   /** For logs, metrics and errors: `postgres:public.users`, `mongodb:appointments`. */
   readonly name: string
-  /** The field holding the record key. */
+  /** The field holding the record key (the first key column of a composite key). */
   readonly keyField: string
+  /** The key columns of a composite key, in order; absent (or one field) for a single key. */
+  readonly keyFields?: readonly string[]
   /** The records with these keys that exist, by `keyString(key)`. */
   get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, R>>
   /** Up to `limit` records with key greater than `after`, in the store's key order. */
