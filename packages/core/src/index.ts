@@ -86,6 +86,7 @@ export {
   isCompositeKey,
   keyString,
   recordKey,
+  storeRecordKey,
   type CapturableTable,
   type CompositeKey,
   type KeyPart,

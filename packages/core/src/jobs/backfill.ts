@@ -11,7 +11,7 @@ import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
 import { type QuarantinedRecord, QuarantineTable } from '../control/quarantine.js'
 import { projectOnto, textDigest } from './row-digest.js'
-import { type KeyValue, keyString, type Row, type WriteMode } from '../model/store.js'
+import { type KeyValue, keyString, type Row, type Store, storeRecordKey, type WriteMode } from '../model/store.js'
 import { Throttle, type ThrottleReason, type ThrottleSettings } from './throttle.js'
 
 /**
@@ -249,12 +249,12 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       const current = readAhead ?? scan(lastKey, sizer.size)
       readAhead = undefined
       const scanned = await current.rows
-      const { rows, reachedEnd } = clipToRange(scanned, migration.key.old, options.range)
+      const { rows, reachedEnd } = clipToRange(scanned, (row) => storeRecordKey(migration.old, migration.key.old, row), options.range)
       if (rows.length === 0) break
       const finished = reachedEnd || scanned.length < current.limit
-      if (!finished) readAhead = scan(scanned.at(-1)?.[migration.key.old] as KeyValue, sizer.size)
+      if (!finished) readAhead = scan(storeRecordKey(migration.old, migration.key.old, scanned.at(-1)), sizer.size)
 
-      const batchKey = rows.at(-1)?.[migration.key.old] as KeyValue
+      const batchKey = storeRecordKey(migration.old, migration.key.old, rows.at(-1))
       lastKey = batchKey
       const writing = writeBatch(options, rows, mode).then((written) => ({ written, writeMs: performance.now() - batchStarted }))
       writing.catch(() => undefined) // awaited by this batch's settle
@@ -344,12 +344,12 @@ function keyOrNull(key: KeyValue | undefined): string | null {
 }
 
 /** Cuts a scanned batch at the range's end. */
-function clipToRange(rows: readonly Row[], keyField: string, range: KeyRange | undefined): { rows: readonly Row[]; reachedEnd: boolean } {
+function clipToRange(rows: readonly Row[], keyOf: (row: Row | undefined) => KeyValue, range: KeyRange | undefined): { rows: readonly Row[]; reachedEnd: boolean } {
   if (!range || (range.until === undefined && !range.beyond?.length)) return { rows, reachedEnd: false }
   const until = range.until === undefined ? undefined : keyString(range.until)
   const beyond = new Set((range.beyond ?? []).map(keyString))
   for (let i = 0; i < rows.length; i++) {
-    const key = keyString(rows[i]?.[keyField] as KeyValue)
+    const key = keyString(keyOf(rows[i]))
     if (key === until) return { rows: rows.slice(0, i + 1), reachedEnd: true }
     if (beyond.has(key)) return { rows: rows.slice(0, i), reachedEnd: true }
   }
@@ -369,7 +369,7 @@ async function writeBatch(options: BackfillOptions, rows: readonly Row[], mode: 
   const quarantined: QuarantinedRecord[] = []
   const mapped = new Map<string, { source: Row; record: Row }>()
   for (const row of rows) {
-    const key = keyString(row[migration.key.old] as KeyValue)
+    const key = keyString(storeRecordKey(migration.old, migration.key.old, row))
     try {
       mapped.set(key, { source: row, record: migration.mapper.forward(row, { key, migration: migration.name }) })
     } catch (error) {
@@ -381,7 +381,7 @@ async function writeBatch(options: BackfillOptions, rows: readonly Row[], mode: 
   // Stores split writes that are too large for one statement themselves (KyselyTableStore does).
   const write = await writeIsolating(migration, [...mapped.values()].map((m) => m.record), mode)
   for (const { record, error } of write.refused) {
-    const key = keyString(record[migration.key.new] as KeyValue)
+    const key = keyString(storeRecordKey(migration.new, migration.key.new, record))
     const source = mapped.get(key)?.source ?? record
     mapped.delete(key)
     quarantined.push(quarantineEntry(migration.name, key, source, 'STORE_REJECTED', storeReason(error), []))
@@ -479,7 +479,7 @@ async function verifyBatch(
   const rules: ComparisonRules = migration.compare ?? {}
   const keys = [...expected.keys()]
   if (keys.length === 0) return { mismatches: [], checksum: 0n }
-  const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.key.new)))
+  const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.new, migration.key.new)))
   // Equal canonical texts hash equal, so a copy is compared by its text, and only the source's text
   // is hashed (for the run's checksum).
   let sourceSum = 0n
@@ -505,7 +505,7 @@ async function verifyBatch(
   let mismatches: BatchMismatch[] = []
   for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
     if (attempt > 0) await sleep(delayMs * attempt)
-    const lookup = pending.map((k) => expectedKey(expected, k, migration.key.new))
+    const lookup = pending.map((k) => expectedKey(expected, k, migration.new, migration.key.new))
     const [oldRows, newRows] = await Promise.all([migration.old.get(lookup), migration.new.get(lookup)])
     mismatches = []
     for (const key of pending) {
@@ -553,8 +553,9 @@ function sameValues(expected: Row, actual: Row): boolean {
 }
 
 /** The key value to look a record up by (the mapped record's own key, keeping its type). */
-function expectedKey(expected: ReadonlyMap<string, Row>, key: string, keyField: string): KeyValue {
-  return (expected.get(key)?.[keyField] as KeyValue | undefined) ?? key
+function expectedKey(expected: ReadonlyMap<string, Row>, key: string, store: Store, keyField: string): KeyValue {
+  const record = expected.get(key)
+  return (record ? storeRecordKey(store, keyField, record) : undefined) ?? key
 }
 
 function emptyThrottled(): Record<ThrottleReason['source'], number> {

@@ -42,6 +42,16 @@ export function recordKey(record: Row, fields: readonly string[]): KeyValue {
 }
 
 /**
+ * The key of a record of `store`: its composite key when the store has several key fields, else the
+ * value of `field` (the migration's key field for that side).
+ */
+export function storeRecordKey(store: Pick<Store, 'keyFields'>, field: string, record: Row | undefined): KeyValue {
+  const fields = store.keyFields
+  if (fields && fields.length > 1) return recordKey(record ?? {}, fields)
+  return record?.[field] as KeyValue
+}
+
+/**
  * How `upsert` treats a record whose key already exists:
  * - `overwrite`: replace it;
  * - `insert-if-absent`: leave it (backfill: never overwrite what the mirror wrote);
