@@ -11,7 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
-const MODULES = ['kysely', 'mongoose', 'backfill'] as const
+const MODULES = ['kysely', 'mongoose', 'backfill', 'capture'] as const
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'))

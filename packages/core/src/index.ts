@@ -85,7 +85,23 @@ export {
   type Side,
 } from './model/phase.js'
 export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './model/routing.js'
-export { isKeyValue, keyString, type KeyValue, type Row, type Store, type StoreShape, type WriteMode, type WriteResult } from './model/store.js'
+export {
+  compositeKey,
+  isCompositeKey,
+  isKeyValue,
+  keyString,
+  recordKey,
+  storeRecordKey,
+  type CapturableTable,
+  type CompositeKey,
+  type KeyPart,
+  type KeyValue,
+  type Row,
+  type Store,
+  type StoreShape,
+  type WriteMode,
+  type WriteResult,
+} from './model/store.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'
@@ -141,3 +157,9 @@ export type { SafetyNetState } from './control/safety-net.js'
 export { CompatibilityViews, compatibilityViewsSql, type ViewsResult } from './compat/compatibility-views.js'
 export { defineCompatibilityView, type CompatibilityView, type CompatibilityViewDefinition, type TriggerOperation } from './compat/view-definition.js'
 export { migrationViews, type MigrationViewsSettings, type ViewsConfig } from './compat/views-config.js'
+export { CapturePrivilegeError, CaptureTableMissingError, CaptureUnsupportedError } from './capture/capture-errors.js'
+export { capturableSides, captureStatus, installCapture, removeCapture, type CaptureStatus } from './capture/capture-install.js'
+export { type CaptureMode, type CaptureSettings, type ChangeLogSettings } from './capture/capture-settings.js'
+export { ChangeLogCapture } from './capture/change-log-capture.js'
+export { ChangeLogWorker, type ChangeLogWorkerOptions, type RoundResult } from './capture/change-log-worker.js'
+export type { RuntimeCapture } from './capture/runtime-capture.js'

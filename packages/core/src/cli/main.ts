@@ -16,6 +16,7 @@ import { readEnvFlags } from '../runtime/env-flags.js'
 import { type OptionTable, parseArgs, type ParsedArgs, stringFlag, UsageError } from './args.js'
 import { auditCommand } from './audit-command.js'
 import { backfillCommand } from './backfill-command.js'
+import { captureCommand } from './capture-command.js'
 import { reaching } from './cli-errors.js'
 import { type CommandContext, EXIT } from './command.js'
 import type { CutoverConfig } from './cutover-config.js'
@@ -148,6 +149,16 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
     summary: 'Walk the hash chain of the audit log.',
     options: [],
     exits: '2 when an entry was changed or deleted',
+  },
+  capture: {
+    run: captureCommand,
+    usage: ['capture install|remove|status|run <migration> [--side old|new] [--batch N] [--once]'],
+    summary: 'Install, remove or inspect the trigger-written change log of a PostgreSQL side, or run a worker that applies it.',
+    options: [
+      { name: 'side', kind: 'text', value: 'old|new', help: 'which side (default: every PostgreSQL side the migration captures)' },
+      { name: 'batch', kind: 'number', value: 'N', help: 'with run: entries claimed per round' },
+      { name: 'once', kind: 'flag', help: 'with run: apply what is in the log now, then stop' },
+    ],
   },
 }
 

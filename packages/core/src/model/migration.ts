@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { GateOverrides } from '../control/phase-gates.js'
+import { type CaptureSettings, captureSettingsSchema } from '../capture/capture-settings.js'
 import type { ComparisonRules } from './compare.js'
 import { ConfigError } from './errors.js'
 import type { GuardThresholds } from '../runtime/guard.js'
@@ -53,6 +54,8 @@ export interface MigrationDefinition<Old extends Row = Row, New extends Row = Ro
    * old schema does not name is a start-up error, since it would be dropped without a word.
    */
   readonly droppedColumns?: readonly string[]
+  /** How changes are captured: `interception` (default) or a PostgreSQL `change-log` (see capture/). */
+  readonly capture?: CaptureSettings
 }
 
 export interface Migration<Old extends Row = Row, New extends Row = Row> extends MigrationDefinition<Old, New> {
@@ -119,6 +122,7 @@ const definitionSchema = z.object({
     .optional(),
   droppedColumns: z.array(z.string().min(1)).optional(),
   freshness: z.object({ waitMs: z.number().int().nonnegative().max(10_000).optional() }).strict().optional(),
+  capture: captureSettingsSchema.optional(),
 })
 
 /** Validates a migration definition at start-up; every problem is reported at once as a `ConfigError`. */

@@ -1,17 +1,63 @@
+import type { Kysely } from 'kysely'
+
 /** A record as a store reads and writes it: plain fields. */
 export type Row = Record<string, unknown>
 
-/** A record key: a PostgreSQL integer/text/uuid, a MongoDB ObjectId as hex, … */
-export type KeyValue = string | number | bigint
+/** One column of a key: a PostgreSQL integer/text/uuid, a MongoDB ObjectId as hex, … */
+export type KeyPart = string | number | bigint
 
 /** Whether a value can be a key: a plugin may hand over `null` or `undefined` from unusual documents. */
 export function isKeyValue(value: unknown): value is KeyValue {
+  return isKeyPart(value) || (Array.isArray(value) && value.length > 0 && value.every(isKeyPart))
+}
+
+function isKeyPart(value: unknown): value is KeyPart {
   return typeof value === 'string' || typeof value === 'bigint' || (typeof value === 'number' && Number.isFinite(value))
 }
 
-/** The text form of a key, used to match records across stores (`5`, `"5"` and `5n` are one key). */
+/**
+ * A key of several columns (a composite primary key), in the key columns' order. Frozen: build it
+ * with `compositeKey`. A key of one column is never a tuple: single keys stay plain values.
+ */
+export type CompositeKey = readonly KeyPart[]
+
+/** A record key: one column's value, or a composite key. */
+export type KeyValue = KeyPart | CompositeKey
+
+export function compositeKey(...parts: KeyPart[]): CompositeKey {
+  return Object.freeze([...parts])
+}
+
+export function isCompositeKey(key: KeyValue): key is CompositeKey {
+  return Array.isArray(key)
+}
+
+/**
+ * The text form of a key, used to match records across stores (`5`, `"5"` and `5n` are one key).
+ * A composite key's is the JSON array of its parts' text (`["1","a"]`), so `[1, "a"]` and
+ * `["1", "a"]` are one key too; a migration's keys all have the same arity, so it never meets a
+ * single key's text.
+ */
 export function keyString(key: KeyValue): string {
-  return typeof key === 'string' ? key : key.toString()
+  if (typeof key === 'string') return key
+  if (Array.isArray(key)) return JSON.stringify(key.map((part) => (typeof part === 'string' ? part : part.toString())))
+  return key.toString()
+}
+
+/** The key of a record: the value of `fields[0]`, or a composite key of all `fields`. */
+export function recordKey(record: Row, fields: readonly string[]): KeyValue {
+  if (fields.length === 1) return record[fields[0] as string] as KeyPart
+  return compositeKey(...fields.map((field) => record[field] as KeyPart))
+}
+
+/**
+ * The key of a record of `store`: its composite key when the store has several key fields, else the
+ * value of `field` (the migration's key field for that side).
+ */
+export function storeRecordKey(store: Pick<Store, 'keyFields'>, field: string, record: Row | undefined): KeyValue {
+  const fields = store.keyFields
+  if (fields && fields.length > 1) return recordKey(record ?? {}, fields)
+  return record?.[field] as KeyValue
 }
 
 /**
@@ -54,8 +100,10 @@ export interface StoreShape {
 export interface Store<R extends Row = Row> {
   /** For logs, metrics and errors: `postgres:public.users`, `mongodb:appointments`. */
   readonly name: string
-  /** The field holding the record key. */
+  /** The field holding the record key (the first key column of a composite key). */
   readonly keyField: string
+  /** The key columns of a composite key, in order; absent (or one field) for a single key. */
+  readonly keyFields?: readonly string[]
   /** The records with these keys that exist, by `keyString(key)`. */
   get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, R>>
   /** Up to `limit` records with key greater than `after`, in the store's key order. */
@@ -76,4 +124,21 @@ export interface Store<R extends Row = Row> {
    * and ETAs only. `undefined` when the store has no estimate.
    */
   estimateCount?(): Promise<number | undefined>
+  /**
+   * Present when the store is a PostgreSQL table whose changes a trigger-written change log can
+   * capture (`capture: 'change-log'`, see `capture/`).
+   */
+  readonly capture?: CapturableTable
+}
+
+/** What trigger-based capture needs to know of a PostgreSQL table. */
+export interface CapturableTable {
+  /** A Kysely on the database holding the table (and the change log). */
+  readonly db: Kysely<any>
+  /** `schema.name` or `name` (then `public`). */
+  readonly table: string
+  /** The primary key columns, in key order. */
+  readonly keyColumns: readonly string[]
+  /** Runs queries as Cutover's own (the plugin's interceptor passes them through untouched). */
+  run<T>(fn: () => Promise<T>): Promise<T>
 }

@@ -1,16 +1,19 @@
-import type { KeyValue } from './store.js'
+import type { KeyPart, KeyValue } from './store.js'
 
 /**
  * A key as the control tables keep it: its text and its JavaScript type, so that a checkpoint
- * resumes with exactly the value the store scanned (`5`, `"5"` and `5n` order differently).
+ * resumes with exactly the value the store scanned (`5`, `"5"` and `5n` order differently). A
+ * composite key is kept as the JSON of its parts' stored forms, with type `composite`.
  */
 export interface StoredKey {
   readonly text: string
-  readonly type: 'string' | 'number' | 'bigint'
+  readonly type: 'string' | 'number' | 'bigint' | 'composite'
 }
 
 export function storeKey(key: KeyValue): StoredKey {
-  return { text: typeof key === 'string' ? key : key.toString(), type: typeof key as StoredKey['type'] }
+  if (Array.isArray(key)) return { text: JSON.stringify(key.map((part) => storeKey(part))), type: 'composite' }
+  const part = key as KeyPart
+  return { text: typeof part === 'string' ? part : part.toString(), type: typeof part as 'string' | 'number' | 'bigint' }
 }
 
 export function loadKey(stored: StoredKey): KeyValue {
@@ -19,6 +22,8 @@ export function loadKey(stored: StoredKey): KeyValue {
       return Number(stored.text)
     case 'bigint':
       return BigInt(stored.text)
+    case 'composite':
+      return Object.freeze((JSON.parse(stored.text) as StoredKey[]).map((part) => loadKey(part) as KeyPart))
     default:
       return stored.text
   }

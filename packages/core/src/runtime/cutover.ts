@@ -19,6 +19,7 @@ import { afterMove, checkMove, type GateOverride, releaseOldStore } from './phas
 import { DEFAULT_SIGNAL_INTERVAL_MS, SignalRecorder } from './signal-recorder.js'
 
 export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
+import { attachChangeLogCapture } from '../capture/attach-capture.js'
 
 export interface CutoverOptions {
   readonly migrations: readonly Migration<any, any>[]
@@ -76,6 +77,7 @@ export async function createCutover(options: CutoverOptions): Promise<Cutover> {
   const cutover = new Cutover(options, flags)
   await cutover.refresh()
   await checkStoresAtStartUp(cutover)
+  await attachChangeLogCapture(cutover, options.deadLetters)
   cutover.startPolling()
   cutover.startSignals()
   return cutover

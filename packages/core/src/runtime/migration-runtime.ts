@@ -14,6 +14,7 @@ import { revertWindowOpen, type SafetyNetState } from '../control/safety-net.js'
 import { rampReadSide } from '../model/routing.js'
 import { isKeyValue, type KeyValue, keyString, type Row } from '../model/store.js'
 import { describeError } from './background.js'
+import type { RuntimeCapture } from '../capture/runtime-capture.js'
 
 /**
  * What a migration's runtime needs from the engine around it: its logger and metrics, and the way
@@ -67,6 +68,7 @@ export class MigrationRuntime {
   #safetyNet: SafetyNetState | undefined
   readonly #staleSideWarning: RepeatedWarning
   readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
+  #changeLog: RuntimeCapture | undefined
 
   constructor(host: RuntimeHost, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
     this.#host = host
@@ -103,6 +105,16 @@ export class MigrationRuntime {
         ...(migration.version?.old ? { versionField: migration.version.old } : {}),
       }),
     }
+  }
+
+  /** @internal set by `createCutover` for a migration with `capture: 'change-log'`. */
+  attachCapture(capture: RuntimeCapture): void {
+    this.#changeLog = capture
+  }
+
+  /** Change-log capture of this migration, when on: the plugins need not capture keys for the mirror. */
+  get changeLog(): RuntimeCapture | undefined {
+    return this.#changeLog
   }
 
   /** The engine's logger, for plugins reporting about this migration. */
@@ -201,7 +213,9 @@ export class MigrationRuntime {
   /** Whether this process handed the old → new mirror a change of `keys` (any key) it has not applied. */
   #staleFor(keys: readonly KeyValue[] | undefined): boolean {
     const queue = this.#queues['old-to-new']
-    return keys === undefined ? queue.hasUnapplied() : keys.some((key) => queue.hasUnapplied(key))
+    const log = this.#changeLog
+    const unapplied = (key?: KeyValue) => queue.hasUnapplied(key) || (log?.hasUnapplied('old', key) ?? false)
+    return keys === undefined ? unapplied() : keys.some((key) => unapplied(key))
   }
 
   /** Whether this read should also be run on the other store and compared (sampled). */
@@ -251,7 +265,9 @@ export class MigrationRuntime {
       this.#host.metrics.increment('write.stale_side', { migration: this.name })
     }
     if (!direction) return
-    this.#queues[direction].enqueue(event)
+    // The change log has it already (same transaction); only remember it for read-your-writes.
+    if (this.#changeLog?.captures(side)) this.#changeLog.noteWrite(side, event.key)
+    else this.#queues[direction].enqueue(event)
   }
 
   /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */
@@ -367,11 +383,12 @@ export class MigrationRuntime {
   }
 
   async drain(): Promise<void> {
-    await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain()])
+    await Promise.all([this.#queues['old-to-new'].drain(), this.#queues['new-to-old'].drain(), this.#changeLog?.drain()])
   }
 
   /** Closes both mirror queues within `timeoutMs` (see `MirrorQueue.close`). */
   async close(options: { readonly timeoutMs?: number } = {}): Promise<MirrorCloseReport[]> {
+    await this.#changeLog?.close()
     return Promise.all([this.#queues['old-to-new'].close(options), this.#queues['new-to-old'].close(options)])
   }
 }

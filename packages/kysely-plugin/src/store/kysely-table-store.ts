@@ -24,7 +24,7 @@
  * cheap statement; rows that cannot go that way use a multi-row VALUES list. Driver errors surface
  * as the core's `StoreError` naming the store and the operation.
  */
-import { StoreError, sqlIdentifier, type KeyValue, keyString, type Row, type Store, type StoreShape, type WriteMode, type WriteResult } from '@cutover/core'
+import { type CapturableTable, type KeyPart, StoreError, sqlIdentifier, type KeyValue, keyString, recordKey, type Row, type Store, type StoreShape, type WriteMode, type WriteResult } from '@cutover/core'
 import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
 import { installReadOnlyTrigger, removeReadOnlyTrigger } from './read-only-trigger.js'
 import { asStoreQuery } from './store-query.js'
@@ -41,12 +41,22 @@ export interface KyselyTableStoreOptions<R extends Row = Row> {
   readonly name?: string
 }
 
+/**
+ * A condition that is always true and marks the statement's transaction as Cutover's own write
+ * (`cutover.origin`, transaction-local): change-log triggers skip it, so the mirror's and backfill's
+ * writes are not captured as application changes and sent back the other way. An uncorrelated
+ * sub-select runs once, before any row is written.
+ */
+const OWN_WRITE = sql<boolean>`(select set_config('cutover.origin', 'cutover', true)) is not null`
+
 /** PostgreSQL's limit on bound parameters in one statement. */
 const MAX_PARAMETERS = 65_535
 
 export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   readonly name: string
   readonly keyField: string
+  /** The key columns, in key order: one, or several for a composite primary key. */
+  readonly keyFields: readonly string[]
   /** The table as given, e.g. `public.users`. */
   readonly table: string
   readonly #db: Kysely<any>
@@ -54,18 +64,23 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   /** The table name without its schema: how `on conflict … where` refers to the existing row. */
   readonly #bareTable: string
   #tableColumns: Promise<ReadonlyMap<string, TableColumn>> | undefined
+  /** The table as change-log capture sees it (`capture: 'change-log'`). */
+  readonly capture: CapturableTable
 
-  constructor(db: Kysely<any>, table: string, key: string, options: KyselyTableStoreOptions<R> = {}) {
+  constructor(db: Kysely<any>, table: string, key: string | readonly string[], options: KyselyTableStoreOptions<R> = {}) {
     if (!/^[^.]+(\.[^.]+)?$/.test(table)) throw new TypeError(`KyselyTableStore: table must be "name" or "schema.name", got ${JSON.stringify(table)}`)
-    if (options.columns && !options.columns.includes(key)) {
-      throw new TypeError(`KyselyTableStore: columns of ${table} must include the key column "${key}"`)
-    }
+    const keyFields = Object.freeze(typeof key === 'string' ? [key] : [...key])
+    if (keyFields.length === 0) throw new TypeError(`KyselyTableStore: ${table} needs at least one key column`)
+    const missing = keyFields.find((field) => options.columns && !options.columns.includes(field))
+    if (missing) throw new TypeError(`KyselyTableStore: columns of ${table} must include the key column "${missing}"`)
     this.#db = db
     this.table = table
-    this.keyField = key
+    this.keyFields = keyFields
+    this.keyField = keyFields[0] as string
     this.#options = options
     this.#bareTable = table.includes('.') ? (table.split('.')[1] as string) : table
     this.name = options.name ?? `postgres:${table.includes('.') ? table : `public.${table}`}`
+    this.capture = Object.freeze({ db, table, keyColumns: keyFields, run: asStoreQuery })
   }
 
   async get(keys: readonly KeyValue[]): Promise<ReadonlyMap<string, R>> {
@@ -73,18 +88,19 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     if (keys.length === 0) return result
     const rows = await this.#run('get', () =>
       this.#select()
-        .where(sql.ref(this.keyField), '=', sql`any(${toParameter(keys)})`)
+        .where(this.#keyIn(keys))
         .execute(),
     )
-    for (const row of rows) result.set(keyString(row[this.keyField] as KeyValue), this.#fromRow(row))
+    for (const row of rows) result.set(keyString(recordKey(row, this.keyFields)), this.#fromRow(row))
     return result
   }
 
   async scan(options: { readonly after?: KeyValue; readonly limit: number }): Promise<readonly R[]> {
     const rows = await this.#run('scan', () => {
       let query = this.#select()
-      if (options.after !== undefined) query = query.where(sql.ref(this.keyField), '>', toScalar(options.after))
-      return query.orderBy(sql.ref(this.keyField)).limit(options.limit).execute()
+      if (options.after !== undefined) query = query.where(this.#keyAfter(options.after))
+      for (const field of this.keyFields) query = query.orderBy(sql.ref(field))
+      return query.limit(options.limit).execute()
     })
     return rows.map((row) => this.#fromRow(row))
   }
@@ -96,15 +112,13 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     const byKey = new Map<string, Row>()
     for (const record of records) {
       const row = this.#toRow(record)
-      const key = row[this.keyField]
-      if (key === undefined || key === null) {
-        throw new StoreError(this.name, 'upsert', `record without a value for key column "${this.keyField}"`)
-      }
-      byKey.set(keyString(key as KeyValue), row)
+      const absent = this.keyFields.find((field) => row[field] === undefined || row[field] === null)
+      if (absent !== undefined) throw new StoreError(this.name, 'upsert', `record without a value for key column "${absent}"`)
+      byKey.set(keyString(recordKey(row, this.keyFields)), row)
     }
     // In key order, so that concurrent upserts (two instances mirroring overlapping keys) lock
     // rows in the same order and cannot deadlock each other.
-    const rows = [...byKey.values()].sort((a, b) => compareKeys(a[this.keyField] as KeyValue, b[this.keyField] as KeyValue))
+    const rows = [...byKey.values()].sort((a, b) => compareKeys(recordKey(a, this.keyFields), recordKey(b, this.keyFields)))
     const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
     const written = await this.#run('upsert', async () => {
       const arrays = unnestArrays(await this.#columnsFor(columns), columns, rows)
@@ -120,7 +134,7 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
    */
   async #upsertUnnest(columns: readonly string[], arrays: readonly RawBuilder<unknown>[], mode: WriteMode): Promise<number> {
     const result = await sql`insert into ${sql.table(this.table)} (${sql.join(columns.map((column) => sql.ref(column)))})
-      select * from unnest(${sql.join(arrays)}) ${this.#onConflict(columns, mode)}`.execute(this.#db)
+      select * from unnest(${sql.join(arrays)}) where ${OWN_WRITE} ${this.#onConflict(columns, mode)}`.execute(this.#db)
     return Number(result.numAffectedRows ?? 0n)
   }
 
@@ -137,20 +151,23 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     for (let start = 0; start < values.length; start += rowsPerStatement) chunks.push(values.slice(start, start + rowsPerStatement))
     const upsertChunks = async (db: Kysely<any>) => {
       let count = 0
+      await sql`select ${OWN_WRITE}`.execute(db)
       for (const chunk of chunks) {
         const result = await db.insertInto(this.table).values(chunk).modifyEnd(this.#onConflict(columns, mode)).executeTakeFirst()
         count += Number(result.numInsertedOrUpdatedRows ?? 0n)
       }
+      // Inside the caller's own transaction the mark must not outlive these statements.
+      if (this.#db.isTransaction) await sql`select set_config('cutover.origin', '', true)`.execute(db)
       return count
     }
-    return chunks.length > 1 && !this.#db.isTransaction ? this.#db.transaction().execute(upsertChunks) : upsertChunks(this.#db)
+    return this.#db.isTransaction ? upsertChunks(this.#db) : this.#db.transaction().execute(upsertChunks)
   }
 
   /** `on conflict (key)`: `do nothing`, `do update` every written column, or only a newer version. */
   #onConflict(columns: readonly string[], mode: WriteMode): RawBuilder<unknown> {
-    const target = sql`on conflict (${sql.ref(this.keyField)})`
+    const target = sql`on conflict (${sql.join(this.keyFields.map((field) => sql.ref(field)))})`
     if (mode.kind === 'insert-if-absent') return sql`${target} do nothing`
-    const updated = columns.filter((column) => column !== this.keyField)
+    const updated = columns.filter((column) => !this.keyFields.includes(column))
     const set = sql.join((updated.length > 0 ? updated : [this.keyField]).map((column) => sql`${sql.ref(column)} = ${sql.ref(`excluded.${column}`)}`))
     if (mode.kind === 'overwrite') return sql`${target} do update set ${set}`
     return sql`${target} do update set ${set} where ${sql.ref(`${this.#bareTable}.${mode.field}`)} < ${sql.ref(`excluded.${mode.field}`)}`
@@ -191,7 +208,8 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
     const result = await this.#run('delete', () =>
       this.#db
         .deleteFrom(this.table)
-        .where(sql.ref(this.keyField), '=', sql`any(${toParameter(keys)})`)
+        .where(this.#keyIn(keys))
+        .where(OWN_WRITE)
         .executeTakeFirst(),
     )
     return Number(result.numDeletedRows)
@@ -223,6 +241,29 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   async selectNode(node: SelectQueryNode, queryId: QueryId): Promise<R[]> {
     const result = await this.#run('select', () => this.#db.executeQuery<Row>(this.#db.getExecutor().compileQuery(node, queryId)))
     return result.rows.map((row) => this.#fromRow(row))
+  }
+
+  /**
+   * `key = any($1)` for a single key (one array parameter); `(k1, k2) in (($1, $2), …)` for a
+   * composite one, whose parameters PostgreSQL types from the columns, so the primary key index serves it.
+   */
+  #keyIn(keys: readonly KeyValue[]): RawBuilder<boolean> {
+    if (this.keyFields.length === 1) return sql<boolean>`${sql.ref(this.keyField)} = any(${toParameter(keys)})`
+    const tuples = keys.map((key) => sql`(${sql.join(this.#parts(key).map(toScalar))})`)
+    return sql<boolean>`(${sql.join(this.keyFields.map((field) => sql.ref(field)))}) in (${sql.join(tuples)})`
+  }
+
+  /** Keyset continuation: `key > $1`, or the row comparison `(k1, k2) > ($1, $2)` (index order). */
+  #keyAfter(after: KeyValue): RawBuilder<boolean> {
+    if (this.keyFields.length === 1) return sql<boolean>`${sql.ref(this.keyField)} > ${toScalar(after as KeyPart)}`
+    return sql<boolean>`(${sql.join(this.keyFields.map((field) => sql.ref(field)))}) > (${sql.join(this.#parts(after).map(toScalar))})`
+  }
+
+  #parts(key: KeyValue): readonly KeyPart[] {
+    if (!Array.isArray(key) || key.length !== this.keyFields.length) {
+      throw new StoreError(this.name, 'key', `expected a composite key of ${this.keyFields.length} parts (${this.keyFields.join(', ')}), got ${keyString(key)}`)
+    }
+    return key
   }
 
   #select() {
@@ -259,16 +300,23 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
 }
 
 function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < a.length; i++) {
+      const order = compareKeys(a[i] as KeyPart, b[i] as KeyPart)
+      if (order !== 0) return order
+    }
+    return 0
+  }
   if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
   return a < b ? -1 : a > b ? 1 : 0
 }
 
 /** Keys as one array parameter; bigints as text, which PostgreSQL casts to the column type. */
 function toParameter(keys: readonly KeyValue[]): unknown[] {
-  return keys.map(toScalar)
+  return keys.map((key) => toScalar(key as KeyPart))
 }
 
-function toScalar(key: KeyValue): string | number {
+function toScalar(key: KeyPart): string | number {
   return typeof key === 'bigint' ? key.toString() : key
 }
 

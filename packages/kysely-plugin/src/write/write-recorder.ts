@@ -32,6 +32,9 @@ export function recordCommitted(write: PendingWrite): void {
  */
 export function capturing(table: MigratedTable): boolean {
   const behavior = table.runtime.behavior
+  // With the side captured by the change log, its keys only serve read-your-writes: reads of other
+  // keys from the new store while the old one is authoritative (`ramp`).
+  if (table.runtime.changeLog?.captures(table.side)) return behavior.authoritative === table.side && behavior.reads !== table.side
   if (behavior.mirror === 'old-to-new') return table.side === 'old'
   if (behavior.mirror === 'new-to-old') return table.side === 'new' || behavior.authoritative !== table.side
   return behavior.authoritative !== table.side

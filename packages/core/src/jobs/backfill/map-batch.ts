@@ -1,7 +1,7 @@
 import type { QuarantinedRecord } from '../../control/quarantine.js'
 import { MapperError } from '../../model/errors.js'
 import type { Migration } from '../../model/migration.js'
-import { type KeyValue, keyString, type Row } from '../../model/store.js'
+import { keyString, type Row, storeRecordKey } from '../../model/store.js'
 
 /** A batch through the mapper: the records to write, by key, and what the mapper rejected. */
 export interface MappedBatch {
@@ -13,7 +13,7 @@ export function mapBatch(migration: Migration<any, any>, rows: readonly Row[]): 
   const quarantined: QuarantinedRecord[] = []
   const mapped = new Map<string, { source: Row; record: Row }>()
   for (const row of rows) {
-    const key = keyString(row[migration.key.old] as KeyValue)
+    const key = keyString(storeRecordKey(migration.old, migration.key.old, row))
     try {
       mapped.set(key, { source: row, record: migration.mapper.forward(row, { key, migration: migration.name }) })
     } catch (error) {

@@ -1,5 +1,5 @@
 import type { Migration } from '../../model/migration.js'
-import { type KeyValue, keyString, type Row } from '../../model/store.js'
+import { type KeyValue, keyString, type Row, storeRecordKey } from '../../model/store.js'
 import type { KeyRange } from './options.js'
 
 /** One batch of the old store, cut at the range's end. */
@@ -35,11 +35,11 @@ export class BatchReader {
     const current = this.#ahead ?? this.#scan(after, limit)
     this.#ahead = undefined
     const scanned = await current.rows
-    const { rows, reachedEnd } = clipToRange(scanned, this.#migration.key.old, this.#range)
+    const { rows, reachedEnd } = clipToRange(scanned, (row) => storeRecordKey(this.#migration.old, this.#migration.key.old, row), this.#range)
     if (rows.length === 0) return undefined
     const finished = reachedEnd || scanned.length < current.limit
-    if (!finished) this.#ahead = this.#scan(scanned.at(-1)?.[this.#migration.key.old] as KeyValue, limit)
-    return { after, rows, lastKey: rows.at(-1)?.[this.#migration.key.old] as KeyValue, finished }
+    if (!finished) this.#ahead = this.#scan(storeRecordKey(this.#migration.old, this.#migration.key.old, scanned.at(-1)), limit)
+    return { after, rows, lastKey: storeRecordKey(this.#migration.old, this.#migration.key.old, rows.at(-1)), finished }
   }
 
   #scan(after: KeyValue | undefined, limit: number) {
@@ -50,12 +50,12 @@ export class BatchReader {
 }
 
 /** Cuts a scanned batch at the range's end. */
-export function clipToRange(rows: readonly Row[], keyField: string, range: KeyRange | undefined): { rows: readonly Row[]; reachedEnd: boolean } {
+export function clipToRange(rows: readonly Row[], keyOf: (row: Row | undefined) => KeyValue, range: KeyRange | undefined): { rows: readonly Row[]; reachedEnd: boolean } {
   if (!range || (range.until === undefined && !range.beyond?.length)) return { rows, reachedEnd: false }
   const until = range.until === undefined ? undefined : keyString(range.until)
   const beyond = new Set((range.beyond ?? []).map(keyString))
   for (let i = 0; i < rows.length; i++) {
-    const key = keyString(rows[i]?.[keyField] as KeyValue)
+    const key = keyString(keyOf(rows[i]))
     if (key === until) return { rows: rows.slice(0, i + 1), reachedEnd: true }
     if (beyond.has(key)) return { rows: rows.slice(0, i), reachedEnd: true }
   }

@@ -1,5 +1,5 @@
 import type { Migration } from '../../model/migration.js'
-import { type KeyValue, keyString, type Row, type WriteMode } from '../../model/store.js'
+import { type KeyValue, keyString, type Row, type WriteMode, storeRecordKey } from '../../model/store.js'
 import type { ReadBatch } from './read-batch.js'
 import type { WrittenBatch } from './write-batch.js'
 
@@ -28,7 +28,7 @@ export interface SourceRecheck {
 export async function removeDeleted(migration: Migration<any, any>, batch: ReadBatch, written: WrittenBatch, mode: WriteMode): Promise<SourceRecheck> {
   if (written.sources.size === 0) return { current: new Map(), removed: 0 }
   const current = await rereadSources(migration, batch, written.sources)
-  const gone = [...written.sources].filter(([key]) => !current.has(key)).map(([, row]) => row[migration.key.old] as KeyValue)
+  const gone = [...written.sources].filter(([key]) => !current.has(key)).map(([, row]) => storeRecordKey(migration.old, migration.key.old, row))
   if (gone.length === 0) return { current, removed: 0 }
   const removed = await migration.new.delete(gone)
   await reinstateReturned(migration, gone, mode)

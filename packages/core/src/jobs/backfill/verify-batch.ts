@@ -2,7 +2,7 @@ import { canonicalRecordText } from '../../model/canonical.js'
 import { compareRecords, type ComparisonRules } from '../../model/compare.js'
 import { MapperError } from '../../model/errors.js'
 import type { Migration } from '../../model/migration.js'
-import type { KeyValue, Row } from '../../model/store.js'
+import { type KeyValue, type Row, storeRecordKey, type Store } from '../../model/store.js'
 import { projectOnto } from '../row-digest.js'
 import type { BatchMismatch } from './options.js'
 import type { SourceRecheck } from './remove-deleted.js'
@@ -31,7 +31,7 @@ export async function verifyBatch(
   const { expected } = written
   const keys = [...expected.keys()]
   if (keys.length === 0) return { mismatches: [] }
-  const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.key.new)))
+  const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.new, migration.key.new)))
   const differing: string[] = []
   const moved: string[] = []
   for (const key of keys) {
@@ -61,7 +61,7 @@ export async function verifyBatch(
   let mismatches: BatchMismatch[] = []
   for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
     if (attempt > 0) await sleep(delayMs * attempt)
-    const lookup = pending.map((k) => expectedKey(expected, k, migration.key.new))
+    const lookup = pending.map((k) => expectedKey(expected, k, migration.new, migration.key.new))
     const [oldRows, newRows] = await Promise.all([migration.old.get(lookup), migration.new.get(lookup)])
     mismatches = []
     for (const key of pending) {
@@ -126,8 +126,9 @@ export function sameSource(a: unknown, b: unknown): boolean {
 }
 
 /** The key value to look a record up by (the mapped record's own key, keeping its type). */
-function expectedKey(expected: ReadonlyMap<string, Row>, key: string, keyField: string): KeyValue {
-  return (expected.get(key)?.[keyField] as KeyValue | undefined) ?? key
+function expectedKey(expected: ReadonlyMap<string, Row>, key: string, store: Store, keyField: string): KeyValue {
+  const record = expected.get(key)
+  return (record ? storeRecordKey(store, keyField, record) : undefined) ?? key
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,6 +1,6 @@
 import type { QuarantinedRecord } from '../../control/quarantine.js'
 import type { Migration } from '../../model/migration.js'
-import { type KeyValue, keyString, type Row, type WriteMode } from '../../model/store.js'
+import { keyString, type Row, storeRecordKey, type WriteMode } from '../../model/store.js'
 import { type MappedBatch, quarantineEntry } from './map-batch.js'
 import { storeReason, writeIsolating } from './write-isolating.js'
 
@@ -21,7 +21,7 @@ export async function writeBatch(migration: Migration<any, any>, batch: MappedBa
   // Stores split writes that are too large for one statement themselves (KyselyTableStore does).
   const write = await writeIsolating(migration.new, [...mapped.values()].map((m) => m.record), mode)
   for (const { record, error } of write.refused) {
-    const key = keyString(record[migration.key.new] as KeyValue)
+    const key = keyString(storeRecordKey(migration.new, migration.key.new, record))
     const source = mapped.get(key)?.source ?? record
     mapped.delete(key)
     quarantined.push(quarantineEntry(migration.name, key, source, 'STORE_REJECTED', storeReason(error), []))
