@@ -112,7 +112,7 @@ describe('Cutover runtime (control tables in PostgreSQL)', () => {
       ['alice', 'phase_change', 'shadow', 'compare'],
       ['alice', 'phase_change', 'compare', 'ramp'],
     ])
-    expect(await cutover.audit!.verify()).toEqual({ ok: true, entries: 2 })
+    expect(await cutover.audit!.verify()).toMatchObject({ ok: true, entries: 2 })
   })
 
   it('detects a changed or deleted audit entry', async () => {

@@ -10,7 +10,8 @@ export const CONTROL_SCHEMA = 'cutover'
  *
  * - `dead_letters`: mirrored writes and backfilled records that could not be applied, with the reason;
  * - `migration_state`: run-time phase control, overriding env flags for the whole fleet;
- * - `audit`: append-only, hash-chained log of phase changes, replays, reconciliations, quarantines.
+ * - `audit`: append-only, hash-chained, numbered and HMAC-authenticated log of phase changes,
+ *   replays, reconciliations, quarantines.
  */
 export async function ensureSchema(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
@@ -53,6 +54,7 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         prev_hash text not null,
         hash text not null
       )`.execute(trx)
+    await ensureAuditColumns(trx)
     // Backfill, verification and reconciliation jobs (backfill.ts, verification.ts, reconcile.ts).
     await sql`
       create table if not exists cutover.backfill_checkpoints (
@@ -120,3 +122,18 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
   })
 }
 
+
+/**
+ * The audit's sequence number and HMAC (added after the table first shipped, hence `alter`). Entries
+ * written before get numbers in id order; they carry no HMAC, so a verifier holding a key reports them.
+ */
+async function ensureAuditColumns(trx: Kysely<any>): Promise<void> {
+  await sql`alter table cutover.audit add column if not exists seq bigint, add column if not exists key_id text, add column if not exists mac text`.execute(trx)
+  await sql`
+    update cutover.audit a set seq = n.seq
+    from (select id, row_number() over (order by id) + coalesce((select max(seq) from cutover.audit), 0) as seq
+          from cutover.audit where seq is null) n
+    where a.id = n.id`.execute(trx)
+  await sql`alter table cutover.audit alter column seq set not null`.execute(trx)
+  await sql`create unique index if not exists audit_seq on cutover.audit (seq)`.execute(trx)
+}

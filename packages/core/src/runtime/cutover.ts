@@ -103,7 +103,7 @@ export class Cutover {
     this.metrics = options.metrics ?? new Metrics()
     this.logger = options.logger ?? createJsonLogger()
     this.deadLetters = options.control ? new DeadLetterTable(options.control) : undefined
-    this.audit = options.control ? new AuditLog(options.control) : undefined
+    this.audit = options.control ? new AuditLog(options.control, { logger: this.logger }) : undefined
     const sink = options.deadLetters ?? (this.deadLetters as DeadLetterSink)
     this.#runtimes = new Map(
       options.migrations.map((migration) => [
