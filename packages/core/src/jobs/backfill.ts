@@ -374,7 +374,7 @@ async function writeBatch(options: BackfillOptions, rows: readonly Row[], mode: 
       mapped.set(key, { source: row, record: migration.mapper.forward(row, { key, migration: migration.name }) })
     } catch (error) {
       if (!(error instanceof MapperError)) throw error
-      quarantined.push(quarantineEntry(migration.name, key, row, 'MAPPER_REJECTED', mapperReason(error), error.fields))
+      quarantined.push(quarantineEntry(migration, key, row, 'MAPPER_REJECTED', mapperReason(error), error.fields))
     }
   }
 
@@ -384,13 +384,14 @@ async function writeBatch(options: BackfillOptions, rows: readonly Row[], mode: 
     const key = keyString(record[migration.key.new] as KeyValue)
     const source = mapped.get(key)?.source ?? record
     mapped.delete(key)
-    quarantined.push(quarantineEntry(migration.name, key, source, 'STORE_REJECTED', storeReason(error), []))
+    quarantined.push(quarantineEntry(migration, key, source, 'STORE_REJECTED', storeReason(error), []))
   }
   return { written: write.written, skipped: write.skipped, quarantined, expected: new Map([...mapped].map(([key, m]) => [key, m.record])) }
 }
 
-function quarantineEntry(migration: string, key: string, payload: Row, reasonCode: string, reason: string, fields: readonly string[]): QuarantinedRecord {
-  return { migration, key, reasonCode, reason, fields, payload }
+function quarantineEntry(migration: Migration, key: string, payload: Row, reasonCode: string, reason: string, fields: readonly string[]): QuarantinedRecord {
+  const sensitive = migration.compare?.sensitive
+  return { migration: migration.name, key, reasonCode, reason, fields, payload, ...(sensitive ? { sensitive } : {}) }
 }
 
 /** The mapper's issues without the record key, so equal problems group under one reason. */

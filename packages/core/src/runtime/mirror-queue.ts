@@ -532,6 +532,7 @@ export class MirrorQueue {
       reason,
       fields,
       payload: entry.postImage,
+      ...(this.#options.compare?.sensitive ? { sensitive: this.#options.compare.sensitive } : {}),
       attempts,
     })
     void this.#flushDeadLetters()
