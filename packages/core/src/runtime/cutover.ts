@@ -9,6 +9,7 @@ import { ConfigError, MapperError, WriteRejectedError } from '../model/errors.js
 import { HealthGuard } from './guard.js'
 import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
+import { countMismatchedFields } from '../observe/mismatch-fields.js'
 import type { Migration } from '../model/migration.js'
 import { type ChangeEvent, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
 import { RepeatedWarning } from '../observe/repeated-warning.js'
@@ -398,6 +399,7 @@ export class MigrationRuntime {
       this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: keyString(event.key) })
       this.#cutover.metrics.increment('write.stale_side', { migration: this.name })
     }
+    this.#cutover.metrics.increment('write.recorded', { migration: this.name, side })
     if (!direction) return
     this.#queues[direction].enqueue(event)
   }
@@ -464,6 +466,7 @@ export class MigrationRuntime {
       if (!result.equal && settled(id)) different.push({ key: id, differences: [...result.differences] })
     }
     if (settling.length > 0) this.#cutover.metrics.increment('compare.settling', { migration: this.name }, settling.length)
+    countMismatchedFields(this.#cutover.metrics, this.name, different)
     const equal = missingInNew.length === 0 && missingInOld.length === 0 && different.length === 0
     this.#recordComparison(equal, () => ({
       query: detail.query,
