@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { AuditLog } from '../control/audit-log.js'
 import { compareRecords, type Difference } from '../model/compare.js'
 import { type CutoverContext, currentCutoverContext } from './context.js'
@@ -13,6 +13,9 @@ import { countMismatchedFields } from '../observe/mismatch-fields.js'
 import type { Migration } from '../model/migration.js'
 import { type ChangeEvent, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
 import { RepeatedWarning } from '../observe/repeated-warning.js'
+import { type FleetOptions, FleetMember } from './fleet-member.js'
+import { fleetEngine } from './fleet-engine.js'
+import { type BarrierSettings, barrierSummary, commitBarrier, notifyFleet, passBarrier } from './phase-barrier.js'
 import { assertTransition, isPhase, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
 import { rampReadSide } from '../model/routing.js'
 import { type KeyValue, keyString, type Row } from '../model/store.js'
@@ -35,6 +38,13 @@ export interface CutoverOptions {
   readonly pollIntervalMs?: number | false
   /** Source of randomness for read sampling (tests make it deterministic). */
   readonly random?: () => number
+  /**
+   * This process as a member of the fleet (`runtime/fleet-member.ts`): heartbeat, ~1 s control poll,
+   * LISTEN wake-up, barriers and fencing. On by default with `control` and polling; `false` to
+   * opt out (the process then neither blocks nor follows barriers).
+   */
+  readonly fleet?: FleetOptions | false
+  readonly barrier?: BarrierSettings
 }
 
 /** What a phase change sets. */
@@ -94,6 +104,7 @@ export class Cutover {
   readonly logger: Logger
   readonly deadLetters: DeadLetterTable | undefined
   readonly audit: AuditLog | undefined
+  readonly fleet: FleetMember | undefined
   readonly #options: CutoverOptions
   readonly #runtimes: Map<string, MigrationRuntime>
   #pollTimer: NodeJS.Timeout | undefined
@@ -105,6 +116,7 @@ export class Cutover {
     this.logger = options.logger ?? createJsonLogger()
     this.deadLetters = options.control ? new DeadLetterTable(options.control) : undefined
     this.audit = options.control ? new AuditLog(options.control, { logger: this.logger }) : undefined
+    this.fleet = options.control && options.pollIntervalMs !== false && options.fleet !== false ? new FleetMember(options.control, fleetEngine(this), options.fleet || {}) : undefined
     const sink = options.deadLetters ?? (this.deadLetters as DeadLetterSink)
     this.#runtimes = new Map(
       options.migrations.map((migration) => [
@@ -152,6 +164,10 @@ export class Cutover {
 
   /** @internal */
   startPolling(): void {
+    if (this.fleet) {
+      this.fleet.start().catch((error: unknown) => this.logger.warn('fleet member failed to start', { error }))
+      return
+    }
     const interval = this.#options.pollIntervalMs ?? 5_000
     if (interval === false || !this.#options.control) return
     this.#pollTimer = setInterval(() => {
@@ -175,21 +191,27 @@ export class Cutover {
     }
     const db = this.#options.control
     if (db) {
-      await db
+      // A change of write authority waits until every live instance has stopped writing (barrier).
+      const barrier = await passBarrier(db, { migration: name, from: before.phase, to: phase, actor: change.actor }, { logger: this.logger, ...(this.fleet ? { member: this.fleet } : {}), ...(this.#options.barrier ? { settings: this.#options.barrier } : {}) })
+      const row = await db
         .insertInto('cutover.migration_state')
         .values({ migration: name, phase, read_percent: after.readPercent, compare_sample: after.compareSample, updated_by: change.actor })
         .onConflict((oc) =>
-          oc.column('migration').doUpdateSet({ phase, read_percent: after.readPercent, compare_sample: after.compareSample, updated_by: change.actor, updated_at: new Date() }),
+          oc.column('migration').doUpdateSet({ phase, read_percent: after.readPercent, compare_sample: after.compareSample, updated_by: change.actor, updated_at: new Date(), version: sql`cutover.migration_state.version + 1` }),
         )
-        .execute()
+        .returning('version')
+        .executeTakeFirstOrThrow()
+      if (barrier) await commitBarrier(db, barrier, Number(row.version))
+      await notifyFleet(db, `phase:${name}`)
       await this.audit?.append({
         actor: change.actor,
         migration: name,
         action: phase === 'rollback' && change.actor === GUARD_ACTOR ? 'guard_rollback' : 'phase_change',
-        details: { before, after, reason: change.reason ?? null },
+        details: { before, after, reason: change.reason ?? null, ...(barrier ? { barrier: barrierSummary(barrier) } : {}) },
       })
     }
     runtime.applyOverride(after)
+    this.fleet?.switched(name)
     this.logger.info('phase changed', { migration: name, from: before.phase, to: phase, actor: change.actor, reason: change.reason })
   }
 
@@ -240,6 +262,7 @@ export class Cutover {
   /** Drains every queue and stops polling. */
   async close(): Promise<void> {
     if (this.#pollTimer) clearInterval(this.#pollTimer)
+    await this.fleet?.stop()
     await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close()))
   }
 }
@@ -376,6 +399,7 @@ export class MigrationRuntime {
    * and the policy is strict.
    */
   checkWrite(side: Side, target: string, key?: KeyValue): void {
+    this.#cutover.fleet?.assertWritable(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
     const behavior = this.behavior
     if (side === behavior.authoritative || side === 'new' || this.migration.staleSideWrites === 'permissive') return
     throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
