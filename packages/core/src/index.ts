@@ -149,3 +149,8 @@ export {
 export { currentPhase, reconcile, type ReconcileOptions, type ReconcileResult, type Repair } from './jobs/reconcile.js'
 export { BackfillJobs, type BackfillJobsOptions, type PlannedRange } from './jobs/backfill-jobs.js'
 export { defineCutoverConfig, type CutoverConfig, type CutoverConfigModule, type MigrationJobSettings } from './cli/cutover-config.js'
+export { type FleetOptions, FleetMember, CONTROL_CHANNEL } from './runtime/fleet-member.js'
+export { type BarrierSettings, type PassedBarrier } from './runtime/phase-barrier.js'
+export { authorityCanMove, type FenceReason, movesWriteAuthority, WriteFencedError } from './runtime/write-fence.js'
+export { InstanceTable, type InstanceMigrationState, type InstanceRecord } from './control/instances.js'
+export { BarrierTable, type Fence, type OpenBarrier } from './control/barriers.js'

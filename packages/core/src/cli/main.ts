@@ -9,7 +9,8 @@
  *     cutover status    [<migration>]
  *     cutover phase     <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT]
  *     cutover pause     <migration> [--reason TEXT]  |  cutover resume <migration>
- *     cutover audit verify                                                      exit 2 if tampered
+ *     cutover rollback  <migration> [--reason TEXT]                             the emergency command
+ *     cutover audit verify [--head SEQ:HASH]                                    exit 2 if tampered
  *
  * Global options: `--config FILE` (default `cutover.config.{ts,mts,js,mjs}` in the working
  * directory; its default export is a `CutoverConfig` or a function returning one, see
@@ -34,6 +35,7 @@ import { loadConfig } from './load-config.js'
 import { phaseCommand } from './phase-command.js'
 import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
+import { rollbackCommand } from './rollback-command.js'
 import { statusCommand } from './status-command.js'
 import { verifyCommand } from './verify-command.js'
 import { workerCommand } from './worker-command.js'
@@ -45,12 +47,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   reconcile: reconcileCommand,
   status: statusCommand,
   phase: phaseCommand,
+  rollback: rollbackCommand,
   pause: jobControlCommand,
   resume: jobControlCommand,
   audit: auditCommand,
 }
 
-const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|pause|resume|audit verify> [migration] [options]
+const USAGE = `usage: cutover <backfill|worker|verify|reconcile|status|phase|rollback|pause|resume|audit verify> [migration] [options]
   --config FILE   config module (default cutover.config.{ts,mts,js,mjs})
   --json          JSON lines on stdout even on a terminal
   --actor NAME    who acts, for the audit log

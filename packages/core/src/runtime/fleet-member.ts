@@ -216,6 +216,11 @@ export class FleetMember {
         queueDepth: runtime.queueDepth(),
         mirrorLagMs: Math.round(Math.max(lag?.p99 ?? 0, back?.p99 ?? 0)),
         writesRefused: this.#refusal(runtime.name, runtime.phase),
+        compared: {
+          equal: this.#engine.metrics.counter('compare.equal', { migration: runtime.name }),
+          mismatch: this.#engine.metrics.counter('compare.mismatch', { migration: runtime.name }),
+          settling: this.#engine.metrics.counter('compare.settling', { migration: runtime.name }),
+        },
       }
     }
     return state
