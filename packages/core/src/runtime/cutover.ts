@@ -53,6 +53,8 @@ export interface PhaseChange {
   readonly readPercent?: number
   readonly compareSample?: number
   readonly reason?: string
+  /** Measurements behind the change (a guard's), recorded in the audit entry. */
+  readonly evidence?: Readonly<Record<string, unknown>>
 }
 
 /** About a compared read, for reports and for telling mirror lag from mismatches. */
@@ -207,7 +209,7 @@ export class Cutover {
         actor: change.actor,
         migration: name,
         action: phase === 'rollback' && change.actor === GUARD_ACTOR ? 'guard_rollback' : 'phase_change',
-        details: { before, after, reason: change.reason ?? null, ...(barrier ? { barrier: barrierSummary(barrier) } : {}) },
+        details: { before, after, reason: change.reason ?? null, ...(change.evidence ? { evidence: change.evidence } : {}), ...(barrier ? { barrier: barrierSummary(barrier) } : {}) },
       })
     }
     runtime.applyOverride(after)
@@ -524,9 +526,9 @@ export class MigrationRuntime {
     // Stop using the new store in this process at once; then tell the fleet through the control table.
     this.#trippedFrom = from
     this.#guard.reset()
-    this.#cutover.logger.error('guard tripped; rolling back', { migration: this.name, from, reason: verdict.reason, observed: verdict.observed })
+    this.#cutover.logger.error('guard tripped; rolling back', { event: 'cutover.guard.rollback', migration: this.name, from, reason: verdict.reason, observed: verdict.observed, measurements: verdict.measurements })
     this.#cutover.metrics.increment('guard.rollback', { migration: this.name })
-    this.#cutover.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard' }).catch((error: unknown) => {
+    this.#cutover.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard', evidence: { observed: verdict.observed, ...(verdict.measurements ? { measurements: verdict.measurements } : {}) } }).catch((error: unknown) => {
       this.#cutover.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, error })
     })
   }
