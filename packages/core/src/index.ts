@@ -1,4 +1,19 @@
-export { AUDIT_GENESIS, AuditLog, type AuditAction, type AuditEntry, type StoredAuditEntry } from './control/audit-log.js'
+export {
+  AUDIT_GENESIS,
+  AUDIT_KEY_ENV,
+  AuditLog,
+  formatAuditHead,
+  parseAuditHead,
+  type AuditAction,
+  type AuditEntry,
+  type AuditHead,
+  type AuditLogOptions,
+  type AuditVerification,
+  type StoredAuditEntry,
+} from './control/audit-log.js'
+export { keyRingFromEnv, type KeyRing, type SecretKey } from './control/secret-keys.js'
+export { PAYLOAD_KEY_ENV, PayloadSealer, type SealedValue } from './control/sealed-payload.js'
+export { redactDriverError, redactDriverText } from './observe/driver-redaction.js'
 export {
   CanonicalNumber,
   canonicalHash,
@@ -56,7 +71,12 @@ export type { ColumnRef, FieldMap, FieldRule } from './model/field-rule.js'
 export { HealthGuard, type GuardSignal, type GuardThresholds, type GuardVerdict } from './runtime/guard.js'
 export { createJsonLogger, silentLogger, type LogFields, type Logger, type LogLevel } from './observe/logger.js'
 export { defineMapper, type Mapper, type MapperDefinition, type MappingContext } from './model/mapper.js'
-export { Metrics, type HistogramSummary, type Labels, type MetricsSnapshot } from './observe/metrics.js'
+export { Metrics, type HistogramSummary, type Labels, type MetricsSink, type MetricsSnapshot } from './observe/metrics.js'
+export { METRIC_CATALOG, prometheusName, STATE_GAUGES, type ExportedMetric, type MetricKind } from './observe/metric-catalog.js'
+export { exportMetricsToOpenTelemetry, type OpenTelemetryMetricsOptions } from './observe/otel-metrics.js'
+export { prometheusMetrics, type PrometheusMetricsOptions } from './observe/prometheus-metrics.js'
+export { startMetricsServer } from './observe/metrics-server.js'
+export { backfillProgressMetrics } from './observe/backfill-metrics.js'
 export {
   defineMigration,
   type Migration,
@@ -163,3 +183,8 @@ export { type CaptureMode, type CaptureSettings, type ChangeLogSettings } from '
 export { ChangeLogCapture } from './capture/change-log-capture.js'
 export { ChangeLogWorker, type ChangeLogWorkerOptions, type RoundResult } from './capture/change-log-worker.js'
 export type { RuntimeCapture } from './capture/runtime-capture.js'
+export { type FleetOptions, FleetMember, CONTROL_CHANNEL } from './runtime/fleet-member.js'
+export { type BarrierSettings, type PassedBarrier } from './runtime/phase-barrier.js'
+export { authorityCanMove, type FenceReason, movesWriteAuthority, WriteFencedError } from './runtime/write-fence.js'
+export { InstanceTable, type InstanceMigrationState, type InstanceRecord } from './control/instances.js'
+export { BarrierTable, type Fence, type OpenBarrier } from './control/barriers.js'

@@ -118,7 +118,7 @@ describe('Cutover runtime (control tables in PostgreSQL)', () => {
       ['alice', 'phase_change', 'shadow', 'compare'],
       ['alice', 'phase_change', 'compare', 'ramp'],
     ])
-    expect(await cutover.audit!.verify()).toEqual({ ok: true, entries: 2 })
+    expect(await cutover.audit!.verify()).toMatchObject({ ok: true, entries: 2 })
   })
 
   it('setPhase refuses settings the env flags would refuse (NaN, 150, three decimals, a sample above 1), storing nothing', async () => {
@@ -341,7 +341,7 @@ describe('Cutover runtime (control tables in PostgreSQL)', () => {
     expect(await cutover.deadLetters!.countOpen('users')).toBe(21)
     expect(await cutover.deadLetters!.countByReason('users')).toEqual({ STORE_FAILED: 20, MAPPER_REJECTED: 1 })
     const [bad] = (await cutover.deadLetters!.open('users')).filter((e) => e.reasonCode === 'MAPPER_REJECTED')
-    expect(bad).toMatchObject({ key: '21', fields: ['full_name'], payload: { user_id: 21, full_name: 42, email: 'bad@x.io' } })
+    expect(bad).toMatchObject({ key: '21', fields: ['full_name'], payload: { user_id: 21, full_name: 42, email: { $redacted: true } } }) // email is sensitive: left out at rest without CUTOVER_PAYLOAD_KEY
 
     newStore.failing = undefined
     const result = await cutover.replayDeadLetters('users', { actor: 'ops' })

@@ -28,6 +28,7 @@ import { ProgressRenderer } from './progress-renderer.js'
 import { reconcileCommand } from './reconcile-command.js'
 import { releaseCommand } from './release-command.js'
 import { reportCommand } from './report-command.js'
+import { rollbackCommand } from './rollback-command.js'
 import { statusCommand } from './status-command.js'
 import { type CommandSpec, commandHelp, GLOBAL_OPTIONS, overview } from './usage.js'
 import { verifyCommand } from './verify-command.js'
@@ -143,12 +144,18 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
     summary: "Resume the migration's paused jobs.",
     options: [],
   },
+  rollback: {
+    run: rollbackCommand,
+    usage: ['rollback <migration> [--reason TEXT]'],
+    summary: 'The emergency command: move the whole fleet to rollback now, through the write barrier, audited.',
+    options: [{ name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log' }],
+  },
   audit: {
     run: auditCommand,
-    usage: ['audit verify'],
-    summary: 'Walk the hash chain of the audit log.',
-    options: [],
-    exits: '2 when an entry was changed or deleted',
+    usage: ['audit verify [--head SEQ:HASH]'],
+    summary: 'Verify the audit log: hash chain, gap-free numbers, HMACs, and (with --head) that nothing after a known head was cut.',
+    options: [{ name: 'head', kind: 'text', value: 'SEQ:HASH', help: 'a chain head recorded earlier (a log line, a report) that must still be in the chain' }],
+    exits: '2 when an entry was changed, forged or deleted',
   },
   capture: {
     run: captureCommand,

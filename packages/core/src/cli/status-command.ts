@@ -1,48 +1,129 @@
+import type { Kysely } from 'kysely'
+import { BarrierTable } from '../control/barriers.js'
 import { CheckpointTable } from '../control/checkpoint.js'
 import { DeadLetterTable } from '../control/dead-letters.js'
+import { type InstanceRecord, InstanceTable } from '../control/instances.js'
 import { JobControl } from '../control/job-control.js'
 import { QuarantineTable } from '../control/quarantine.js'
-import { currentPhase } from '../jobs/reconcile.js'
 import { VerificationReports } from '../control/verification-report.js'
+import { readEnvFlags } from '../runtime/env-flags.js'
 import { type CommandContext, EXIT, writeResult } from './command.js'
 import { formatCount } from './progress-renderer.js'
 
-/** `cutover status [<migration>]`: phase, backfill progress, quarantine, dead letters, last verification. */
+/** Instances silent for longer than this are shown as stale, not live. */
+const LIVE_WITHIN_S = 10
+
+/**
+ * `cutover status [<migration>]`: per migration the phase, read percent, compare sample, the
+ * consistency of compared reads and the mirror lag across live instances, dead letters, quarantine,
+ * backfill progress, the last verification; and every instance with its phase and heartbeat age.
+ */
 export async function statusCommand(context: CommandContext): Promise<number> {
   const { control } = context.config
   const name = context.args.positionals[1]
   const migrations = context.config.migrations.filter((m) => name === undefined || m.name === name)
+  const instances = await new InstanceTable(control).list()
+  const fences = await new BarrierTable(control).allFences()
   const statuses = []
   for (const migration of migrations) {
-    const checkpoints = await new CheckpointTable(control).list(migration.name)
-    const report = await new VerificationReports(control).load(migration.name)
     statuses.push({
       migration: migration.name,
-      phase: await currentPhase(migration.name, control),
+      ...(await controlState(control, migration.name)),
       jobControl: await new JobControl(control).state(migration.name),
-      backfill: {
-        ranges: checkpoints.length,
-        done: checkpoints.filter((c) => c.status === 'done').length,
-        read: checkpoints.reduce((sum, c) => sum + c.counts.read, 0),
-        written: checkpoints.reduce((sum, c) => sum + c.counts.written, 0),
-        quarantined: checkpoints.reduce((sum, c) => sum + c.counts.quarantined, 0),
-        lastUpdate: checkpoints.map((c) => c.updatedAt).sort((a, b) => b.getTime() - a.getTime())[0] ?? null,
-      },
+      compared: comparedReads(instances, migration.name),
+      mirrorLagMs: Math.max(0, ...liveStates(instances, migration.name).map((s) => s.mirrorLagMs)),
+      backfill: await backfillProgress(control, migration.name),
       quarantineByReason: await new QuarantineTable(control).countByReason(migration.name),
       deadLettersOpen: await new DeadLetterTable(control).countOpen(migration.name),
-      lastVerification: report ? { id: report.id, kind: report.kind, finishedAt: report.finishedAt, consistent: report.consistent, counts: report.counts } : null,
+      deadLettersByReason: await new DeadLetterTable(control).countByReason(migration.name),
+      lastVerification: await lastVerification(control, migration.name),
+      instances: instances.map((i) => ({
+        name: i.name,
+        instanceId: i.instanceId,
+        heartbeatAgeS: Math.round(i.heartbeatAgeS * 10) / 10,
+        live: i.heartbeatAgeS <= LIVE_WITHIN_S,
+        phase: i.migrations[migration.name]?.phase ?? null,
+        version: i.migrations[migration.name]?.version ?? null,
+        queueDepth: i.migrations[migration.name]?.queueDepth ?? null,
+        writesRefused: i.migrations[migration.name]?.writesRefused ?? null,
+        fenced: fences.some((f) => f.instanceId === i.instanceId && f.migration === migration.name),
+      })),
     })
   }
-  const text = statuses
-    .map((s) =>
-      [
-        `${s.migration}: phase ${s.phase}${s.jobControl.paused ? `, jobs PAUSED (${s.jobControl.reason ?? 'no reason given'})` : ''}`,
-        `  backfill: ${s.backfill.ranges === 0 ? 'not started' : `${s.backfill.done}/${s.backfill.ranges} ranges done, ${formatCount(s.backfill.read)} read, ${formatCount(s.backfill.written)} written, ${formatCount(s.backfill.quarantined)} quarantined`}`,
-        `  quarantine: ${Object.entries(s.quarantineByReason).map(([r, n]) => `${n} × ${r}`).join('; ') || 'empty'}; dead letters open: ${s.deadLettersOpen}`,
-        `  last verification: ${s.lastVerification ? `#${s.lastVerification.id} ${s.lastVerification.kind} ${s.lastVerification.consistent ? 'consistent' : 'INCONSISTENT'} at ${s.lastVerification.finishedAt.toISOString()}` : 'none'}`,
-      ].join('\n'),
-    )
-    .join('\n')
-  writeResult(context, { command: 'status', migrations: statuses }, text)
+  writeResult(context, { command: 'status', migrations: statuses }, statuses.map(describe).join('\n'))
   return EXIT.ok
+}
+
+type Status = Awaited<ReturnType<typeof controlState>> & {
+  migration: string
+  jobControl: { paused: boolean; reason?: string | null | undefined }
+  compared: ReturnType<typeof comparedReads>
+  mirrorLagMs: number
+  backfill: Awaited<ReturnType<typeof backfillProgress>>
+  quarantineByReason: Record<string, number>
+  deadLettersOpen: number
+  deadLettersByReason: Record<string, number>
+  lastVerification: Awaited<ReturnType<typeof lastVerification>>
+  instances: { name: string; heartbeatAgeS: number; live: boolean; phase: string | null; writesRefused: string | null; fenced: boolean }[]
+}
+
+function describe(s: Status): string {
+  const consistency = s.compared.consistency === null ? 'no compared reads' : `${(s.compared.consistency * 100).toFixed(2)}% consistent of ${formatCount(s.compared.equal + s.compared.mismatch)} compared (${formatCount(s.compared.settling)} settling)`
+  const instanceLines = s.instances.map(
+    (i) => `    ${i.name}: ${i.phase ?? '?'}, heartbeat ${i.heartbeatAgeS}s ago${i.live ? '' : ' (STALE)'}${i.fenced ? ', FENCED' : ''}${i.writesRefused ? `, refusing writes (${i.writesRefused})` : ''}`,
+  )
+  return [
+    `${s.migration}: phase ${s.phase} (v${s.version}), reads on new ${s.readPercent}%, compare sample ${s.compareSample}${s.jobControl.paused ? `, jobs PAUSED (${s.jobControl.reason ?? 'no reason given'})` : ''}`,
+    `  compared reads: ${consistency}; mirror lag p99 ${s.mirrorLagMs} ms`,
+    `  backfill: ${s.backfill.ranges === 0 ? 'not started' : `${s.backfill.done}/${s.backfill.ranges} ranges done, ${formatCount(s.backfill.read)} read, ${formatCount(s.backfill.written)} written, ${formatCount(s.backfill.quarantined)} quarantined`}`,
+    `  quarantine: ${Object.entries(s.quarantineByReason).map(([r, n]) => `${n} × ${r}`).join('; ') || 'empty'}; dead letters open: ${s.deadLettersOpen}${s.deadLettersOpen > 0 ? ` (${Object.entries(s.deadLettersByReason).map(([r, n]) => `${n} × ${r}`).join(', ')})` : ''}`,
+    `  last verification: ${s.lastVerification ? `#${s.lastVerification.id} ${s.lastVerification.kind} ${s.lastVerification.consistent ? 'consistent' : 'INCONSISTENT'} at ${s.lastVerification.finishedAt.toISOString()}` : 'none'}`,
+    `  instances: ${s.instances.length === 0 ? 'none registered' : ''}`,
+    ...instanceLines,
+  ].join('\n')
+}
+
+/** The control row, or the env flags this command runs with when there is none yet. */
+async function controlState(control: Kysely<any>, migration: string): Promise<{ phase: string; readPercent: number; compareSample: number; version: number }> {
+  const row = await control.selectFrom('cutover.migration_state').selectAll().where('migration', '=', migration).executeTakeFirst()
+  const flags = readEnvFlags([migration], process.env, { rejectUnknownMigrations: false }).get(migration)
+  return {
+    phase: row?.phase ?? flags?.phase ?? 'off',
+    readPercent: row?.read_percent != null ? Number(row.read_percent) : (flags?.readPercent ?? 0),
+    compareSample: row?.compare_sample != null ? Number(row.compare_sample) : (flags?.compareSample ?? 0),
+    version: row ? Number(row.version) : 0,
+  }
+}
+
+function liveStates(instances: readonly InstanceRecord[], migration: string) {
+  return instances.filter((i) => i.heartbeatAgeS <= LIVE_WITHIN_S).flatMap((i) => (i.migrations[migration] ? [i.migrations[migration]] : []))
+}
+
+/** Compared reads summed over live instances (each reports its own since it started). */
+function comparedReads(instances: readonly InstanceRecord[], migration: string) {
+  const sum = { equal: 0, mismatch: 0, settling: 0 }
+  for (const state of liveStates(instances, migration)) {
+    sum.equal += state.compared?.equal ?? 0
+    sum.mismatch += state.compared?.mismatch ?? 0
+    sum.settling += state.compared?.settling ?? 0
+  }
+  const total = sum.equal + sum.mismatch
+  return { ...sum, consistency: total === 0 ? null : sum.equal / total }
+}
+
+async function backfillProgress(control: Kysely<any>, migration: string) {
+  const checkpoints = await new CheckpointTable(control).list(migration)
+  return {
+    ranges: checkpoints.length,
+    done: checkpoints.filter((c) => c.status === 'done').length,
+    read: checkpoints.reduce((sum, c) => sum + c.counts.read, 0),
+    written: checkpoints.reduce((sum, c) => sum + c.counts.written, 0),
+    quarantined: checkpoints.reduce((sum, c) => sum + c.counts.quarantined, 0),
+    lastUpdate: checkpoints.map((c) => c.updatedAt).sort((a, b) => b.getTime() - a.getTime())[0] ?? null,
+  }
+}
+
+async function lastVerification(control: Kysely<any>, migration: string) {
+  const report = await new VerificationReports(control).load(migration)
+  return report ? { id: report.id, kind: report.kind, finishedAt: report.finishedAt, consistent: report.consistent, counts: report.counts } : null
 }

@@ -12,7 +12,9 @@ export const CONTROL_SCHEMA = 'cutover'
  *
  * - `dead_letters`: mirrored writes and backfilled records that could not be applied, with the reason;
  * - `migration_state`: run-time phase control, overriding env flags for the whole fleet;
- * - `audit`: append-only, hash-chained log of phase changes, replays, reconciliations, quarantines.
+ * - `instances`, `barriers`, `barrier_acks`, `fences`: the fleet (fleet-control tables below);
+ * - `audit`: append-only, hash-chained, numbered and HMAC-authenticated log of phase changes,
+ *   replays, reconciliations, quarantines.
  */
 export async function ensureSchema(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
@@ -55,6 +57,8 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         prev_hash text not null,
         hash text not null
       )`.execute(trx)
+    await ensureAuditColumns(trx)
+    await ensureFleetTables(trx)
     // Backfill, verification and reconciliation jobs (backfill.ts, verification.ts, reconcile.ts).
     await sql`
       create table if not exists cutover.backfill_checkpoints (
@@ -125,3 +129,67 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
   })
 }
 
+
+/**
+ * The audit's sequence number and HMAC (added after the table first shipped, hence `alter`). Entries
+ * written before get numbers in id order; they carry no HMAC, so a verifier holding a key reports them.
+ */
+async function ensureAuditColumns(trx: Kysely<any>): Promise<void> {
+  await sql`alter table cutover.audit add column if not exists seq bigint, add column if not exists key_id text, add column if not exists mac text`.execute(trx)
+  await sql`
+    update cutover.audit a set seq = n.seq
+    from (select id, row_number() over (order by id) + coalesce((select max(seq) from cutover.audit), 0) as seq
+          from cutover.audit where seq is null) n
+    where a.id = n.id`.execute(trx)
+  await sql`alter table cutover.audit alter column seq set not null`.execute(trx)
+  await sql`create unique index if not exists audit_seq on cutover.audit (seq)`.execute(trx)
+}
+
+/**
+ * Fleet control (`control/instances.ts`, `control/barriers.ts`, `runtime/fleet-member.ts`): every
+ * instance's heartbeat and state, the barriers a change of write authority passes, who acknowledged
+ * them, and the instances fenced for missing one. `migration_state.version` counts changes of a
+ * migration's control row, so an instance can say which one it follows.
+ */
+async function ensureFleetTables(trx: Kysely<any>): Promise<void> {
+  await sql`alter table cutover.migration_state add column if not exists version bigint not null default 1`.execute(trx)
+  await sql`
+    create table if not exists cutover.instances (
+      instance_id text primary key,
+      name text not null,
+      host text not null,
+      pid integer not null,
+      started_at timestamptz not null default now(),
+      heartbeat_at timestamptz not null default now(),
+      state jsonb not null default '{}'
+    )`.execute(trx)
+  await sql`
+    create table if not exists cutover.barriers (
+      id bigserial primary key,
+      migration text not null,
+      from_phase text not null,
+      to_phase text not null,
+      actor text not null,
+      announced_at timestamptz not null default now(),
+      deadline timestamptz not null,
+      status text not null default 'announced',
+      finished_at timestamptz
+    )`.execute(trx)
+  await sql`create index if not exists barriers_open on cutover.barriers (migration) where status = 'announced'`.execute(trx)
+  await sql`
+    create table if not exists cutover.barrier_acks (
+      barrier_id bigint not null references cutover.barriers (id) on delete cascade,
+      instance_id text not null,
+      acked_at timestamptz not null default now(),
+      primary key (barrier_id, instance_id)
+    )`.execute(trx)
+  await sql`
+    create table if not exists cutover.fences (
+      instance_id text not null,
+      migration text not null,
+      barrier_id bigint not null,
+      until_version bigint not null,
+      fenced_at timestamptz not null default now(),
+      primary key (instance_id, migration)
+    )`.execute(trx)
+}

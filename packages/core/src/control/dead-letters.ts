@@ -1,4 +1,6 @@
 import { type Kysely, sql } from 'kysely'
+import { redactDriverText } from '../observe/driver-redaction.js'
+import { PayloadSealer } from './sealed-payload.js'
 
 /** A write that could not be applied to the other store, kept so that nothing is lost silently. */
 export interface DeadLetter {
@@ -14,6 +16,8 @@ export interface DeadLetter {
   readonly fields?: readonly string[]
   /** The source record as JSON, when there was one. */
   readonly payload?: unknown
+  /** Path patterns of `payload` whose values are sensitive: sealed at rest (`PayloadSealer`). */
+  readonly sensitive?: readonly string[]
   readonly attempts: number
 }
 
@@ -29,7 +33,15 @@ export interface DeadLetterSink {
 
 /** The durable dead-letter table `cutover.dead_letters` (see `ensureSchema`). */
 export class DeadLetterTable implements DeadLetterSink {
-  constructor(readonly db: Kysely<any>) {}
+  readonly #sealer: PayloadSealer
+
+  /** `sealer` default: AES-256-GCM with `CUTOVER_PAYLOAD_KEY`, or sensitive values left out without it. */
+  constructor(
+    readonly db: Kysely<any>,
+    options: { sealer?: PayloadSealer } = {},
+  ) {
+    this.#sealer = options.sealer ?? new PayloadSealer()
+  }
 
   async write(entries: readonly DeadLetter[]): Promise<void> {
     if (entries.length === 0) return
@@ -42,9 +54,9 @@ export class DeadLetterTable implements DeadLetterSink {
           key: entry.key,
           op: entry.op,
           reason_code: entry.reasonCode,
-          reason: entry.reason,
+          reason: redactDriverText(entry.reason),
           fields: [...(entry.fields ?? [])],
-          payload: entry.payload === undefined ? null : toJson(entry.payload),
+          payload: entry.payload === undefined ? null : toJson(this.#sealer.seal(entry.payload, entry.sensitive, entry)),
           attempts: entry.attempts,
         })),
       )
@@ -95,7 +107,7 @@ export class DeadLetterTable implements DeadLetterSink {
       reasonCode: row.reason_code,
       reason: row.reason,
       fields: row.fields,
-      payload: row.payload === null ? undefined : JSON.parse(row.payload),
+      payload: row.payload === null ? undefined : this.#sealer.open(JSON.parse(row.payload), { migration: row.migration, key: row.key }),
       attempts: row.attempts,
       createdAt: row.created_at,
     }))
@@ -136,7 +148,7 @@ export class DeadLetterTable implements DeadLetterSink {
     if (ids.length === 0) return
     await this.db
       .updateTable('cutover.dead_letters')
-      .set({ attempts: sql`attempts + 1`, reason })
+      .set({ attempts: sql`attempts + 1`, reason: redactDriverText(reason) })
       .where('id', 'in', [...ids])
       .execute()
   }

@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
 import { toJson } from './dead-letters.js'
+import { PayloadSealer } from './sealed-payload.js'
 
 /**
  * A source record a job could not carry over: the mapper rejected it, or the new store refused it
@@ -16,6 +17,8 @@ export interface QuarantinedRecord {
   readonly fields: readonly string[]
   /** The raw source record. */
   readonly payload: unknown
+  /** Path patterns of `payload` whose values are sensitive: sealed at rest (`PayloadSealer`). */
+  readonly sensitive?: readonly string[]
 }
 
 export interface StoredQuarantinedRecord extends QuarantinedRecord {
@@ -29,7 +32,15 @@ export interface StoredQuarantinedRecord extends QuarantinedRecord {
  * crash quarantines its records once, not twice.
  */
 export class QuarantineTable {
-  constructor(readonly db: Kysely<any>) {}
+  readonly #sealer: PayloadSealer
+
+  /** `sealer` default: AES-256-GCM with `CUTOVER_PAYLOAD_KEY`, or sensitive values left out without it. */
+  constructor(
+    readonly db: Kysely<any>,
+    options: { sealer?: PayloadSealer } = {},
+  ) {
+    this.#sealer = options.sealer ?? new PayloadSealer()
+  }
 
   async write(trx: Transaction<any> | Kysely<any>, records: readonly QuarantinedRecord[]): Promise<void> {
     if (records.length === 0) return
@@ -42,7 +53,7 @@ export class QuarantineTable {
           reason_code: r.reasonCode,
           reason: r.reason,
           fields: [...r.fields],
-          payload: toJson(r.payload),
+          payload: toJson(this.#sealer.seal(r.payload, r.sensitive, r)),
         })),
       )
       .onConflict((oc) =>
@@ -75,7 +86,7 @@ export class QuarantineTable {
       reasonCode: row.reason_code,
       reason: row.reason,
       fields: row.fields,
-      payload: row.payload === null ? undefined : JSON.parse(row.payload),
+      payload: row.payload === null ? undefined : this.#sealer.open(JSON.parse(row.payload), { migration: row.migration, key: row.key }),
       createdAt: row.created_at,
     }))
   }

@@ -1,3 +1,5 @@
+import { redactDriverError, redactDriverText } from '../observe/driver-redaction.js'
+
 /**
  * Every error Cutover throws is a `CutoverError` with a stable `code` and, where one record is
  * involved, that record's `key`, so callers can branch on the code and operators can find the row.
@@ -92,7 +94,11 @@ export class StoreError extends CutoverError {
     message: string,
     options: { key?: string; cause?: unknown } = {},
   ) {
-    super(`Store "${store}" failed to ${operation}: ${message}`, options)
+    // Driver errors echo row values (PostgreSQL's "Failing row contains (…)"): never carried on.
+    super(`Store "${store}" failed to ${operation}: ${redactDriverText(message)}`, {
+      ...(options.key === undefined ? {} : { key: options.key }),
+      ...(options.cause === undefined ? {} : { cause: redactDriverError(options.cause) }),
+    })
   }
 }
 

@@ -92,6 +92,10 @@ const definitionSchema = z.object({
       maxMismatchRate: rate.optional(),
       minSamples: z.number().int().positive().optional(),
       windowMs: z.number().int().positive().optional(),
+      maxErrorRateIncrease: rate.optional(),
+      maxP95IncreaseMs: z.number().nonnegative().optional(),
+      minConsistency: rate.optional(),
+      confidence: z.number().min(0.5).max(0.999999).optional(),
     })
     .strict()
     .optional(),

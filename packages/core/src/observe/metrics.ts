@@ -12,6 +12,18 @@ export interface HistogramSummary {
 export interface MetricsSnapshot {
   readonly counters: Readonly<Record<string, number>>
   readonly histograms: Readonly<Record<string, HistogramSummary>>
+  readonly gauges: Readonly<Record<string, number>>
+}
+
+/**
+ * Receives every measurement as it is made: the seam through which OpenTelemetry and Prometheus
+ * (`observe/otel-metrics.ts`, `observe/prometheus-metrics.ts`) see the same numbers as `snapshot()`,
+ * without a call site knowing about either. A sink must not throw; if it does, it is skipped.
+ */
+export interface MetricsSink {
+  increment(name: string, labels: Labels | undefined, by: number): void
+  observe(name: string, value: number, labels: Labels | undefined): void
+  set(name: string, value: number, labels: Labels | undefined): void
 }
 
 /** How many recent observations a histogram keeps for its quantiles. */
@@ -44,10 +56,13 @@ class Histogram {
 export class Metrics {
   readonly #counters = new Map<string, number>()
   readonly #histograms = new Map<string, Histogram>()
+  readonly #gauges = new Map<string, number>()
+  #sinks: readonly MetricsSink[] = []
 
   increment(name: string, labels?: Labels, by = 1): void {
     const id = metricId(name, labels)
     this.#counters.set(id, (this.#counters.get(id) ?? 0) + by)
+    for (const sink of this.#sinks) guarded(() => sink.increment(name, labels, by))
   }
 
   observe(name: string, value: number, labels?: Labels): void {
@@ -55,6 +70,25 @@ export class Metrics {
     let histogram = this.#histograms.get(id)
     if (!histogram) this.#histograms.set(id, (histogram = new Histogram()))
     histogram.observe(value)
+    for (const sink of this.#sinks) guarded(() => sink.observe(name, value, labels))
+  }
+
+  /** Sets a gauge (a value that goes up and down: a rate, a depth). */
+  set(name: string, value: number, labels?: Labels): void {
+    this.#gauges.set(metricId(name, labels), value)
+    for (const sink of this.#sinks) guarded(() => sink.set(name, value, labels))
+  }
+
+  gauge(name: string, labels?: Labels): number | undefined {
+    return this.#gauges.get(metricId(name, labels))
+  }
+
+  /** Forwards every later measurement to `sink` too; returns the function that detaches it. */
+  addSink(sink: MetricsSink): () => void {
+    this.#sinks = [...this.#sinks, sink]
+    return () => {
+      this.#sinks = this.#sinks.filter((s) => s !== sink)
+    }
   }
 
   counter(name: string, labels?: Labels): number {
@@ -69,6 +103,7 @@ export class Metrics {
     return {
       counters: Object.fromEntries(this.#counters),
       histograms: Object.fromEntries([...this.#histograms].map(([id, h]) => [id, h.summary()])),
+      gauges: Object.fromEntries(this.#gauges),
     }
   }
 }
@@ -78,4 +113,13 @@ export function metricId(name: string, labels?: Labels): string {
   if (!labels) return name
   const keys = Object.keys(labels).sort()
   return keys.length === 0 ? name : `${name}{${keys.map((k) => `${k}=${labels[k]}`).join(',')}}`
+}
+
+/** Metrics never throw into the code that measures. */
+function guarded(run: () => void): void {
+  try {
+    run()
+  } catch {
+    // An exporter's failure is its own; the measurement stays in the in-process snapshot.
+  }
 }

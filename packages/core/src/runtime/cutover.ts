@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { AuditLog } from '../control/audit-log.js'
 import { ensureSchema } from '../control/control-schema.js'
 import { DeadLetterTable, type DeadLetterSink } from '../control/dead-letters.js'
@@ -20,6 +20,9 @@ import { DEFAULT_SIGNAL_INTERVAL_MS, SignalRecorder } from './signal-recorder.js
 
 export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
 import { attachChangeLogCapture } from '../capture/attach-capture.js'
+import { type FleetOptions, FleetMember } from './fleet-member.js'
+import { fleetEngine } from './fleet-engine.js'
+import { type BarrierSettings, barrierSummary, commitBarrier, notifyFleet, passBarrier } from './phase-barrier.js'
 
 export interface CutoverOptions {
   readonly migrations: readonly Migration<any, any>[]
@@ -44,6 +47,13 @@ export interface CutoverOptions {
    * `cutover.signals`, which the phase gates read. Default 10,000 ms; `false` to record nothing.
    */
   readonly signalIntervalMs?: number | false
+  /**
+   * This process as a member of the fleet (`runtime/fleet-member.ts`): heartbeat, ~1 s control poll,
+   * LISTEN wake-up, barriers and fencing. On by default with `control` and polling; `false` to
+   * opt out (the process then neither blocks nor follows barriers).
+   */
+  readonly fleet?: FleetOptions | false
+  readonly barrier?: BarrierSettings
 }
 
 /** What `Cutover.close` left undone, per mirror queue. */
@@ -58,6 +68,8 @@ export interface PhaseChange extends GateOverride {
   readonly actor: string
   readonly readPercent?: number
   readonly compareSample?: number
+  /** Measurements behind the change (a guard's), recorded in the audit entry. */
+  readonly evidence?: Readonly<Record<string, unknown>>
 }
 
 /** Start-up: validates env flags, creates the control schema, loads run-time overrides. */
@@ -108,6 +120,7 @@ export class Cutover {
   readonly logger: Logger
   readonly deadLetters: DeadLetterTable | undefined
   readonly audit: AuditLog | undefined
+  readonly fleet: FleetMember | undefined
   readonly #options: CutoverOptions
   readonly #runtimes: Map<string, MigrationRuntime>
   #pollTimer: NodeJS.Timeout | undefined
@@ -121,7 +134,8 @@ export class Cutover {
     this.metrics = options.metrics ?? new Metrics()
     this.logger = neverThrowing(options.logger ?? createJsonLogger())
     this.deadLetters = options.control ? new DeadLetterTable(options.control) : undefined
-    this.audit = options.control ? new AuditLog(options.control) : undefined
+    this.audit = options.control ? new AuditLog(options.control, { logger: this.logger }) : undefined
+    this.fleet = options.control && options.pollIntervalMs !== false && options.fleet !== false ? new FleetMember(options.control, fleetEngine(this), options.fleet || {}) : undefined
     const sink = options.deadLetters ?? (this.deadLetters as DeadLetterSink)
     this.#runtimes = new Map(
       options.migrations.map((migration) => [
@@ -188,6 +202,10 @@ export class Cutover {
   /** @internal */
   startPolling(): void {
     this.#started = true
+    if (this.fleet) {
+      this.fleet.start().catch((error: unknown) => this.logger.warn('fleet member failed to start', { error: describeError(error) }))
+      return
+    }
     const interval = this.#options.pollIntervalMs ?? 5_000
     if (interval === false || !this.#options.control) return
     this.#pollTimer = setInterval(() => {
@@ -235,23 +253,36 @@ export class Cutover {
       compareSample: change.compareSample ?? before.compareSample,
     }
     if (db) {
-      await db
+      // A change of write authority waits until every live instance has stopped writing (barrier).
+      const barrier = await passBarrier(db, { migration: name, from: before.phase, to: phase, actor: change.actor }, { logger: this.logger, ...(this.fleet ? { member: this.fleet } : {}), ...(this.#options.barrier ? { settings: this.#options.barrier } : {}) })
+      const row = await db
         .insertInto('cutover.migration_state')
         .values({ migration: name, phase, read_percent: after.readPercent, compare_sample: after.compareSample, updated_by: change.actor })
         .onConflict((oc) =>
-          oc.column('migration').doUpdateSet({ phase, read_percent: after.readPercent, compare_sample: after.compareSample, updated_by: change.actor, updated_at: new Date() }),
+          oc.column('migration').doUpdateSet({ phase, read_percent: after.readPercent, compare_sample: after.compareSample, updated_by: change.actor, updated_at: new Date(), version: sql`cutover.migration_state.version + 1` }),
         )
-        .execute()
+        .returning('version')
+        .executeTakeFirstOrThrow()
+      if (barrier) await commitBarrier(db, barrier, Number(row.version))
+      await notifyFleet(db, `phase:${name}`)
       await this.audit?.append({
         actor: change.actor,
         migration: name,
         action: phase === 'rollback' && change.actor === GUARD_ACTOR ? 'guard_rollback' : 'phase_change',
-        details: { before, after, reason: change.reason ?? null, ...(gates && gates.gates.length > 0 ? { gates: gates.gates, forced: !gates.met } : {}) },
+        details: {
+          before,
+          after,
+          reason: change.reason ?? null,
+          ...(gates && gates.gates.length > 0 ? { gates: gates.gates, forced: !gates.met } : {}),
+          ...(change.evidence ? { evidence: change.evidence } : {}),
+          ...(barrier ? { barrier: barrierSummary(barrier) } : {}),
+        },
       })
       await afterMove(db, runtime.migration, before.phase, phase, this.logger)
       runtime.applySafetyNet(await new SafetyNets(db).state(name))
     }
     runtime.applyOverride(after)
+    this.fleet?.switched(name)
     this.logger.info('phase changed', { migration: name, from: before.phase, to: phase, actor: change.actor, reason: change.reason })
   }
 
@@ -332,6 +363,7 @@ export class Cutover {
   async close(options: { readonly timeoutMs?: number } = {}): Promise<CloseReport> {
     if (this.#pollTimer) clearInterval(this.#pollTimer)
     this.#pollTimer = undefined
+    await this.fleet?.stop()
     const queues = (await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close(options)))).flat()
     await this.#signals?.stop()
     return { complete: queues.every((queue) => queue.complete), queues }

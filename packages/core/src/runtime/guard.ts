@@ -3,7 +3,10 @@
  * store's read outcomes while it serves traffic (`ramp`, `cutover`); crossing any of them, with at
  * least `minSamples` in the window, moves the migration to `rollback`.
  */
-export interface GuardThresholds {
+import { evaluateTriggers, type TriggerThresholds } from './rollback-triggers.js'
+
+/** See also `TriggerThresholds`: the design source's triggers, each a statistical test. */
+export interface GuardThresholds extends TriggerThresholds {
   /** Share of new-store reads that failed, 0–1. */
   readonly maxErrorRate?: number
   /** New-store p99 latency divided by old-store p99 latency. */
@@ -24,6 +27,8 @@ export interface GuardVerdict {
   readonly trip: boolean
   readonly reason?: string
   readonly observed: { readonly errorRate: number; readonly latencyRatio: number; readonly mismatchRate: number; readonly samples: number }
+  /** For a design-source trigger: which one, and the measurements and test statistic behind it. */
+  readonly measurements?: Readonly<Record<string, number | string>>
 }
 
 interface Observation {
@@ -36,6 +41,9 @@ export class HealthGuard {
   readonly #thresholds: GuardThresholds
   readonly #now: () => number
   #window: Observation[] = []
+  #recorded = 0
+  #lastVerdictAt = 0
+  #lastVerdict: GuardVerdict | undefined
 
   constructor(thresholds: GuardThresholds, now: () => number = Date.now) {
     this.#thresholds = thresholds
@@ -44,14 +52,26 @@ export class HealthGuard {
 
   record(signal: GuardSignal): void {
     this.#window.push({ at: this.#now(), signal })
+    this.#recorded++
     if (this.#window.length > 50_000) this.#prune()
   }
 
   reset(): void {
     this.#window = []
+    this.#lastVerdict = undefined
   }
 
   verdict(): GuardVerdict {
+    // A verdict scans and sorts the window; asked on every read, it would cost O(n log n) per read.
+    // Re-evaluated once per window/32 new observations instead (every time while the window is small).
+    const added = this.#recorded - this.#lastVerdictAt
+    if (this.#lastVerdict && added >= 0 && added < Math.floor(this.#window.length / 32)) return this.#lastVerdict
+    this.#lastVerdictAt = this.#recorded
+    this.#lastVerdict = this.#evaluate()
+    return this.#lastVerdict
+  }
+
+  #evaluate(): GuardVerdict {
     this.#prune()
     const reads = this.#window.filter((o) => o.signal.kind === 'read').map((o) => o.signal as Extract<GuardSignal, { kind: 'read' }>)
     const newReads = reads.filter((r) => r.side === 'new')
@@ -78,6 +98,8 @@ export class HealthGuard {
     if (t.maxMismatchRate !== undefined && comparisons.length >= min && mismatchRate > t.maxMismatchRate) {
       return { trip: true, reason: `read mismatch rate ${(mismatchRate * 100).toFixed(2)}% > ${(t.maxMismatchRate * 100).toFixed(2)}%`, observed }
     }
+    const triggered = evaluateTriggers(t, { old: reads.filter((r) => r.side === 'old'), new: newReads, comparisons: comparisons.map((c) => c.equal) })
+    if (triggered) return { trip: true, reason: triggered.reason, observed, measurements: { trigger: triggered.trigger, ...triggered.measurements } }
     return { trip: false, observed }
   }
 

@@ -15,6 +15,8 @@ import { rampReadSide } from '../model/routing.js'
 import { isKeyValue, type KeyValue, keyString, type Row } from '../model/store.js'
 import { describeError } from './background.js'
 import type { RuntimeCapture } from '../capture/runtime-capture.js'
+import type { FleetMember } from './fleet-member.js'
+import { countMismatchedFields } from '../observe/mismatch-fields.js'
 
 /**
  * What a migration's runtime needs from the engine around it: its logger and metrics, and the way
@@ -24,7 +26,9 @@ import type { RuntimeCapture } from '../capture/runtime-capture.js'
 export interface RuntimeHost {
   readonly logger: Logger
   readonly metrics: Metrics
-  setPhase(name: string, phase: Phase, change: { actor: string; reason?: string }): Promise<void>
+  /** This process in the fleet, when it is a member: it may fence writes during a barrier. */
+  readonly fleet?: Pick<FleetMember, 'assertWritable'> | undefined
+  setPhase(name: string, phase: Phase, change: { actor: string; reason?: string; evidence?: Readonly<Record<string, unknown>> }): Promise<void>
 }
 
 /** About a compared read, for reports and for telling mirror lag from mismatches. */
@@ -229,6 +233,7 @@ export class MigrationRuntime {
    * and the policy is strict.
    */
   checkWrite(side: Side, target: string, key?: KeyValue): void {
+    this.#host.fleet?.assertWritable(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
     const behavior = this.behavior
     // After `complete` the old store is the archive of the move: no policy lets a write reach it.
     const permissive = this.migration.staleSideWrites === 'permissive' && this.phase !== 'complete'
@@ -264,6 +269,7 @@ export class MigrationRuntime {
       this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: String(event.key) })
       this.#host.metrics.increment('write.stale_side', { migration: this.name })
     }
+    this.#host.metrics.increment('write.recorded', { migration: this.name, side })
     if (!direction) return
     // The change log has it already (same transaction); only remember it for read-your-writes.
     if (this.#changeLog?.captures(side)) this.#changeLog.noteWrite(side, event.key)
@@ -341,6 +347,7 @@ export class MigrationRuntime {
       if (!result.equal && settled(id)) different.push({ key: id, differences: [...result.differences] })
     }
     if (settling.length > 0) this.#host.metrics.increment('compare.settling', { migration: this.name }, settling.length)
+    countMismatchedFields(this.#host.metrics, this.name, different)
     const equal = missingInNew.length === 0 && missingInOld.length === 0 && different.length === 0
     this.#recordComparison(equal, () => ({
       query: detail.query,
@@ -374,9 +381,10 @@ export class MigrationRuntime {
     // Stop using the new store in this process at once; then tell the fleet through the control table.
     this.#trippedFrom = from
     this.#guard.reset()
-    this.#host.logger.error('guard tripped; rolling back', { migration: this.name, from, reason: verdict.reason, observed: verdict.observed })
+    this.#host.logger.error('guard tripped; rolling back', { event: 'cutover.guard.rollback', migration: this.name, from, reason: verdict.reason, observed: verdict.observed, measurements: verdict.measurements })
     this.#host.metrics.increment('guard.rollback', { migration: this.name })
-    this.#host.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard' }).catch((error: unknown) => {
+    const evidence = { observed: verdict.observed, ...(verdict.measurements ? { measurements: verdict.measurements } : {}) }
+    this.#host.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard', evidence }).catch((error: unknown) => {
       this.#host.metrics.increment('guard.record_failed', { migration: this.name })
       this.#host.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, error })
     })

@@ -579,6 +579,7 @@ export class MirrorQueue {
       reason,
       fields,
       payload: entry.postImage,
+      ...(this.#options.compare?.sensitive ? { sensitive: this.#options.compare.sensitive } : {}),
       attempts,
     })
   }

@@ -18,14 +18,16 @@ export function mapBatch(migration: Migration<any, any>, rows: readonly Row[]): 
       mapped.set(key, { source: row, record: migration.mapper.forward(row, { key, migration: migration.name }) })
     } catch (error) {
       if (!(error instanceof MapperError)) throw error
-      quarantined.push(quarantineEntry(migration.name, key, row, 'MAPPER_REJECTED', mapperReason(error), error.fields))
+      quarantined.push(quarantineEntry(migration, key, row, 'MAPPER_REJECTED', mapperReason(error), error.fields))
     }
   }
   return { mapped, quarantined }
 }
 
-export function quarantineEntry(migration: string, key: string, payload: Row, reasonCode: string, reason: string, fields: readonly string[]): QuarantinedRecord {
-  return { migration, key, reasonCode, reason, fields, payload }
+export function quarantineEntry(migration: Migration<any, any>, key: string, payload: Row, reasonCode: string, reason: string, fields: readonly string[]): QuarantinedRecord {
+  // Sensitive fields are sealed (or left out) when the quarantine table writes the payload.
+  const sensitive = migration.compare?.sensitive
+  return { migration: migration.name, key, reasonCode, reason, fields, payload, ...(sensitive ? { sensitive } : {}) }
 }
 
 /** The mapper's issues without the record key, so equal problems group under one reason. */

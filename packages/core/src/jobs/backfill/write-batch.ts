@@ -24,7 +24,7 @@ export async function writeBatch(migration: Migration<any, any>, batch: MappedBa
     const key = keyString(storeRecordKey(migration.new, migration.key.new, record))
     const source = mapped.get(key)?.source ?? record
     mapped.delete(key)
-    quarantined.push(quarantineEntry(migration.name, key, source, 'STORE_REJECTED', storeReason(error), []))
+    quarantined.push(quarantineEntry(migration, key, source, 'STORE_REJECTED', storeReason(error), []))
   }
   const expected = new Map<string, Row>()
   const sources = new Map<string, Row>()

@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Kysely } from 'kysely'
+import pg from 'pg'
+import { BarrierTable, type OpenBarrier } from '../control/barriers.js'
+import { type InstanceMigrationState, InstanceTable } from '../control/instances.js'
+import type { Logger } from '../observe/logger.js'
+import type { Metrics } from '../observe/metrics.js'
+import type { Phase } from '../model/phase.js'
+import { authorityCanMove, type FenceReason, WriteFencedError } from './write-fence.js'
+
+/** The LISTEN/NOTIFY channel every control change is announced on (a wake-up hint only). */
+export const CONTROL_CHANNEL = 'cutover_control'
+
+export interface FleetOptions {
+  /** Shown in `cutover status` and named when fenced. Default `<host>:<pid>`. */
+  readonly name?: string
+  /** Heartbeat and control poll interval. Default 1,000 ms. */
+  readonly heartbeatMs?: number
+  /**
+   * Without a successful control read for this long, writes to a migration whose write authority
+   * could move are refused (`WriteFencedError`, reason `lease`). Default 5,000 ms.
+   */
+  readonly leaseMs?: number
+  /** PostgreSQL URL of the control database for LISTEN (a wake-up within milliseconds). Without it, the poll alone. */
+  readonly listenUrl?: string
+}
+
+/** What the fleet member needs of the engine (a narrow view of `Cutover`). */
+export interface FleetEngine {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly migrations: readonly { readonly name: string; readonly phase: Phase; queueDepth(): number; drain(): Promise<void> }[]
+  refresh(): Promise<void>
+}
+
+interface Hold {
+  readonly barrierId: string
+  readonly until: number
+}
+
+/**
+ * This process as a member of the fleet: registers in `cutover.instances` and heartbeats every
+ * second with the phase, control row version, mirror lag and queue depth of each migration; polls the
+ * control table at the same pace and wakes at once on a NOTIFY; acknowledges barriers (refusing
+ * writes to the migration from then until it has switched); follows fences; and refuses writes
+ * where write authority could move while it cannot reach the control database (its lease).
+ */
+export class FleetMember {
+  readonly instanceId: string
+  readonly name: string
+  readonly #db: Kysely<any>
+  readonly #engine: FleetEngine
+  readonly #options: Required<Omit<FleetOptions, 'listenUrl' | 'name'>> & { listenUrl?: string }
+  readonly #instances: InstanceTable
+  readonly #barriers: BarrierTable
+  readonly #holds = new Map<string, Hold>()
+  readonly #acking = new Set<string>()
+  #fenced = new Set<string>()
+  #versions = new Map<string, number>()
+  #lastControlRead = performance.now()
+  #timer: NodeJS.Timeout | undefined
+  #ticking: Promise<void> | undefined
+  #again = false
+  #listener: pg.Client | undefined
+  #stopped = false
+
+  constructor(db: Kysely<any>, engine: FleetEngine, options: FleetOptions = {}) {
+    this.#db = db
+    this.#engine = engine
+    this.instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
+    this.name = options.name ?? `${hostname()}:${process.pid}`
+    this.#options = { heartbeatMs: options.heartbeatMs ?? 1_000, leaseMs: options.leaseMs ?? 5_000, ...(options.listenUrl ? { listenUrl: options.listenUrl } : {}) }
+    this.#instances = new InstanceTable(db)
+    this.#barriers = new BarrierTable(db)
+  }
+
+  get leaseMs(): number {
+    return this.#options.leaseMs
+  }
+
+  get heartbeatMs(): number {
+    return this.#options.heartbeatMs
+  }
+
+  async start(): Promise<void> {
+    await this.tick()
+    this.#timer = setInterval(() => void this.tick(), this.#options.heartbeatMs)
+    this.#timer.unref?.()
+    if (this.#options.listenUrl) void this.#listen(this.#options.listenUrl)
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer) clearInterval(this.#timer)
+    await this.#ticking
+    await this.#listener?.end().catch(() => undefined)
+    await this.#instances.remove(this.instanceId).catch(() => undefined)
+  }
+
+  /** Throws `WriteFencedError` if this instance must not accept a write to `migration`'s tables now. */
+  assertWritable(migration: string, phase: Phase, target: string, key?: string): void {
+    const reason = this.#refusal(migration, phase)
+    if (reason === null) return
+    this.#engine.metrics.increment('write.fenced', { migration })
+    throw new WriteFencedError(migration, reason, target, key)
+  }
+
+  /** One round: control state, barriers, fences, heartbeat. Never throws; overlapping calls coalesce. */
+  tick(): Promise<void> {
+    if (this.#ticking) {
+      this.#again = true
+      return this.#ticking
+    }
+    this.#ticking = (async () => {
+      do {
+        this.#again = false
+        await this.#round().catch((error: unknown) => this.#engine.logger.warn('fleet heartbeat failed', { instance: this.name, error }))
+      } while (this.#again && !this.#stopped)
+    })().finally(() => {
+      this.#ticking = undefined
+    })
+    return this.#ticking
+  }
+
+  /** Acknowledges a barrier this process itself announced, without waiting for its next round. */
+  async acknowledge(barrier: OpenBarrier): Promise<void> {
+    await this.#acknowledge(barrier)
+  }
+
+  /** Called once this process applied a barrier's change itself: its own hold ends at once. */
+  switched(migration: string): void {
+    this.#holds.delete(migration)
+  }
+
+  async #round(): Promise<void> {
+    // The lease counts from when this round began reading: a round stalled midway (a paused
+    // process, a slow network) must not renew it with what it read before the stall.
+    const startedAt = performance.now()
+    const names = this.#engine.migrations.map((m) => m.name)
+    // Order matters: a hold is released only for a barrier seen closed *before* the refresh, so
+    // that the refresh has read the phase the barrier committed.
+    const closed = await this.#closedHolds()
+    const versions = await this.#readVersions()
+    await this.#engine.refresh()
+    for (const migration of closed) this.#holds.delete(migration)
+    this.#versions = versions
+    for (const barrier of await this.#barriers.pendingFor(this.instanceId, names)) {
+      if (!this.#acking.has(barrier.id)) void this.#acknowledge(barrier)
+    }
+    await this.#followFences()
+    await this.#instances.heartbeat({ instanceId: this.instanceId, name: this.name, host: hostname(), pid: process.pid }, this.#state())
+    this.#lastControlRead = startedAt
+  }
+
+  async #acknowledge(barrier: OpenBarrier): Promise<void> {
+    if (this.#acking.has(barrier.id)) return
+    this.#acking.add(barrier.id)
+    try {
+      // From here until it has switched, this instance accepts no write to the migration.
+      this.#holds.set(barrier.migration, { barrierId: barrier.id, until: performance.now() + Math.max(barrier.remainingMs, 0) + 2 * this.#options.leaseMs })
+      const runtime = this.#engine.migrations.find((m) => m.name === barrier.migration)
+      // What it accepted before the hold reaches the other store before authority moves.
+      const drained = await withTimeout(runtime?.drain() ?? Promise.resolve(), barrier.remainingMs)
+      if (!drained) {
+        this.#engine.logger.warn('mirror did not drain before the barrier deadline; not acknowledging', { migration: barrier.migration, barrier: barrier.id })
+        return
+      }
+      await this.#barriers.acknowledge(barrier.id, this.instanceId)
+    } catch (error) {
+      this.#engine.logger.warn('barrier acknowledgement failed', { migration: barrier.migration, barrier: barrier.id, error })
+    } finally {
+      this.#acking.delete(barrier.id)
+    }
+  }
+
+  async #closedHolds(): Promise<string[]> {
+    const closed: string[] = []
+    for (const [migration, hold] of this.#holds) {
+      if (performance.now() > hold.until || !(await this.#barriers.isOpen(hold.barrierId))) closed.push(migration)
+    }
+    return closed
+  }
+
+  async #readVersions(): Promise<Map<string, number>> {
+    const rows = await this.#db.selectFrom('cutover.migration_state').select(['migration', 'version']).execute()
+    return new Map(rows.map((row) => [row.migration as string, Number(row.version)]))
+  }
+
+  async #followFences(): Promise<void> {
+    const fenced = new Set<string>()
+    for (const fence of await this.#barriers.fencesOf(this.instanceId)) {
+      if ((this.#versions.get(fence.migration) ?? 0) >= fence.untilVersion) {
+        await this.#barriers.lift(this.instanceId, fence.migration, fence.untilVersion)
+        this.#engine.logger.warn('fence lifted: this instance follows the control table again', { instance: this.name, migration: fence.migration })
+      } else fenced.add(fence.migration)
+    }
+    this.#fenced = fenced
+  }
+
+  #refusal(migration: string, phase: Phase): FenceReason | null {
+    if (this.#holds.has(migration)) return 'barrier'
+    if (this.#fenced.has(migration)) return 'fenced'
+    if (performance.now() - this.#lastControlRead > this.#options.leaseMs && authorityCanMove(phase)) return 'lease'
+    return null
+  }
+
+  #state(): Record<string, InstanceMigrationState> {
+    const state: Record<string, InstanceMigrationState> = {}
+    for (const runtime of this.#engine.migrations) {
+      const lag = this.#engine.metrics.histogram('mirror.lag_ms', { migration: runtime.name, direction: 'old-to-new' })
+      const back = this.#engine.metrics.histogram('mirror.lag_ms', { migration: runtime.name, direction: 'new-to-old' })
+      state[runtime.name] = {
+        phase: runtime.phase,
+        version: this.#versions.get(runtime.name) ?? 0,
+        queueDepth: runtime.queueDepth(),
+        mirrorLagMs: Math.round(Math.max(lag?.p99 ?? 0, back?.p99 ?? 0)),
+        writesRefused: this.#refusal(runtime.name, runtime.phase),
+        compared: {
+          equal: this.#engine.metrics.counter('compare.equal', { migration: runtime.name }),
+          mismatch: this.#engine.metrics.counter('compare.mismatch', { migration: runtime.name }),
+          settling: this.#engine.metrics.counter('compare.settling', { migration: runtime.name }),
+        },
+      }
+    }
+    return state
+  }
+
+  /** LISTEN on a connection of its own; reconnects with backoff. A lost notification costs one poll. */
+  async #listen(url: string, attempt = 0): Promise<void> {
+    if (this.#stopped) return
+    const client = new pg.Client({ connectionString: url, application_name: `cutover-listen:${this.name}` })
+    client.on('error', () => undefined)
+    try {
+      await client.connect()
+      client.on('notification', () => void this.tick())
+      client.on('end', () => {
+        if (!this.#stopped) setTimeout(() => void this.#listen(url), 1_000).unref?.()
+      })
+      await client.query(`listen ${CONTROL_CHANNEL}`)
+      this.#listener = client
+      if (this.#stopped) await client.end()
+    } catch (error) {
+      await client.end().catch(() => undefined)
+      this.#engine.logger.warn('LISTEN for control changes failed; polling only until it reconnects', { instance: this.name, error })
+      setTimeout(() => void this.#listen(url, attempt + 1), Math.min(30_000, 1_000 * 2 ** attempt)).unref?.()
+    }
+  }
+}
+
+async function withTimeout(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(ms, 0))
+  })
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
