@@ -49,12 +49,15 @@ function usersHandlers(app: Kysely<any>, appV2: Kysely<any>, writesNew: () => bo
       : toHead(await app.selectFrom('users').selectAll().where('user_id', '=', Number(key)).executeTakeFirst())
   const write = async (record: Row, mode: 'insert' | 'update'): Promise<Row> => {
     if (writesNew()) {
+      const { id, ...fields } = record
       if (mode === 'insert') await appV2.insertInto('users').values(record).execute()
-      else await appV2.updateTable('users').set(record).where('id', '=', record.id as number).execute()
+      else await appV2.updateTable('users').set(fields).where('id', '=', id as number).execute()
     } else {
-      const old = usersMapper.backward(record)
-      if (mode === 'insert') await app.insertInto('users').values(old).execute()
-      else await app.updateTable('users').set(old).where('user_id', '=', old.user_id as number).execute()
+      // An update names the key only in its WHERE: setting the key column (even to itself) is a key
+      // change, whose old key the plugin cannot attribute, and would be reported as unmirrored.
+      const { user_id: key, ...fields } = usersMapper.backward(record)
+      if (mode === 'insert') await app.insertInto('users').values({ user_id: key, ...fields }).execute()
+      else await app.updateTable('users').set(fields).where('user_id', '=', key as number).execute()
     }
     return (await get(String(record.id))) ?? record
   }
