@@ -14,9 +14,9 @@ import { z } from 'zod'
 import { createHarness, type Harness, storeDifferences, tableStore } from '../packages/kysely-plugin/test/harness.js'
 
 const accountsMapper = fieldMapper({
-  old: z.object({ id: z.number(), name: z.string(), balance: z.number() }),
-  new: z.object({ id: z.number(), name: z.string(), balance: z.number() }),
-  fields: [copy('id'), copy('name'), copy('balance')],
+  old: z.object({ id: z.number(), name: z.string(), balance: z.number(), owner: z.number().nullable() }),
+  new: z.object({ id: z.number(), name: z.string(), balance: z.number(), owner: z.number().nullable() }),
+  fields: [copy('id'), copy('name'), copy('balance'), copy('owner')],
 })
 
 describe('change-log capture mirrors every committed change', () => {

@@ -20,7 +20,9 @@ export function redactDriverText(text: string): string {
 }
 
 /** Driver error fields that describe the failure without carrying row values. */
-const SAFE_FIELDS = ['code', 'severity', 'constraint', 'table', 'column', 'schema', 'dataType', 'routine', 'codeName'] as const
+// Where the failure happened (`address`, `port`, `syscall`, `errno` of a socket error) is kept too: it
+// names the server to check, never a row's value.
+const SAFE_FIELDS = ['code', 'severity', 'constraint', 'table', 'column', 'schema', 'dataType', 'routine', 'codeName', 'address', 'port', 'syscall', 'errno'] as const
 
 /**
  * A copy of a driver error that keeps what explains the failure (class, SQLSTATE code, constraint,

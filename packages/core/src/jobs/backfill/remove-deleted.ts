@@ -42,15 +42,15 @@ export async function removeDeleted(migration: Migration<any, any>, batch: ReadB
  * looked up by key, so a row is only taken as deleted when the store says it is absent.
  */
 async function rereadSources(migration: Migration<any, any>, batch: ReadBatch, sources: ReadonlyMap<string, Row>): Promise<Map<string, Row>> {
-  const keyField = migration.key.old
+  const keyOf = (row: Row) => storeRecordKey(migration.old, migration.key.old, row)
   const limit = batch.rows.length + Math.ceil(batch.rows.length / 10) + 10
   const page = await migration.old.scan({ ...(batch.after === undefined ? {} : { after: batch.after }), limit })
   const current = new Map<string, Row>()
   for (const row of page) {
-    const key = keyString(row[keyField] as KeyValue)
+    const key = keyString(keyOf(row))
     if (sources.has(key)) current.set(key, row)
   }
-  const unseen = [...sources].filter(([key]) => !current.has(key)).map(([, row]) => row[keyField] as KeyValue)
+  const unseen = [...sources].filter(([key]) => !current.has(key)).map(([, row]) => keyOf(row))
   if (unseen.length > 0) for (const [key, row] of await migration.old.get(unseen)) current.set(key, row)
   return current
 }
