@@ -28,7 +28,7 @@ let coordinator: Cutover
 const children: { name: string; process: ChildProcess; events: Event[] }[] = []
 
 const schema = z.object({ id: z.number(), name: z.string() })
-const migration = () => defineMigration({ name: 'people', old: new MemoryStore('old'), new: new MemoryStore('new'), mapper: fieldMapper({ old: schema, new: schema, fields: [copy('id'), copy('name')] }) })
+const migration = () => defineMigration({ name: 'people', gates: false, old: new MemoryStore('old'), new: new MemoryStore('new'), mapper: fieldMapper({ old: schema, new: schema, fields: [copy('id'), copy('name')] }) })
 
 beforeAll(async () => {
   database = await createTestDatabase('cutover_fleet')

@@ -102,7 +102,8 @@ describe('background work never throws into the application', () => {
       guards: { maxErrorRate: 0.1, minSamples: 5 },
       mirror: { retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 2 }, lingerMs: 0, recheckDelayMs: false },
     })
-    const cutover = await createCutover({ migrations: [migration], control: database.db, env: { CUTOVER_PHASE: 'ramp', CUTOVER_READ_PERCENT: '100' }, pollIntervalMs: 10, logger: throwingLogger })
+    // The poll path (`fleet: false`); the fleet member's own loss of the control database is bounded in `close` and covered by the fleet tests.
+    const cutover = await createCutover({ migrations: [migration], control: database.db, env: { CUTOVER_PHASE: 'ramp', CUTOVER_READ_PERCENT: '100' }, pollIntervalMs: 10, fleet: false, logger: throwingLogger })
     await database.drop()
     const runtime = cutover.migration('users')
     // The new store fails every read: the guard rolls back locally and tries to tell the fleet.

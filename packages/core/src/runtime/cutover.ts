@@ -10,9 +10,9 @@ import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
 import { checkStores, sidesCheckedFor } from './store-checks.js'
-import type { MirrorCloseReport } from './mirror-queue.js'
+import { DEFAULT_CLOSE_TIMEOUT_MS, type MirrorCloseReport } from './mirror-queue.js'
 import { assertTransition, type Phase } from '../model/phase.js'
-import { describeError, neverThrowing } from './background.js'
+import { describeError, finishesWithin, neverThrowing } from './background.js'
 import { SafetyNets, type SafetyNetState } from '../control/safety-net.js'
 import { SignalHistory } from '../control/signal-history.js'
 import { afterMove, checkMove, type GateOverride, releaseOldStore } from './phase-move.js'
@@ -38,7 +38,10 @@ export interface CutoverOptions {
   readonly rejectUnknownMigrationFlags?: boolean
   readonly logger?: Logger
   readonly metrics?: Metrics
-  /** How often the control table is re-read. Default 5,000 ms; `false` to only read it on `refresh()`. */
+  /**
+   * How often the control table is re-read: the fleet member's heartbeat (default 1,000 ms), or,
+   * with `fleet: false`, the poll (default 5,000 ms). `false` to only read it on `refresh()`.
+   */
   readonly pollIntervalMs?: number | false
   /** Source of randomness for read sampling (tests make it deterministic). */
   readonly random?: () => number
@@ -135,7 +138,7 @@ export class Cutover {
     this.logger = neverThrowing(options.logger ?? createJsonLogger())
     this.deadLetters = options.control ? new DeadLetterTable(options.control) : undefined
     this.audit = options.control ? new AuditLog(options.control, { logger: this.logger }) : undefined
-    this.fleet = options.control && options.pollIntervalMs !== false && options.fleet !== false ? new FleetMember(options.control, fleetEngine(this), options.fleet || {}) : undefined
+    this.fleet = options.control && options.pollIntervalMs !== false && options.fleet !== false ? new FleetMember(options.control, fleetEngine(this), { ...(options.pollIntervalMs === undefined ? {} : { heartbeatMs: options.pollIntervalMs }), ...options.fleet }) : undefined
     const sink = options.deadLetters ?? (this.deadLetters as DeadLetterSink)
     this.#runtimes = new Map(
       options.migrations.map((migration) => [
@@ -363,9 +366,12 @@ export class Cutover {
   async close(options: { readonly timeoutMs?: number } = {}): Promise<CloseReport> {
     if (this.#pollTimer) clearInterval(this.#pollTimer)
     this.#pollTimer = undefined
-    await this.fleet?.stop()
+    // Leaving the fleet and the last signals report talk to the control database, which may be gone:
+    // each gets the same deadline as the queues, so shutdown stays bounded.
+    const deadline = options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS
+    if (this.fleet && !(await finishesWithin(this.fleet.stop(), deadline))) this.logger.warn('leaving the fleet did not finish before the deadline', { timeoutMs: deadline })
     const queues = (await Promise.all([...this.#runtimes.values()].map((runtime) => runtime.close(options)))).flat()
-    await this.#signals?.stop()
+    if (this.#signals) await finishesWithin(this.#signals.stop(), deadline)
     return { complete: queues.every((queue) => queue.complete), queues }
   }
 }

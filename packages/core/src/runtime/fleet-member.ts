@@ -115,7 +115,11 @@ export class FleetMember {
     this.#ticking = (async () => {
       do {
         this.#again = false
-        await this.#round().catch((error: unknown) => this.#engine.logger.warn('fleet heartbeat failed', { instance: this.name, error }))
+        await this.#round().catch((error: unknown) => {
+          // The same failure as a poll's: counted under the same name, whichever reads the control table.
+          this.#engine.metrics.increment('control.refresh_failed')
+          this.#engine.logger.warn('fleet heartbeat failed', { instance: this.name, error })
+        })
       } while (this.#again && !this.#stopped)
     })().finally(() => {
       this.#ticking = undefined

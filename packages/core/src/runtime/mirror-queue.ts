@@ -101,7 +101,7 @@ export interface MirrorQueueOptions {
 }
 
 /** How long `close` waits for the queue to drain when not told. */
-const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 50, maxDelayMs: 2_000 }
 /** How long applied keys are remembered for `isSettling`: longer than any compared read takes. */
 const SETTLE_MS = 1_000
