@@ -20,7 +20,8 @@ import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
 import { keyString } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { keysPinnedBy } from '../write/affected-keys.js'
-import { KeyLookupBatch } from './key-lookup-batch.js'
+import { type BackgroundOwner, guarded } from '../background.js'
+import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
 import { documentToRow } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
@@ -68,7 +69,9 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     if (behavior.reads === 'old' && !behavior.compareReads) return undefined
     const state: ReadState = { binding, started: performance.now(), served: 'old' }
     states.set(this, state)
-    if (behavior.reads === 'old' || binding.runtime.readSide() !== 'new') return undefined
+    // Read-your-writes: while this process has a change of these keys (of any key, for reads not
+    // by key) that the mirror has not applied, the new store may be behind; MongoDB serves.
+    if (behavior.reads === 'old' || binding.runtime.readSideFor(pinnedStoreKeys(this, binding)) !== 'new') return undefined
     return readFromNew(this, binding, state)
   })
 
@@ -76,35 +79,42 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     const state = states.get(this)
     if (!state) return
     states.delete(this)
-    const { runtime } = state.binding
-    if (state.served === 'old') runtime.recordRead('old', true, performance.now() - state.started)
-    if (!runtime.sampleComparison()) return
-    let shape: ReadShape
-    let oldRows: Row[] | undefined
-    try {
-      // Snapshot now what the application may change once it has its result (its documents, the
-      // query object); planning the comparison waits until after the caller has resumed.
-      shape = shapeOf(this, 'cast')
-      if (state.served === 'old' && shape.op !== 'countDocuments') oldRows = rowsOf(result, state.binding)
-    } catch (error) {
-      state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
-      return
-    }
-    const query = `${this.model.modelName}.${shape.op}`
-    setImmediate(() => {
-      let plan: ReadPlan
-      try {
-        plan = planRead(shape, state.binding)
-      } catch (error) {
-        state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
-        return
-      }
-      compareInBackground(state, plan, result, oldRows, query).catch((error: unknown) => {
-        state.binding.metrics?.increment('compare.failed', { migration: runtime.name })
-        state.binding.logger.warn('read comparison failed', { migration: runtime.name, query, error })
-      })
-    })
+    // Runs in the application's call: nothing here may fail its read.
+    guarded(backgroundOwner(state.binding), 'compare.failed', 'read comparison failed', () => scheduleComparison(this, state, result))
   })
+}
+
+/** Records the read, and for a sampled one snapshots what the comparison needs and runs it after the caller resumes. */
+function scheduleComparison(query: any, state: ReadState, result: unknown): void {
+  const { runtime } = state.binding
+  if (state.served === 'old') runtime.recordRead('old', true, performance.now() - state.started)
+  if (!runtime.sampleComparison()) return
+  // Snapshot now what the application may change once it has its result (its documents, the
+  // query object); planning the comparison waits until after the caller has resumed.
+  const shape = shapeOf(query, 'cast')
+  const oldRows = state.served === 'old' && shape.op !== 'countDocuments' ? rowsOf(result, state.binding) : undefined
+  const name = `${query.model.modelName}.${shape.op}`
+  setImmediate(() =>
+    guarded(backgroundOwner(state.binding), 'compare.failed', 'read comparison failed', () => compareInBackground(state, planRead(shape, state.binding), result, oldRows, name), {
+      query: name,
+    }),
+  )
+}
+
+function backgroundOwner(binding: ModelBinding): BackgroundOwner {
+  return { logger: binding.logger, migration: binding.runtime.name, ...(binding.metrics ? { metrics: binding.metrics } : {}) }
+}
+
+/** The keys a query's filter pins (its only condition), in Store form; undefined when it is not a key lookup or a key is unusable. */
+function pinnedStoreKeys(query: any, binding: ModelBinding): KeyValue[] | undefined {
+  try {
+    const filter = query.getFilter() as Row
+    if (Object.keys(filter).length !== 1) return undefined
+    const keys = keysPinnedBy(filter, binding.keyField)?.map((key) => binding.keys.toStore(key))
+    return keys?.every(isStoreKey) ? keys : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Serves a read from the new store (throwing Kareem's skip with the result), or returns to let MongoDB serve it. */
@@ -287,16 +297,20 @@ async function compareInBackground(state: ReadState, plan: ReadPlan, result: unk
     oldRows = documents.map((document) => documentToRow(document as Row, binding.keyField))
   } else {
     oldRows = snapshot ?? []
+    const keys = oldRows.map((row) => row[binding.keyField])
+    if (!keys.every(isStoreKey)) {
+      // A document without a usable key (a `{ _id: false }` schema, a transform or projection that
+      // removed it, a cached result) cannot be matched with a new-store row.
+      binding.metrics?.increment('compare.skipped', labels)
+      binding.logger.debug('read comparison skipped: a document has no usable key', { migration: runtime.name, query })
+      return
+    }
     if (plan.projection) {
       // The application's documents are partial: compare the whole documents of those keys.
-      const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
       oldRows = [...(await runtime.migration.old.get(keys)).values()]
     }
     if (plan.translated && binding.reader) newRows = await binding.reader.find(plan.translated)
-    else {
-      const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
-      newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
-    }
+    else newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
   }
   runtime.compareRead(oldRows, newRows, { query, since: state.started })
 }
