@@ -35,6 +35,7 @@
 import { type KeyValue, keyString, type MigrationRuntime, type Row } from '@cutover/core'
 import { changedNothing, definiteOutcome, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
 import type { ModelBinding } from '../model-binding.js'
+import { isClosed, untilConnected, wouldBuffer } from '../connection-ready.js'
 import { storedImagesFor } from './stored-image.js'
 import { afterCommit } from './transaction-buffer.js'
 import { runAs } from './write-origin.js'
@@ -109,9 +110,14 @@ async function observedWrite(collection: DriverCollection, method: string, args:
   runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
   if (!mirrorsOld(runtime)) return collection[method](...args)
 
-  // Wait for the connection here instead of letting Mongoose buffer the call: a buffered call runs
-  // later outside this write origin, and the unmirrored-write detector would report it.
-  if (collection.buffer && collection._shouldBufferCommands?.() !== false) await new Promise<void>((resolve) => collection.addQueue(resolve))
+  // Wait for the connection here instead of letting Mongoose buffer the call (a buffered call runs
+  // later outside this write origin, and the unmirrored-write detector would report it), with
+  // Mongoose's own timeout and error, so an unreachable server fails the write as it would without
+  // the plugin. A closed connection is Mongoose's to answer.
+  if (wouldBuffer(collection)) {
+    if (isClosed(collection)) return collection[method](...args)
+    await untilConnected(collection, method)
+  }
   const options = optionsOf(method, args)
   const session = options?.session
   let capture: Capture | undefined
