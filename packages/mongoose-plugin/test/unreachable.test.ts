@@ -51,7 +51,7 @@ describe('an unreachable or closed MongoDB', () => {
     control = await createTestDatabase('cutover_unreachable')
     live = await createTestMongo('cutover_unreachable_new')
     const port = await closedPort()
-    dead = mongoose.createConnection(`mongodb://127.0.0.1:${port}/nothing`, { serverSelectionTimeoutMS: 200, bufferTimeoutMS: BUFFER_TIMEOUT_MS })
+    dead = mongoose.createConnection(`mongodb://127.0.0.1:${port}/nothing`, { serverSelectionTimeoutMS: 200, bufferTimeoutMS: BUFFER_TIMEOUT_MS } as mongoose.ConnectOptions)
     dead.on('error', () => {}) // the failed initial connection, as an application would log it
     const engine: { cutover?: Cutover } = {}
     const schema = new Schema({ title: String })
@@ -125,7 +125,7 @@ describe('an unreachable or closed MongoDB', () => {
   })
 
   it('MongooseModelStore on a closed connection fails with a StoreError, and nothing rejects unhandled later', async () => {
-    const closing = mongoose.createConnection(mongodbUrl(), { dbName: uniqueName('cutover_closed'), bufferTimeoutMS: BUFFER_TIMEOUT_MS })
+    const closing = mongoose.createConnection(mongodbUrl(), { dbName: uniqueName('cutover_closed'), bufferTimeoutMS: BUFFER_TIMEOUT_MS } as mongoose.ConnectOptions)
     await closing.asPromise()
     const store = new MongooseModelStore(closing.model('Item', new Schema({ title: String })), { name: 'closed' })
     await closing.dropDatabase()
