@@ -19,7 +19,7 @@
 import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
 import { keyString } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
-import { keysPinnedBy } from '../write/affected-keys.js'
+import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
 import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
 import { documentToRow } from '../keys.js'
@@ -38,6 +38,8 @@ interface ReadState {
   served: 'old' | 'new'
   /** New-store rows the application's result was built from (served from new). */
   newRows?: readonly Row[]
+  /** The plan the new store served (its filter cast once, before MongoDB would have cast it). */
+  plan?: ReadPlan
 }
 
 /** A read as both stores can run it. */
@@ -95,7 +97,7 @@ function scheduleComparison(query: any, state: ReadState, result: unknown): void
   const oldRows = state.served === 'old' && shape.op !== 'countDocuments' ? rowsOf(result, state.binding) : undefined
   const name = `${query.model.modelName}.${shape.op}`
   setImmediate(() =>
-    guarded(backgroundOwner(state.binding), 'compare.failed', 'read comparison failed', () => compareInBackground(state, planRead(shape, state.binding), result, oldRows, name), {
+    guarded(backgroundOwner(state.binding), 'compare.failed', 'read comparison failed', () => compareInBackground(state, state.plan ?? planRead(shape, state.binding), result, oldRows, name), {
       query: name,
     }),
   )
@@ -142,6 +144,7 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
   }
   state.served = 'new'
   state.newRows = served.rows
+  state.plan = plan
   // Kareem's skip: Mongoose uses this result instead of running the query on MongoDB.
   throw query.model.base.skipMiddlewareFunction(served.result)
 }
@@ -150,8 +153,10 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
 interface ReadShape {
   readonly op: ReadOp
   readonly lean: boolean
+  /** Lean options beyond `true` (transform, virtuals, getters, defaults, versionKey). */
+  readonly leanOptions: boolean
   readonly populate: unknown
-  readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number }
+  readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number; readonly session?: unknown; readonly collation?: unknown; readonly explain?: unknown }
   readonly fields: Row | undefined
   readonly filter: Row
   /** Casts a filter through the query's model and options. */
@@ -168,18 +173,21 @@ function shapeOf(query: any, filter: 'cast' | 'uncast'): ReadShape {
   return {
     op: query.op as ReadOp,
     lean: Boolean(mongooseOptions.lean),
+    leanOptions: typeof mongooseOptions.lean === 'object' && mongooseOptions.lean !== null && Object.keys(mongooseOptions.lean).length > 0,
     populate: mongooseOptions.populate,
     options: { ...query.getOptions() },
     fields: fields ? { ...fields } : undefined,
     filter: { ...query.getFilter() },
-    cast: filter === 'cast' ? (conditions) => conditions : (conditions) => query.cast(query.model, conditions) as Row,
+    // Casting runs setters and writes into the filter's nested objects, which the query shares: the
+    // plugin casts a deep copy, so that MongoDB's path (if the read stays there) casts the original once.
+    cast: filter === 'cast' ? (conditions) => conditions : (conditions) => query.cast(query.model, plainCopy(conditions)) as Row,
   }
 }
 
 function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   const { op, options, fields } = shape
   // Mongoose keeps `{}` for "no projection": only a non-empty one makes the documents partial.
-  const projection = fields && Object.keys(fields).length > 0 ? fields : undefined
+  const projection = fields && Object.keys(fields).length > 0 ? normalProjection(fields) : undefined
   const filter = shape.cast({ ...shape.filter })
   const mapping = fieldMapping(binding)
   const sort = options.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined
@@ -197,10 +205,7 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   } else {
     reason = 'no NewStoreReader for this model'
   }
-  let unservable: string | undefined
-  if (shape.populate && Object.keys(shape.populate as object).length > 0) unservable = 'populate'
-  else if (projection && !simpleProjection(projection)) unservable = 'projection'
-  else if (!keyLookup && !translated) unservable = reason
+  const unservable = unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
   return {
     op,
     filter,
@@ -257,7 +262,9 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     const oldRow = toOldShape(binding.runtime, binding.runtime.migration.key.new, row)
     const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow })
     const document = project({ ...cast, [binding.keyField]: binding.keys.toMongo(oldRow[binding.keyField] as KeyValue) }, plan.projection, binding.keyField)
-    return plan.lean ? document : model.hydrate(document)
+    // `hydrate` with the projection builds the document as a query would: the discriminator class
+    // of its key, unselected paths not selected and without defaults.
+    return plan.lean ? document : model.hydrate(document, withId(plan.projection))
   })
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
 }
@@ -336,8 +343,72 @@ function rowsOf(result: unknown, binding: ModelBinding): Row[] {
   })
 }
 
+/**
+ * Why documents built from new-store rows would differ from MongoDB's for this read, if they would:
+ * things Mongoose does while it runs the query on MongoDB (population, lean transforms, the
+ * schema's `select: false` paths, a session's own writes, a collation's comparisons).
+ */
+function unfaithful(shape: ReadShape, projection: Row | undefined, binding: ModelBinding): string | undefined {
+  const { options } = shape
+  if (shape.populate && Object.keys(shape.populate as object).length > 0) return 'populate'
+  if (shape.leanOptions) return 'lean options'
+  if (options.session) return 'a session (its transaction may hold writes the new store has not seen)'
+  if (options.collation) return 'collation'
+  if (options.explain) return 'explain'
+  if (shape.op === 'countDocuments' && (options.limit || options.skip)) return 'countDocuments with limit or skip'
+  if (deselectsPaths(binding.model)) return 'the schema deselects paths (select: false)'
+  if (projection && !simpleProjection(projection)) return 'projection'
+  if (projection && hasDiscriminators(binding.model) && !selectsDiscriminatorKey(projection, binding.model)) return 'projection without the discriminator key'
+  return undefined
+}
+
+const deselecting = new WeakMap<Model<any>, boolean>()
+
+function deselectsPaths(model: Model<any>): boolean {
+  let known = deselecting.get(model)
+  if (known === undefined) {
+    known = false
+    model.schema.eachPath((_path: string, type: { options?: { select?: unknown } }) => {
+      if (type.options?.select === false) known = true
+    })
+    deselecting.set(model, known)
+  }
+  return known
+}
+
+function hasDiscriminators(model: Model<any>): boolean {
+  const m = model as unknown as { discriminators?: object; baseModelName?: string }
+  return (m.discriminators !== undefined && Object.keys(m.discriminators).length > 0) || m.baseModelName !== undefined
+}
+
+/** MongoDB returns `_id` unless a projection excludes it; `hydrate`'s projection follows the letter. */
+function withId(projection: Row | undefined): Row | undefined {
+  if (!projection || '_id' in projection) return projection
+  const inclusive = Object.values(projection).some((v) => v === 1 || v === true)
+  return inclusive ? { ...projection, _id: 1 } : projection
+}
+
+/** Mongoose keeps `select('-name')` as `{ '-name': 0 }` until it runs the query: `{ name: 0 }`. (`+path` stays, and is not simple.) */
+function normalProjection(fields: Row): Row {
+  return Object.fromEntries(Object.entries(fields).map(([field, v]) => (field.startsWith('-') ? [field.slice(1), 0] : [field, v])))
+}
+
+/** Whether a projection keeps the discriminator key, so the document's class is known as MongoDB's path would know it. */
+function selectsDiscriminatorKey(projection: Row, model: Model<any>): boolean {
+  const key = (model.schema.options as { discriminatorKey?: string }).discriminatorKey ?? '__t'
+  const inclusive = Object.entries(projection).some(([field, v]) => field !== '_id' && (v === 1 || v === true))
+  return inclusive ? projection[key] === 1 || projection[key] === true : projection[key] === undefined
+}
+
+/** A deep copy of plain objects and arrays; other values (ObjectIds, Dates, RegExps) are shared, as casting replaces rather than changes them. */
+function plainCopy<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(plainCopy) as T
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainCopy(v)])) as T
+  return value
+}
+
 function simpleProjection(projection: Row): boolean {
-  return Object.entries(projection).every(([field, v]) => !field.startsWith('$') && !field.includes('.') && (v === 0 || v === 1 || v === true || v === false))
+  return Object.entries(projection).every(([field, v]) => !field.startsWith('$') && !field.startsWith('+') && !field.includes('.') && (v === 0 || v === 1 || v === true || v === false))
 }
 
 /** Applies an inclusive or exclusive top-level projection to a document, as MongoDB would. */
