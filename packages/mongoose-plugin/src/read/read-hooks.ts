@@ -123,7 +123,11 @@ function pinnedStoreKeys(query: any, binding: ModelBinding): KeyValue[] | undefi
 async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
   let plan: ReadPlan
   try {
-    plan = planRead(shapeOf(query, 'uncast'), binding)
+    const shape = shapeOf(query, 'uncast')
+    // Decided before casting where it can be: casting runs the schema's setters, and a read that
+    // stays on MongoDB should run them once, as it does without the plugin.
+    const early = unservableUncast(shape, binding)
+    plan = early === undefined ? planRead(shape, binding) : ({ unservable: early } as ReadPlan)
   } catch {
     return // e.g. a CastError: MongoDB's path raises it the way the application expects
   }
@@ -341,6 +345,13 @@ function rowsOf(result: unknown, binding: ModelBinding): Row[] {
         : (item as Row)
     return documentToRow(plain, binding.keyField)
   })
+}
+
+/** Why a read cannot be served from the new store, when that is known without casting its filter. */
+function unservableUncast(shape: ReadShape, binding: ModelBinding): string | undefined {
+  const fields = shape.fields && Object.keys(shape.fields).length > 0 ? normalProjection(shape.fields) : undefined
+  const byKey = Object.keys(shape.filter).length === 1 && keysPinnedBy(shape.filter, binding.keyField) !== undefined
+  return unfaithful(shape, fields, binding) ?? (!binding.reader && !byKey ? 'no NewStoreReader for this model' : undefined)
 }
 
 /**
