@@ -41,6 +41,7 @@ async function world(control: TestDatabase, name: string, staleSideWrites: 'stri
   const Copy = newMongo.connection.model('Person', new Schema({ name: String, age: Number, tags: [String] }))
   const migration = defineMigration({
     name,
+    gates: false,
     old: new MongooseModelStore(Person),
     new: new MongooseModelStore(Copy),
     mapper: defineMapper({ old: person, new: person, forward: (r) => r, backward: (r) => r, lossless: true }),
