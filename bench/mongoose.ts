@@ -93,6 +93,8 @@ export async function benchmark(): Promise<string> {
     await cutover.setPhase('items_compare', 'compare', { actor: 'bench', compareSample: 1 })
 
     const samples = new Map<string, number[]>()
+    /** CPU µs per operation by `variant:op`, averaged over the blocks. */
+    const cpu = new Map<string, number>()
     const seeded = new Map<Variant, mongoose.Types.ObjectId[]>()
     const run = async (op: Op, variant: Variant, i: number) => {
       const model = models.get(variant)!
@@ -117,11 +119,18 @@ export async function benchmark(): Promise<string> {
       for (let start = 0; start < OPS; start += BLOCK) {
         for (const variant of rotated(VARIANTS, start / BLOCK)) {
           await cutover.drain()
+          // CPU of this process for the block and the mirroring it caused (drained inside the window):
+          // less noisy than latency on a shared machine, and it counts the background work too.
+          const cpuBefore = process.cpuUsage()
           for (let i = start; i < start + BLOCK; i++) {
             const began = performance.now()
             await run(op, variant, i)
             addSample(samples, variant, op, performance.now() - began)
           }
+          await cutover.drain()
+          const used = process.cpuUsage(cpuBefore)
+          const id = `${variant}:${op}`
+          cpu.set(id, (cpu.get(id) ?? 0) + (used.user + used.system) / BLOCK / (OPS / BLOCK))
         }
       }
     }
@@ -136,7 +145,7 @@ export async function benchmark(): Promise<string> {
     // The test setup's FerretDB build embeds the server as a library, so it reports no version of its own.
     const ferretVersion = String(info.ferretdbVersion) === 'unknown' ? 'v1.24.2' : String(info.ferretdbVersion)
     const server = 'ferretdbVersion' in info ? `FerretDB ${ferretVersion} (MongoDB ${String(info.version)} wire)` : `MongoDB ${String(info.version)}`
-    return report(samples, { compared, mismatches, mirrored, server })
+    return report(samples, cpu, { compared, mismatches, mirrored, server })
   } finally {
     for (const close of closers) await close().catch(() => {})
     await new Promise((resolve) => setTimeout(resolve, 250))
@@ -146,7 +155,7 @@ export async function benchmark(): Promise<string> {
   }
 }
 
-function report(samples: ReadonlyMap<string, number[]>, info: { compared: number; mismatches: number; mirrored: number; server: string }): string {
+function report(samples: ReadonlyMap<string, number[]>, cpu: ReadonlyMap<string, number>, info: { compared: number; mismatches: number; mirrored: number; server: string }): string {
   const lines = [
     '## Mongoose plugin',
     '',
@@ -158,6 +167,8 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
   const table = latencyRows(samples, OP_ORDER, VARIANTS, (variant) => (variant === 'plain' ? 'plain Mongoose' : `Cutover \`${variant}\``))
   lines.push(...table.rows)
   const ratios = table.ratios
+  lines.push('', 'CPU time of the application process per operation (`process.cpuUsage`, user + system, the background mirroring of each block included):', '')
+  lines.push(...cpuRows(cpu))
   lines.push(
     '',
     targetsLine(ratios, ['create', 'updateOne'], 'findById'),
@@ -174,6 +185,18 @@ function report(samples: ReadonlyMap<string, number[]>, info: { compared: number
     'background work also shares the CPU with FerretDB and PostgreSQL.',
   )
   return lines.join('\n')
+}
+
+function cpuRows(cpu: ReadonlyMap<string, number>): string[] {
+  const rows = ['| op | variant | CPU per op | ratio to plain |', '|---|---|---:|---:|']
+  for (const op of OP_ORDER) {
+    const base = cpu.get(`plain:${op}`) ?? NaN
+    for (const variant of VARIANTS) {
+      const used = cpu.get(`${variant}:${op}`) ?? NaN
+      rows.push(`| ${op} | ${variant === 'plain' ? 'plain Mongoose' : `Cutover \`${variant}\``} | ${Math.round(used)} µs | ${(used / base).toFixed(3)} |`)
+    }
+  }
+  return rows
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -4,14 +4,14 @@
  * are compared, translated to SQL, routed and hydrated.
  */
 import { copy, createCutover, type Cutover, defineMigration, fieldMapper, type Migration, rampReadSide, rename, silentLogger, withCutoverContext } from '@cutover/core'
-import { KyselyTableStore } from '@cutover/kysely-plugin'
+import { KyselyQueryReader, KyselyTableStore } from '@cutover/kysely-plugin'
 import { cutoverPlugin, MongooseModelStore } from '@cutover/mongoose-plugin'
 import { type Kysely, sql } from 'kysely'
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { translateQuery } from '../packages/mongoose-plugin/src/read/query-translation.js'
 import { expectStoresEqual } from '../packages/mongoose-plugin/test/harness.js'
-import { kyselyReader } from '../packages/mongoose-plugin/test/kysely-reader.js'
 import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from './setup/services.js'
 
 interface PersonDoc {
@@ -54,7 +54,7 @@ describe('Mongoose → PostgreSQL', () => {
       .execute()
     const engine: { cutover?: Cutover } = {}
     const schema = new Schema<PersonDoc>({ name: { type: String, required: true }, age: Number, tags: [String] })
-    schema.plugin(cutoverPlugin, { cutover: () => engine.cutover as Cutover, migration: 'people', reader: kyselyReader(db, 'people') })
+    schema.plugin(cutoverPlugin, { cutover: () => engine.cutover as Cutover, migration: 'people', reader: new KyselyQueryReader(db, 'people') })
     Person = mongo.connection.model<PersonDoc>('Person', schema)
     migration = defineMigration({
       name: 'people',
@@ -175,6 +175,35 @@ describe('Mongoose → PostgreSQL', () => {
     expect((await Person.findById(grace!._id).lean())?.age).toBe(86)
     expect(await db.selectFrom('people').select('age').where('id', '=', grace!._id.toHexString()).executeTakeFirst()).toEqual({ age: 86 })
     await expectStoresEqual(migration)
+  })
+
+  it('KyselyQueryReader returns what MongoDB returns for the same filter, sort and paging (NULLs, $ne, $nin, $in with null)', async () => {
+    await cutover.drain()
+    const reader = new KyselyQueryReader(db, 'people')
+    const mapping = { oldKey: '_id', newKey: 'id', fieldMap: migration.mapper.fieldMap, arrayPaths: new Set(['tags']) }
+    const queries: Array<{ filter: Record<string, unknown>; sort: Record<string, 1 | -1>; limit?: number; skip?: number }> = [
+      { filter: { age: { $gte: 20, $lt: 90 } }, sort: { age: 1, name: 1 } },
+      { filter: { age: { $ne: 22 } }, sort: { name: 1 } },
+      { filter: { age: { $nin: [22, 36] } }, sort: { name: 1 } },
+      { filter: { age: { $nin: [null, 22] } }, sort: { name: 1 } },
+      { filter: { age: { $in: [null, 85] } }, sort: { name: 1 } },
+      { filter: { age: null }, sort: { name: 1 } },
+      { filter: { age: { $exists: true } }, sort: { age: -1, name: 1 }, limit: 4, skip: 1 },
+      { filter: { $or: [{ name: 'Grace' }, { age: { $lt: 5 } }] }, sort: { name: -1 } },
+      { filter: {}, sort: { age: 1, name: 1 }, skip: 3 },
+      { filter: { name: { $in: [] } }, sort: { name: 1 } },
+    ]
+    await Person.create({ name: 'no-age' })
+    await cutover.drain()
+    for (const q of queries) {
+      const fromMongo = await Person.find(q.filter).sort(q.sort).skip(q.skip ?? 0).limit(q.limit ?? 0).lean()
+      const translated = translateQuery({ filter: Person.find(q.filter).cast(Person), sort: q.sort, limit: q.limit, skip: q.skip }, mapping)
+      if (!translated.ok) throw new Error(`${JSON.stringify(q)}: ${translated.reason}`)
+      const fromPg = await reader.find(translated.value)
+      expect({ q, names: fromPg.map((row) => row.full_name) }).toEqual({ q, names: fromMongo.map((doc) => doc.name) })
+      expect({ q, count: await reader.count(translated.value.filter) }).toEqual({ q, count: await Person.countDocuments(q.filter) })
+    }
+    await Person.deleteOne({ name: 'no-age' })
   })
 
   it('writes that bypass middleware are reported with the collection name, not mirrored', async () => {

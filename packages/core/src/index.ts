@@ -122,6 +122,7 @@ export {
   type WriteMode,
   type WriteResult,
 } from './model/store.js'
+export type { FilterNode, NewStoreReader, SortKey, TranslatedQuery } from './model/translated-query.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'

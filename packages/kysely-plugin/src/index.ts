@@ -2,3 +2,4 @@ export { withCutover, type CutoverDialectOptions } from './dialect/cutover-diale
 export { KyselyTableStore, type KyselyTableStoreOptions } from './store/kysely-table-store.js'
 export type { MigratedTableConfig, RawWritePolicy } from './dialect/migrated-tables.js'
 export { asStoreQuery } from './store/store-query.js'
+export { KyselyQueryReader, type KyselyQueryReaderOptions } from './read/translated-query-reader.js'

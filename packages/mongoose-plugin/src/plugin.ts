@@ -28,7 +28,8 @@ export interface ModelMigration {
  * The engine (or one migration's runtime) may be given directly, or as a function returning it when
  * the schema must be compiled before the engine exists (the old store is built from the model, the
  * engine from the migration): the plugin then resolves it at the first operation on the model.
- * Until it resolves, writes pass through unmirrored and a warning says so.
+ * Until it resolves (the function returns undefined or throws), writes pass through unmirrored and a
+ * warning says so.
  */
 type Lazy<T> = T | (() => T | undefined)
 
@@ -146,7 +147,7 @@ interface Resolved {
 function logOf(options: CutoverPluginOptions): Logger {
   if ('cutover' in options) {
     try {
-      return unlazy(options.cutover).logger
+      return (typeof options.cutover === 'function' ? options.cutover() : options.cutover)?.logger ?? silentLogger
     } catch {
       return silentLogger
     }
@@ -160,7 +161,7 @@ function logOf(options: CutoverPluginOptions): Logger {
 }
 
 function unlazy<T>(value: Lazy<T>): T {
-  const resolved = typeof value === 'function' ? (value as () => T)() : value
+  const resolved = typeof value === 'function' ? (value as () => T | undefined)() : value
   if (resolved === undefined || resolved === null) throw new Error('not started')
   return resolved
 }

@@ -202,6 +202,34 @@ describe('reads', () => {
     }
   })
 
+  it('ramp 100: a read right after a write of the same key sees the write (read-your-writes), and is counted', async () => {
+    await cutover.setPhase('readers', 'ramp', { actor: 'test', readPercent: 100, compareSample: 0 })
+    const target = (await Person.findOne({ name: 'p11' }).lean())!
+    // The mirror is slow to apply: without read-your-writes the new store would serve the old value.
+    const upsert = newStore.upsert.bind(newStore)
+    newStore.upsert = async (records, mode) => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      return upsert(records, mode)
+    }
+    try {
+      const fresh = counter('read.fresh_fallback')
+      const served = counter('read.ok', { side: 'new' })
+      await Person.updateOne({ _id: target._id }, { $set: { age: 77 } })
+      const asUser = <T>(read: () => Promise<T>) => withCutoverContext({ routingKey: 'user-1' }, read)
+      expect((await asUser(() => Person.findById(target._id).exec()))?.age).toBe(77)
+      expect((await asUser(() => Person.find({ age: 77 }).lean().exec())).map((d) => d.name)).toEqual(['p11'])
+      expect(counter('read.fresh_fallback') - fresh).toBe(2)
+      expect(counter('read.ok', { side: 'new' }) - served).toBe(0)
+      await cutover.drain()
+      expect((await asUser(() => Person.findById(target._id).exec()))?.age).toBe(77)
+      expect(counter('read.ok', { side: 'new' }) - served).toBe(1)
+    } finally {
+      newStore.upsert = upsert
+    }
+    await Person.updateOne({ _id: target._id }, { $set: { age: target.age } })
+    await cutover.drain()
+  })
+
   it('cutover: translatable reads come from the new store, sampled against MongoDB', async () => {
     await cutover.setPhase('readers', 'cutover', { actor: 'test', compareSample: 1 })
     const before = { served: counter('read.ok', { side: 'new' }), equal: counter('compare.equal') }

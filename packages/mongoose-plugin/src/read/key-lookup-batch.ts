@@ -41,29 +41,53 @@ export class KeyLookupBatch {
     })
   }
 
+  /**
+   * Runs on a timer: nothing here may throw (an exception in a timer callback ends the process).
+   * A key that cannot be a Store key fails its own caller only; a failed read fails every caller.
+   */
   #flush(): void {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = undefined
-    const waiting = this.#waiting
+    const waiting: Waiting[] = []
+    for (const caller of this.#waiting) {
+      if (caller.keys.every(isStoreKey)) waiting.push(caller)
+      else caller.reject(new TypeError('a comparison lookup got a key that is null, undefined or not a key value'))
+    }
     this.#waiting = []
     this.#keys = 0
+    if (waiting.length === 0) return
     const distinct = new Map<string, KeyValue>()
     for (const { keys } of waiting) for (const key of keys) distinct.set(keyString(key), key)
-    this.#store.get([...distinct.values()]).then(
-      async (records) => {
-        for (const [index, caller] of waiting.entries()) {
-          if (index > 0 && index % RESUMED_PER_TURN === 0) await new Promise((resume) => setImmediate(resume))
-          const own = new Map<string, Row>()
-          for (const key of caller.keys) {
-            const record = records.get(keyString(key))
-            if (record) own.set(keyString(key), record)
-          }
-          caller.resolve(own)
-        }
-      },
+    let read: Promise<ReadonlyMap<string, Row>>
+    try {
+      read = this.#store.get([...distinct.values()])
+    } catch (error) {
+      read = Promise.reject(error)
+    }
+    read.then(
+      (records) => this.#resume(waiting, records),
       (error: unknown) => {
         for (const caller of waiting) caller.reject(error)
       },
-    )
+    ).then(undefined, (error: unknown) => {
+      for (const caller of waiting) caller.reject(error)
+    })
   }
+
+  async #resume(waiting: readonly Waiting[], records: ReadonlyMap<string, Row>): Promise<void> {
+    for (const [index, caller] of waiting.entries()) {
+      if (index > 0 && index % RESUMED_PER_TURN === 0) await new Promise((resume) => setImmediate(resume))
+      const own = new Map<string, Row>()
+      for (const key of caller.keys) {
+        const record = records.get(keyString(key))
+        if (record) own.set(keyString(key), record)
+      }
+      caller.resolve(own)
+    }
+  }
+}
+
+/** What `keyString` accepts: a string, a finite number or a bigint. */
+export function isStoreKey(key: unknown): key is KeyValue {
+  return typeof key === 'string' || typeof key === 'bigint' || (typeof key === 'number' && Number.isFinite(key))
 }

@@ -10,42 +10,12 @@
  * fields without a rename) is untranslatable: such a read is compared by key and never served
  * from the new store.
  */
-import type { FieldMap } from '@cutover/core'
+import type { FieldMap, FilterNode, SortKey, TranslatedQuery } from '@cutover/core'
 import { isPlainObject } from '../write/affected-keys.js'
 import { isObjectId } from '../keys.js'
 
-/**
- * A filter on new-store columns. Semantics follow MongoDB where SQL differs, so a reader must
- * render them accordingly:
- * - `=` with `null` matches NULL (`is null`); `<>` and `not-in` also match NULL (MongoDB's `$ne` and
- *   `$nin` match documents where the field is missing or null);
- * - `exists` is `is not null` / `is null` (a store without "missing" cannot tell the two apart).
- */
-export type FilterNode =
-  | { readonly kind: 'and' | 'or'; readonly nodes: readonly FilterNode[] }
-  | { readonly kind: 'compare'; readonly column: string; readonly op: '=' | '<>' | '<' | '<=' | '>' | '>='; readonly value: unknown }
-  | { readonly kind: 'in' | 'not-in'; readonly column: string; readonly values: readonly unknown[] }
-  | { readonly kind: 'exists'; readonly column: string; readonly exists: boolean }
-
-export interface SortKey {
-  readonly column: string
-  readonly direction: 'asc' | 'desc'
-}
-
-/** A read in new-store terms. Readers return whole rows; ascending sorts put NULLs first, as MongoDB does. */
-export interface TranslatedQuery {
-  /** Undefined: every row. */
-  readonly filter: FilterNode | undefined
-  readonly sort: readonly SortKey[]
-  readonly limit?: number
-  readonly skip?: number
-}
-
-/** Runs translated reads on the new store. The application provides it for its new store (e.g. a Kysely table). */
-export interface NewStoreReader {
-  find(query: TranslatedQuery): Promise<readonly Record<string, unknown>[]>
-  count(filter: FilterNode | undefined): Promise<number>
-}
+// The translated query's types are the core's, shared with the readers that run them.
+export type { FilterNode, NewStoreReader, SortKey, TranslatedQuery } from '@cutover/core'
 
 /** How old field names become new columns. */
 export interface FieldMapping {

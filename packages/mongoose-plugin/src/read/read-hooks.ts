@@ -19,8 +19,9 @@
 import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
 import { keyString } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
-import { keysPinnedBy } from '../write/affected-keys.js'
-import { KeyLookupBatch } from './key-lookup-batch.js'
+import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
+import { type BackgroundOwner, guarded } from '../background.js'
+import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
 import { documentToRow } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
@@ -37,6 +38,8 @@ interface ReadState {
   served: 'old' | 'new'
   /** New-store rows the application's result was built from (served from new). */
   newRows?: readonly Row[]
+  /** The plan the new store served (its filter cast once, before MongoDB would have cast it). */
+  plan?: ReadPlan
 }
 
 /** A read as both stores can run it. */
@@ -68,7 +71,9 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     if (behavior.reads === 'old' && !behavior.compareReads) return undefined
     const state: ReadState = { binding, started: performance.now(), served: 'old' }
     states.set(this, state)
-    if (behavior.reads === 'old' || binding.runtime.readSide() !== 'new') return undefined
+    // Read-your-writes: while this process has a change of these keys (of any key, for reads not
+    // by key) that the mirror has not applied, the new store may be behind; MongoDB serves.
+    if (behavior.reads === 'old' || binding.runtime.readSideFor(pinnedStoreKeys(this, binding)) !== 'new') return undefined
     return readFromNew(this, binding, state)
   })
 
@@ -76,42 +81,53 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
     const state = states.get(this)
     if (!state) return
     states.delete(this)
-    const { runtime } = state.binding
-    if (state.served === 'old') runtime.recordRead('old', true, performance.now() - state.started)
-    if (!runtime.sampleComparison()) return
-    let shape: ReadShape
-    let oldRows: Row[] | undefined
-    try {
-      // Snapshot now what the application may change once it has its result (its documents, the
-      // query object); planning the comparison waits until after the caller has resumed.
-      shape = shapeOf(this, 'cast')
-      if (state.served === 'old' && shape.op !== 'countDocuments') oldRows = rowsOf(result, state.binding)
-    } catch (error) {
-      state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
-      return
-    }
-    const query = `${this.model.modelName}.${shape.op}`
-    setImmediate(() => {
-      let plan: ReadPlan
-      try {
-        plan = planRead(shape, state.binding)
-      } catch (error) {
-        state.binding.logger.warn('read comparison skipped', { migration: runtime.name, error })
-        return
-      }
-      compareInBackground(state, plan, result, oldRows, query).catch((error: unknown) => {
-        state.binding.metrics?.increment('compare.failed', { migration: runtime.name })
-        state.binding.logger.warn('read comparison failed', { migration: runtime.name, query, error })
-      })
-    })
+    // Runs in the application's call: nothing here may fail its read.
+    guarded(backgroundOwner(state.binding), 'compare.failed', 'read comparison failed', () => scheduleComparison(this, state, result))
   })
+}
+
+/** Records the read, and for a sampled one snapshots what the comparison needs and runs it after the caller resumes. */
+function scheduleComparison(query: any, state: ReadState, result: unknown): void {
+  const { runtime } = state.binding
+  if (state.served === 'old') runtime.recordRead('old', true, performance.now() - state.started)
+  if (!runtime.sampleComparison()) return
+  // Snapshot now what the application may change once it has its result (its documents, the
+  // query object); planning the comparison waits until after the caller has resumed.
+  const shape = shapeOf(query, 'cast')
+  const oldRows = state.served === 'old' && shape.op !== 'countDocuments' ? rowsOf(result, state.binding) : undefined
+  const name = `${query.model.modelName}.${shape.op}`
+  setImmediate(() =>
+    guarded(backgroundOwner(state.binding), 'compare.failed', 'read comparison failed', () => compareInBackground(state, state.plan ?? planRead(shape, state.binding), result, oldRows, name), {
+      query: name,
+    }),
+  )
+}
+
+function backgroundOwner(binding: ModelBinding): BackgroundOwner {
+  return { logger: binding.logger, migration: binding.runtime.name, ...(binding.metrics ? { metrics: binding.metrics } : {}) }
+}
+
+/** The keys a query's filter pins (its only condition), in Store form; undefined when it is not a key lookup or a key is unusable. */
+function pinnedStoreKeys(query: any, binding: ModelBinding): KeyValue[] | undefined {
+  try {
+    const filter = query.getFilter() as Row
+    if (Object.keys(filter).length !== 1) return undefined
+    const keys = keysPinnedBy(filter, binding.keyField)?.map((key) => binding.keys.toStore(key))
+    return keys?.every(isStoreKey) ? keys : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Serves a read from the new store (throwing Kareem's skip with the result), or returns to let MongoDB serve it. */
 async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
   let plan: ReadPlan
   try {
-    plan = planRead(shapeOf(query, 'uncast'), binding)
+    const shape = shapeOf(query, 'uncast')
+    // Decided before casting where it can be: casting runs the schema's setters, and a read that
+    // stays on MongoDB should run them once, as it does without the plugin.
+    const early = unservableUncast(shape, binding)
+    plan = early === undefined ? planRead(shape, binding) : ({ unservable: early } as ReadPlan)
   } catch {
     return // e.g. a CastError: MongoDB's path raises it the way the application expects
   }
@@ -132,6 +148,7 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
   }
   state.served = 'new'
   state.newRows = served.rows
+  state.plan = plan
   // Kareem's skip: Mongoose uses this result instead of running the query on MongoDB.
   throw query.model.base.skipMiddlewareFunction(served.result)
 }
@@ -140,8 +157,10 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
 interface ReadShape {
   readonly op: ReadOp
   readonly lean: boolean
+  /** Lean options beyond `true` (transform, virtuals, getters, defaults, versionKey). */
+  readonly leanOptions: boolean
   readonly populate: unknown
-  readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number }
+  readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number; readonly session?: unknown; readonly collation?: unknown; readonly explain?: unknown }
   readonly fields: Row | undefined
   readonly filter: Row
   /** Casts a filter through the query's model and options. */
@@ -158,18 +177,21 @@ function shapeOf(query: any, filter: 'cast' | 'uncast'): ReadShape {
   return {
     op: query.op as ReadOp,
     lean: Boolean(mongooseOptions.lean),
+    leanOptions: typeof mongooseOptions.lean === 'object' && mongooseOptions.lean !== null && Object.keys(mongooseOptions.lean).length > 0,
     populate: mongooseOptions.populate,
     options: { ...query.getOptions() },
     fields: fields ? { ...fields } : undefined,
     filter: { ...query.getFilter() },
-    cast: filter === 'cast' ? (conditions) => conditions : (conditions) => query.cast(query.model, conditions) as Row,
+    // Casting runs setters and writes into the filter's nested objects, which the query shares: the
+    // plugin casts a deep copy, so that MongoDB's path (if the read stays there) casts the original once.
+    cast: filter === 'cast' ? (conditions) => conditions : (conditions) => query.cast(query.model, plainCopy(conditions)) as Row,
   }
 }
 
 function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   const { op, options, fields } = shape
   // Mongoose keeps `{}` for "no projection": only a non-empty one makes the documents partial.
-  const projection = fields && Object.keys(fields).length > 0 ? fields : undefined
+  const projection = fields && Object.keys(fields).length > 0 ? normalProjection(fields) : undefined
   const filter = shape.cast({ ...shape.filter })
   const mapping = fieldMapping(binding)
   const sort = options.sort && Object.keys(options.sort).length > 0 ? options.sort : undefined
@@ -187,10 +209,7 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   } else {
     reason = 'no NewStoreReader for this model'
   }
-  let unservable: string | undefined
-  if (shape.populate && Object.keys(shape.populate as object).length > 0) unservable = 'populate'
-  else if (projection && !simpleProjection(projection)) unservable = 'projection'
-  else if (!keyLookup && !translated) unservable = reason
+  const unservable = unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
   return {
     op,
     filter,
@@ -247,7 +266,9 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     const oldRow = toOldShape(binding.runtime, binding.runtime.migration.key.new, row)
     const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow })
     const document = project({ ...cast, [binding.keyField]: binding.keys.toMongo(oldRow[binding.keyField] as KeyValue) }, plan.projection, binding.keyField)
-    return plan.lean ? document : model.hydrate(document)
+    // `hydrate` with the projection builds the document as a query would: the discriminator class
+    // of its key, unselected paths not selected and without defaults.
+    return plan.lean ? document : model.hydrate(document, withId(plan.projection))
   })
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
 }
@@ -287,16 +308,20 @@ async function compareInBackground(state: ReadState, plan: ReadPlan, result: unk
     oldRows = documents.map((document) => documentToRow(document as Row, binding.keyField))
   } else {
     oldRows = snapshot ?? []
+    const keys = oldRows.map((row) => row[binding.keyField])
+    if (!keys.every(isStoreKey)) {
+      // A document without a usable key (a `{ _id: false }` schema, a transform or projection that
+      // removed it, a cached result) cannot be matched with a new-store row.
+      binding.metrics?.increment('compare.skipped', labels)
+      binding.logger.debug('read comparison skipped: a document has no usable key', { migration: runtime.name, query })
+      return
+    }
     if (plan.projection) {
       // The application's documents are partial: compare the whole documents of those keys.
-      const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
       oldRows = [...(await runtime.migration.old.get(keys)).values()]
     }
     if (plan.translated && binding.reader) newRows = await binding.reader.find(plan.translated)
-    else {
-      const keys = oldRows.map((row) => row[binding.keyField] as KeyValue)
-      newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
-    }
+    else newRows = [...(await keyLookups(runtime.migration.new).get(keys)).values()]
   }
   runtime.compareRead(oldRows, newRows, { query, since: state.started })
 }
@@ -322,8 +347,79 @@ function rowsOf(result: unknown, binding: ModelBinding): Row[] {
   })
 }
 
+/** Why a read cannot be served from the new store, when that is known without casting its filter. */
+function unservableUncast(shape: ReadShape, binding: ModelBinding): string | undefined {
+  const fields = shape.fields && Object.keys(shape.fields).length > 0 ? normalProjection(shape.fields) : undefined
+  const byKey = Object.keys(shape.filter).length === 1 && keysPinnedBy(shape.filter, binding.keyField) !== undefined
+  return unfaithful(shape, fields, binding) ?? (!binding.reader && !byKey ? 'no NewStoreReader for this model' : undefined)
+}
+
+/**
+ * Why documents built from new-store rows would differ from MongoDB's for this read, if they would:
+ * things Mongoose does while it runs the query on MongoDB (population, lean transforms, the
+ * schema's `select: false` paths, a session's own writes, a collation's comparisons).
+ */
+function unfaithful(shape: ReadShape, projection: Row | undefined, binding: ModelBinding): string | undefined {
+  const { options } = shape
+  if (shape.populate && Object.keys(shape.populate as object).length > 0) return 'populate'
+  if (shape.leanOptions) return 'lean options'
+  if (options.session) return 'a session (its transaction may hold writes the new store has not seen)'
+  if (options.collation) return 'collation'
+  if (options.explain) return 'explain'
+  if (shape.op === 'countDocuments' && (options.limit || options.skip)) return 'countDocuments with limit or skip'
+  if (deselectsPaths(binding.model)) return 'the schema deselects paths (select: false)'
+  if (projection && !simpleProjection(projection)) return 'projection'
+  if (projection && hasDiscriminators(binding.model) && !selectsDiscriminatorKey(projection, binding.model)) return 'projection without the discriminator key'
+  return undefined
+}
+
+const deselecting = new WeakMap<Model<any>, boolean>()
+
+function deselectsPaths(model: Model<any>): boolean {
+  let known = deselecting.get(model)
+  if (known === undefined) {
+    known = false
+    model.schema.eachPath((_path: string, type: { options?: { select?: unknown } }) => {
+      if (type.options?.select === false) known = true
+    })
+    deselecting.set(model, known)
+  }
+  return known
+}
+
+function hasDiscriminators(model: Model<any>): boolean {
+  const m = model as unknown as { discriminators?: object; baseModelName?: string }
+  return (m.discriminators !== undefined && Object.keys(m.discriminators).length > 0) || m.baseModelName !== undefined
+}
+
+/** MongoDB returns `_id` unless a projection excludes it; `hydrate`'s projection follows the letter. */
+function withId(projection: Row | undefined): Row | undefined {
+  if (!projection || '_id' in projection) return projection
+  const inclusive = Object.values(projection).some((v) => v === 1 || v === true)
+  return inclusive ? { ...projection, _id: 1 } : projection
+}
+
+/** Mongoose keeps `select('-name')` as `{ '-name': 0 }` until it runs the query: `{ name: 0 }`. (`+path` stays, and is not simple.) */
+function normalProjection(fields: Row): Row {
+  return Object.fromEntries(Object.entries(fields).map(([field, v]) => (field.startsWith('-') ? [field.slice(1), 0] : [field, v])))
+}
+
+/** Whether a projection keeps the discriminator key, so the document's class is known as MongoDB's path would know it. */
+function selectsDiscriminatorKey(projection: Row, model: Model<any>): boolean {
+  const key = (model.schema.options as { discriminatorKey?: string }).discriminatorKey ?? '__t'
+  const inclusive = Object.entries(projection).some(([field, v]) => field !== '_id' && (v === 1 || v === true))
+  return inclusive ? projection[key] === 1 || projection[key] === true : projection[key] === undefined
+}
+
+/** A deep copy of plain objects and arrays; other values (ObjectIds, Dates, RegExps) are shared, as casting replaces rather than changes them. */
+function plainCopy<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(plainCopy) as T
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainCopy(v)])) as T
+  return value
+}
+
 function simpleProjection(projection: Row): boolean {
-  return Object.entries(projection).every(([field, v]) => !field.startsWith('$') && !field.includes('.') && (v === 0 || v === 1 || v === true || v === false))
+  return Object.entries(projection).every(([field, v]) => !field.startsWith('$') && !field.startsWith('+') && !field.includes('.') && (v === 0 || v === 1 || v === true || v === false))
 }
 
 /** Applies an inclusive or exclusive top-level projection to a document, as MongoDB would. */

@@ -17,7 +17,8 @@
  *   core's `StoreError` naming the store, the operation and (when one record is to blame) its key.
  */
 import { type KeyValue, keyString, type Row, type Store, StoreError, type StoreShape, type WriteMode, type WriteResult } from '@cutover/core'
-import type { Model } from 'mongoose'
+import type { Collection, Model } from 'mongoose'
+import { isClosed, untilConnected, wouldBuffer } from '../connection-ready.js'
 import { documentToRow, type KeyCodec, keyCodecFor } from '../keys.js'
 import type { FilterNode, NewStoreReader, TranslatedQuery } from '../read/query-translation.js'
 import { runAs } from '../write/write-origin.js'
@@ -71,9 +72,9 @@ export class MongooseModelStore implements Store, NewStoreReader {
     const result = new Map<string, Row>()
     if (keys.length === 0) return result
     const values = keys.map((key) => this.#keys.toMongo(key))
-    const documents = await this.#run('get', async () => {
-      if ((await this.#lookup()) === 'in' || values.length >= SCAN_LOOKUP_KEYS) return this.model.collection.find({ [this.keyField]: { $in: values } }).toArray()
-      const found = await Promise.all(values.map((value) => this.model.collection.findOne({ [this.keyField]: value })))
+    const documents = await this.#run('get', async (collection) => {
+      if ((await this.#lookup()) === 'in' || values.length >= SCAN_LOOKUP_KEYS) return collection.find({ [this.keyField]: { $in: values } }).toArray()
+      const found = await Promise.all(values.map((value) => collection.findOne({ [this.keyField]: value })))
       return found.filter((document) => document !== null)
     })
     for (const document of documents) {
@@ -85,8 +86,8 @@ export class MongooseModelStore implements Store, NewStoreReader {
 
   async scan(options: { readonly after?: KeyValue; readonly limit: number }): Promise<readonly Row[]> {
     const filter = options.after === undefined ? {} : { [this.keyField]: { $gt: this.#keys.toMongo(options.after) } }
-    const documents = await this.#run('scan', () =>
-      this.model.collection.find(filter).sort({ [this.keyField]: 1 }).limit(options.limit).toArray(),
+    const documents = await this.#run('scan', (collection) =>
+      collection.find(filter).sort({ [this.keyField]: 1 }).limit(options.limit).toArray(),
     )
     return documents.map((document) => this.toRow(document as Row))
   }
@@ -94,16 +95,15 @@ export class MongooseModelStore implements Store, NewStoreReader {
   async upsert(records: readonly Row[], mode: WriteMode): Promise<WriteResult> {
     if (records.length === 0) return { written: 0, skipped: 0 }
     const documents = records.map((record) => this.#toDocument(record))
-    const collection = this.model.collection
     const keyOf = (document: Row) => ({ [this.keyField]: document[this.keyField] })
     switch (mode.kind) {
       case 'overwrite': {
         const operations = documents.map((document) => ({ replaceOne: { filter: keyOf(document), replacement: document, upsert: true } }))
-        const result = await this.#write(records, () => collection.bulkWrite(operations as any, { ordered: true }))
+        const result = await this.#write(records, (collection) => collection.bulkWrite(operations as any, { ordered: true }))
         return { written: result.upsertedCount + result.matchedCount, skipped: records.length - result.upsertedCount - result.matchedCount }
       }
       case 'insert-if-absent': {
-        const result = await this.#write(records, () => collection.bulkWrite(this.#insertIfAbsent(documents) as any, { ordered: true }))
+        const result = await this.#write(records, (collection) => collection.bulkWrite(this.#insertIfAbsent(documents) as any, { ordered: true }))
         return { written: result.upsertedCount, skipped: records.length - result.upsertedCount }
       }
       case 'version-guard': {
@@ -111,7 +111,7 @@ export class MongooseModelStore implements Store, NewStoreReader {
         // servers differ on whether an unordered batch goes on after a duplicate-key error (FerretDB
         // v1 stops). 1) replace where the stored version is older; 2) insert where the key is absent.
         const field = mode.field
-        const replaced = await this.#write(records, () =>
+        const replaced = await this.#write(records, (collection) =>
           collection.bulkWrite(
             documents.map((document) => ({
               replaceOne: {
@@ -122,7 +122,7 @@ export class MongooseModelStore implements Store, NewStoreReader {
             { ordered: true },
           ),
         )
-        const inserted = await this.#write(records, () => collection.bulkWrite(this.#insertIfAbsent(documents) as any, { ordered: true }))
+        const inserted = await this.#write(records, (collection) => collection.bulkWrite(this.#insertIfAbsent(documents) as any, { ordered: true }))
         const written = replaced.matchedCount + inserted.upsertedCount
         return { written, skipped: records.length - written }
       }
@@ -158,9 +158,9 @@ export class MongooseModelStore implements Store, NewStoreReader {
   async delete(keys: readonly KeyValue[]): Promise<number> {
     if (keys.length === 0) return 0
     const values = keys.map((key) => this.#keys.toMongo(key))
-    return this.#run('delete', async () => {
-      if ((await this.#lookup()) === 'in') return (await this.model.collection.deleteMany({ [this.keyField]: { $in: values } })).deletedCount
-      const result = await this.model.collection.bulkWrite(values.map((value) => ({ deleteOne: { filter: { [this.keyField]: value } } })), { ordered: true })
+    return this.#run('delete', async (collection) => {
+      if ((await this.#lookup()) === 'in') return (await collection.deleteMany({ [this.keyField]: { $in: values } })).deletedCount
+      const result = await collection.bulkWrite(values.map((value) => ({ deleteOne: { filter: { [this.keyField]: value } } })), { ordered: true })
       return result.deletedCount
     })
   }
@@ -237,9 +237,29 @@ export class MongooseModelStore implements Store, NewStoreReader {
     })
   }
 
-  async #write<T>(records: readonly Row[], fn: () => Promise<T>): Promise<T> {
+  /**
+   * The model's collection once its connection is open. Called on a connection still opening, a
+   * driver call would be buffered by Mongoose (and `find` would return a promise, not a cursor, and
+   * be abandoned to reject later): the store waits as a buffered call would, up to the
+   * connection's `bufferTimeoutMS`, and otherwise fails with a `StoreError` the mirror retries. On
+   * a connection the application closed it fails at once.
+   */
+  async #open(operation: string): Promise<Collection> {
+    const collection = this.model.collection
+    if (!wouldBuffer(collection)) return collection
+    if (isClosed(collection)) throw new StoreError(this.name, operation, 'the Mongoose connection of this model is closed')
     try {
-      return await runAs('store', fn)
+      await untilConnected(collection, operation)
+    } catch (error) {
+      throw new StoreError(this.name, operation, describe(error), { cause: error })
+    }
+    return collection
+  }
+
+  async #write<T>(records: readonly Row[], fn: (collection: Collection) => Promise<T>): Promise<T> {
+    const collection = await this.#open('upsert')
+    try {
+      return await runAs('store', () => fn(collection))
     } catch (error) {
       const index = (error as { writeErrors?: { index: number }[] }).writeErrors?.[0]?.index
       const key = index === undefined ? undefined : records[index]?.[this.keyField]
@@ -247,9 +267,10 @@ export class MongooseModelStore implements Store, NewStoreReader {
     }
   }
 
-  async #run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  async #run<T>(operation: string, fn: (collection: Collection) => Promise<T>): Promise<T> {
+    const collection = await this.#open(operation)
     try {
-      return await runAs('store', fn)
+      return await runAs('store', () => fn(collection))
     } catch (error) {
       throw new StoreError(this.name, operation, describe(error), { cause: error })
     }

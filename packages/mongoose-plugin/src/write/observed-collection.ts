@@ -35,6 +35,8 @@
 import { type KeyValue, keyString, type MigrationRuntime, type Row } from '@cutover/core'
 import { changedNothing, definiteOutcome, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
 import type { ModelBinding } from '../model-binding.js'
+import { isClosed, untilConnected, wouldBuffer } from '../connection-ready.js'
+import { isObjectId } from '../keys.js'
 import { storedImagesFor } from './stored-image.js'
 import { afterCommit } from './transaction-buffer.js'
 import { runAs } from './write-origin.js'
@@ -109,9 +111,14 @@ async function observedWrite(collection: DriverCollection, method: string, args:
   runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
   if (!mirrorsOld(runtime)) return collection[method](...args)
 
-  // Wait for the connection here instead of letting Mongoose buffer the call: a buffered call runs
-  // later outside this write origin, and the unmirrored-write detector would report it.
-  if (collection.buffer && collection._shouldBufferCommands?.() !== false) await new Promise<void>((resolve) => collection.addQueue(resolve))
+  // Wait for the connection here instead of letting Mongoose buffer the call (a buffered call runs
+  // later outside this write origin, and the unmirrored-write detector would report it), with
+  // Mongoose's own timeout and error, so an unreachable server fails the write as it would without
+  // the plugin. A closed connection is Mongoose's to answer.
+  if (wouldBuffer(collection)) {
+    if (isClosed(collection)) return collection[method](...args)
+    await untilConnected(collection, method)
+  }
   const options = optionsOf(method, args)
   const session = options?.session
   let capture: Capture | undefined
@@ -139,24 +146,7 @@ async function observedWrite(collection: DriverCollection, method: string, args:
       const keys = capture.keysAfter(result, error)
       const images = capture.imagesAfter?.(result, error) ?? []
       // Also runs inside `commitTransaction` (after the commit): it must never throw there.
-      const record = () => {
-        try {
-          const distinct = new Map<string, KeyValue>()
-          for (const value of keys) {
-            const key = binding.keys.toStore(value)
-            distinct.set(keyString(key), key)
-          }
-          const imageOf = new Map<string, Row>()
-          for (const image of images) imageOf.set(keyString(image[binding.keyField] as KeyValue), image)
-          for (const [id, key] of distinct) {
-            const image = imageOf.get(id)
-            runtime.recordWrite('old', image ? { key, op: capture!.op, postImage: image, postImageExact: true } : { key, op: capture!.op })
-          }
-        } catch (error) {
-          binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
-          runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
-        }
-      }
+      const record = () => recordKeys(binding, capture!.op, keys, images, collection.collectionName ?? model.modelName, method)
       if (keys.length > 0 && !afterCommit(session, record)) record()
     } catch (error) {
       binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
@@ -165,6 +155,57 @@ async function observedWrite(collection: DriverCollection, method: string, args:
   }
   if (failed) throw failure
   return call.unwrap(result)
+}
+
+/**
+ * Hands each affected key to the mirror, one by one: a key that has no Store form that reads the
+ * same document back (null, a Date, an embedded document, a Buffer) is reported as unmirrored and
+ * counted, with the key's type, and the write's other keys are still mirrored. Never throws.
+ */
+function recordKeys(binding: ModelBinding, op: Op, keys: readonly unknown[], images: readonly Row[], target: string, method: string): void {
+  const { runtime, model } = binding
+  const imageOf = new Map<string, Row>()
+  for (const image of images) {
+    const key = image[binding.keyField]
+    if (typeof key === 'string' || typeof key === 'number' || typeof key === 'bigint') imageOf.set(keyString(key), image)
+  }
+  const distinct = new Map<string, KeyValue>()
+  for (const value of keys) {
+    const key = mirrorableKey(binding, value)
+    if (key === undefined) {
+      runtime.recordUnmirrored(target, `${model.modelName}.${method}: a key of type ${keyType(value)} has no Store form; reconcile that document by hand`)
+      continue
+    }
+    distinct.set(keyString(key), key)
+  }
+  for (const [id, key] of distinct) {
+    try {
+      const image = imageOf.get(id)
+      runtime.recordWrite('old', image ? { key, op, postImage: image, postImageExact: true } : { key, op })
+    } catch (error) {
+      binding.logger.error('could not record the key of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, key: id, error })
+      runtime.recordUnmirrored(target, `${model.modelName}.${method}: recording failed`)
+    }
+  }
+}
+
+/** The Store form of a MongoDB key, if it has one that the codec turns back into the same key. */
+function mirrorableKey(binding: ModelBinding, value: unknown): KeyValue | undefined {
+  if (value === null || value === undefined) return undefined
+  try {
+    const key = binding.keys.toStore(value)
+    const back = binding.keys.toMongo(key)
+    const same = isObjectId(value) ? isObjectId(back) && back.toHexString() === value.toHexString() : back === value
+    return same ? key : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function keyType(value: unknown): string {
+  if (value === null) return 'null'
+  if (value instanceof Date) return 'Date'
+  return (value as { _bsontype?: string } | undefined)?._bsontype ?? (Array.isArray(value) ? 'array' : typeof value)
 }
 
 /** The options argument of a collection write method. */
@@ -270,8 +311,9 @@ async function captureFor(collection: DriverCollection, method: string, args: un
         op: 'upsert',
         keysAfter: (result, error) => {
           if (error !== undefined) return changedNothing(error) ? [] : candidates
-          const r = result as { matchedCount?: number; upsertedId?: unknown } | undefined
-          const upserted = r?.upsertedId === undefined || r.upsertedId === null ? [] : [r.upsertedId]
+          const r = result as { matchedCount?: number; upsertedCount?: number; upsertedId?: unknown } | undefined
+          // An upsert of `{ _id: null }` stores a document whose key is null: reported, not dropped.
+          const upserted = (r?.upsertedCount ?? 0) > 0 || (r?.upsertedId !== undefined && r.upsertedId !== null) ? [r?.upsertedId ?? null] : []
           return r?.matchedCount === 0 ? upserted : [...candidates, ...upserted]
         },
       }

@@ -17,11 +17,13 @@
  */
 import type { Logger, MigrationRuntime } from '@cutover/core'
 import type { Connection } from 'mongoose'
+import { guarded } from '../background.js'
 import { currentWriteOrigin } from './write-origin.js'
 import { COLLECTION_WRITE_METHODS } from './write-methods.js'
 
 interface Watch {
   readonly collections: Map<string, MigrationRuntime>
+  readonly logger: Logger
   attached: 'commands' | 'operations' | undefined
 }
 
@@ -33,9 +35,9 @@ const WRITE_COMMANDS = new Set(['insert', 'update', 'delete', 'findAndModify', '
 export function watchUnmirroredWrites(connection: Connection, collection: string, runtime: MigrationRuntime, logger: Logger): void {
   let watch = watches.get(connection)
   if (!watch) {
-    watch = { collections: new Map(), attached: undefined }
+    watch = { collections: new Map(), logger, attached: undefined }
     watches.set(connection, watch)
-    const attach = () => attachTo(connection, watch as Watch, logger)
+    const attach = () => guardedReport(watch as Watch, () => attachTo(connection, watch as Watch, logger))
     attach()
     connection.on('connected', attach)
   }
@@ -49,7 +51,8 @@ function attachTo(connection: Connection, watch: Watch, logger: Logger): void {
   if (watch.attached === 'commands' || !client) return
   if (client.options?.monitorCommands) {
     watch.attached = 'commands'
-    client.on('commandStarted', (event: CommandStarted) => onCommand(connection, watch, event))
+    // A driver event listener that throws would throw into the driver's command path.
+    client.on('commandStarted', (event: CommandStarted) => guardedReport(watch, () => onCommand(connection, watch, event)))
     return
   }
   if (watch.attached === 'operations') return
@@ -57,11 +60,11 @@ function attachTo(connection: Connection, watch: Watch, logger: Logger): void {
   logger.warn('connection has no monitorCommands: writes through connection.db cannot be detected; pass { monitorCommands: true } when connecting', {
     database: connection.name,
   })
-  connection.on('operation-start', (event: { collectionName?: string; method?: string }) => {
+  connection.on('operation-start', (event: { collectionName?: string; method?: string }) => guardedReport(watch, () => {
     if (!event.method || !COLLECTION_WRITE_METHODS.has(event.method) || !event.collectionName || currentWriteOrigin()) return
     const runtime = watch.collections.get(event.collectionName)
     if (runtime) report(runtime, event.collectionName, `${event.method} on ${connection.name}.${event.collectionName} bypassed the Cutover plugin`)
-  })
+  }))
 }
 
 interface CommandStarted {
@@ -89,6 +92,12 @@ function aggregateTarget(command: Record<string, unknown>): string | undefined {
   if (typeof target === 'string') return target
   const into = target?.into ?? target?.coll
   return typeof into === 'string' ? into : typeof into?.coll === 'string' ? into.coll : undefined
+}
+
+/** Runs detection work from a driver or connection event: a failure is counted and logged, never thrown into the emitter. */
+function guardedReport(watch: Watch, work: () => void): void {
+  const [runtime] = watch.collections.values()
+  guarded({ logger: watch.logger, migration: runtime?.name ?? 'unknown', ...(runtime ? { metrics: runtime.metrics } : {}) }, 'write.detection_failed', 'unmirrored-write detection failed', work)
 }
 
 function report(runtime: MigrationRuntime, collection: string, detail: string): void {
