@@ -246,6 +246,8 @@ describe('cutover phase and cutover plan', () => {
     const plan = await cli('plan', 'people')
     expect(plan.code, plan.text).toBe(0)
     expect(plan.result).toMatchObject({ command: 'plan', phase: 'shadow', next: { to: 'compare', met: false } })
+    const status = await cli('status', 'people')
+    expect(status.result).toMatchObject({ command: 'status', migrations: [{ migration: 'people', plan: { next: { to: 'compare', met: false } } }] })
     const forced = await cli('phase', 'people', 'compare', '--force', '--reason', 'checked by hand')
     expect(forced.code, forced.text).toBe(0)
     expect(forced.result).toMatchObject({ after: { phase: 'compare' } })

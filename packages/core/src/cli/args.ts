@@ -1,4 +1,5 @@
 import { CutoverError } from '../model/errors.js'
+import { editDistance } from '../model/edit-distance.js'
 
 /** `cutover verify users --sample 1 --json` → `{ positionals: ['verify', 'users'], flags: { sample: '1', json: true } }`. */
 export interface ParsedArgs {
@@ -89,17 +90,6 @@ function unknownOption(name: string, table: OptionTable, command: string | undef
   return new UsageError(`unknown option --${name.replace(/^-+/, '')} for ${where}${near.length > 0 ? `; did you mean ${near.map((k) => `--${k}`).join(' or ')}?` : ''}`, command)
 }
 
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length] as number
-}
 
 export function numberFlag(args: ParsedArgs, name: string): number | undefined {
   const value = args.flags[name]

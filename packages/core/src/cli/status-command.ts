@@ -5,6 +5,8 @@ import { DeadLetterTable } from '../control/dead-letters.js'
 import { type InstanceRecord, InstanceTable } from '../control/instances.js'
 import { JobControl } from '../control/job-control.js'
 import { QuarantineTable } from '../control/quarantine.js'
+import { phasePlan } from '../control/phase-plan.js'
+import { isPhase } from '../model/phase.js'
 import { VerificationReports } from '../control/verification-report.js'
 import { readEnvFlags } from '../runtime/env-flags.js'
 import { type CommandContext, EXIT, writeResult } from './command.js'
@@ -26,9 +28,11 @@ export async function statusCommand(context: CommandContext): Promise<number> {
   const fences = await new BarrierTable(control).allFences()
   const statuses = []
   for (const migration of migrations) {
+    const state = await controlState(control, migration.name)
     statuses.push({
       migration: migration.name,
-      ...(await controlState(control, migration.name)),
+      ...state,
+      plan: isPhase(state.phase) ? await phasePlan(control, migration, state.phase) : undefined,
       jobControl: await new JobControl(control).state(migration.name),
       compared: comparedReads(instances, migration.name),
       mirrorLagMs: Math.max(0, ...liveStates(instances, migration.name).map((s) => s.mirrorLagMs)),
@@ -56,6 +60,7 @@ export async function statusCommand(context: CommandContext): Promise<number> {
 
 type Status = Awaited<ReturnType<typeof controlState>> & {
   migration: string
+  plan: Awaited<ReturnType<typeof phasePlan>> | undefined
   jobControl: { paused: boolean; reason?: string | null | undefined }
   compared: ReturnType<typeof comparedReads>
   mirrorLagMs: number
@@ -77,6 +82,7 @@ function describe(s: Status): string {
     `  compared reads: ${consistency}; mirror lag p99 ${s.mirrorLagMs} ms`,
     `  backfill: ${s.backfill.ranges === 0 ? 'not started' : `${s.backfill.done}/${s.backfill.ranges} ranges done, ${formatCount(s.backfill.read)} read, ${formatCount(s.backfill.written)} written, ${formatCount(s.backfill.quarantined)} quarantined`}`,
     `  quarantine: ${Object.entries(s.quarantineByReason).map(([r, n]) => `${n} × ${r}`).join('; ') || 'empty'}; dead letters open: ${s.deadLettersOpen}${s.deadLettersOpen > 0 ? ` (${Object.entries(s.deadLettersByReason).map(([r, n]) => `${n} × ${r}`).join(', ')})` : ''}`,
+    ...planLines(s),
     `  last verification: ${s.lastVerification ? `#${s.lastVerification.id} ${s.lastVerification.kind} ${s.lastVerification.consistent ? 'consistent' : 'INCONSISTENT'} at ${s.lastVerification.finishedAt.toISOString()}` : 'none'}`,
     `  instances: ${s.instances.length === 0 ? 'none registered' : ''}`,
     ...instanceLines,
@@ -126,4 +132,17 @@ async function backfillProgress(control: Kysely<any>, migration: string) {
 async function lastVerification(control: Kysely<any>, migration: string) {
   const report = await new VerificationReports(control).load(migration)
   return report ? { id: report.id, kind: report.kind, finishedAt: report.finishedAt, consistent: report.consistent, counts: report.counts } : null
+}
+
+/** The next move's gates and the safety net, as `cutover plan` shows them in full. */
+function planLines(s: Status): string[] {
+  const next = s.plan?.next
+  const net = s.plan?.safetyNet
+  const lines: string[] = []
+  if (next) {
+    const unmet = next.gates.filter((g) => !g.met).map((g) => `${g.gate} (${g.measured})`)
+    lines.push(`  next: ${next.from} → ${next.to} ${next.met ? 'allowed' : `waits on ${unmet.join('; ')}`}`)
+  }
+  if (net) lines.push(`  safety net: ${net.releasedAt ? 'released' : `${net.readOnlyDaysLeft.toFixed(1)} days of read-only old store left`}, revert window ${net.revertWindowOpen ? 'open' : 'closed'}`)
+  return lines
 }

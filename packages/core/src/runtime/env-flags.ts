@@ -1,6 +1,7 @@
 import { ConfigError, type ConfigProblem } from '../model/errors.js'
 import type { Phase } from '../model/phase.js'
 import { parseSettingText, SETTING_ALLOWED } from '../model/settings.js'
+import { editDistance } from '../model/edit-distance.js'
 
 /** The settings env flags give one migration. Run-time control (the control table) may override them. */
 export interface MigrationFlags {
@@ -129,15 +130,3 @@ function unknownMigration(variable: string, names: readonly string[]): string | 
   return `${variable} names no migration; known: ${names.map((n) => `CUTOVER_${n}_${match[2]}`).join(', ') || '(none)'}`
 }
 
-/** Levenshtein distance, for telling a typo from another tool's variable. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length] as number
-}

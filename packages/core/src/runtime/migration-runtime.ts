@@ -235,8 +235,10 @@ export class MigrationRuntime {
   checkWrite(side: Side, target: string, key?: KeyValue): void {
     this.#host.fleet?.assertWritable(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
     const behavior = this.behavior
-    // After `complete` the old store is the archive of the move: no policy lets a write reach it.
-    const permissive = this.migration.staleSideWrites === 'permissive' && this.phase !== 'complete'
+    // After `complete` the old store is the archive of the move: until its safety net is released,
+    // no policy lets a write reach it.
+    const archived = this.phase === 'complete' && this.#safetyNet?.releasedAt === undefined
+    const permissive = this.migration.staleSideWrites === 'permissive' && !archived
     if (side === behavior.authoritative || side === 'new' || permissive) return
     throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : String(key))
   }

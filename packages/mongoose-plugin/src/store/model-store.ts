@@ -139,7 +139,8 @@ export class MongooseModelStore implements Store, NewStoreReader {
     const listed = await this.#run('describe', async () => (await this.model.db.db!.listCollections({ name }, { nameOnly: true }).toArray()).length > 0)
     const schema = this.model.schema
     const versionKey = schema.get('versionKey')
-    const fields = [...new Set(Object.keys(schema.paths).map((path) => path.split('.')[0] as string))].filter((field) => field !== versionKey)
+    // Every MongoDB document has an `_id` (the server adds one), even under a `{ _id: false }` schema.
+    const fields = [...new Set([...Object.keys(schema.paths).map((path) => path.split('.')[0] as string), '_id'])].filter((field) => field !== versionKey)
     const uniqueIndex = schema.indexes().some(([index, options]) => options?.unique === true && Object.keys(index).length === 1 && this.keyField in index)
     const autoCreate = schema.get('autoCreate') ?? this.model.db.get('autoCreate') ?? true
     return {
