@@ -3,7 +3,7 @@
  * All three are idempotent, and install/remove are serialized per database by an advisory lock, so
  * every application instance may call them at start-up.
  */
-import { type Kysely, sql } from 'kysely'
+import { type Kysely, sql, type Transaction } from 'kysely'
 import type { Side } from '../model/phase.js'
 import type { Migration } from '../model/migration.js'
 import type { CapturableTable } from '../model/store.js'
@@ -28,29 +28,33 @@ export function objectsFor(migration: Migration<any, any>, side: Side): CaptureO
 
 /** Creates (or re-creates) the triggers of the given sides; the change log and its tables if missing. */
 export async function installCapture(migration: Migration<any, any>, sides: readonly Side[] = capturableSides(migration)): Promise<void> {
-  for (const side of sides) {
-    const table = captureTable(migration, side)
-    const objects = objectsFor(migration, side)
-    await table.run(() =>
-      table.db.transaction().execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(hashtext('cutover.capture'))`.execute(trx)
-        await checkPrivileges(trx, migration.name, objects)
-        await runAll(trx, [...CAPTURE_SCHEMA_SQL, ...installSql(objects, migration.name, side)], migration.name, objects)
-      }),
-    )
-  }
+  await forEachSide(migration, sides, async (trx, objects, side) => {
+    await checkPrivileges(trx, migration.name, objects)
+    await runAll(trx, [...CAPTURE_SCHEMA_SQL, ...installSql(objects, migration.name, side)], migration.name, objects)
+  })
 }
 
 /** Drops the triggers and function of the given sides and their unapplied log entries. */
 export async function removeCapture(migration: Migration<any, any>, sides: readonly Side[] = capturableSides(migration)): Promise<void> {
+  await forEachSide(migration, sides, async (trx, objects) => {
+    if (!(await hasChangeLog(trx))) return
+    await runAll(trx, removeSql(objects), migration.name, objects)
+  })
+}
+
+/** Runs `work` for each side in a transaction of its own, serialized with every other install or removal. */
+async function forEachSide(
+  migration: Migration<any, any>,
+  sides: readonly Side[],
+  work: (trx: Transaction<any>, objects: CaptureObjects, side: Side) => Promise<void>,
+): Promise<void> {
   for (const side of sides) {
     const table = captureTable(migration, side)
     const objects = objectsFor(migration, side)
     await table.run(() =>
       table.db.transaction().execute(async (trx) => {
         await sql`select pg_advisory_xact_lock(hashtext('cutover.capture'))`.execute(trx)
-        if (!(await hasChangeLog(trx))) return
-        await runAll(trx, removeSql(objects), migration.name, objects)
+        await work(trx, objects, side)
       }),
     )
   }
