@@ -28,7 +28,7 @@ export interface SignalLevels {
   /** Keys waiting in the old → new and new → old mirror queues. */
   readonly mirrorDepth: number
   readonly reverseDepth: number
-  /** p99 of the time from enqueue to apply over the interval, either direction. */
+  /** p99 of the time from enqueue to apply over the recent applies (the histogram's reservoir), either direction. */
   readonly mirrorLagMs: number
 }
 

@@ -115,6 +115,18 @@ export function metricId(name: string, labels?: Labels): string {
   return keys.length === 0 ? name : `${name}{${keys.map((k) => `${k}=${labels[k]}`).join(',')}}`
 }
 
+/** Reads an id of `metricId` back into its name and labels. */
+export function parseMetricId(id: string): { name: string; labels: Record<string, string> } {
+  const brace = id.indexOf('{')
+  if (brace < 0) return { name: id, labels: {} }
+  const labels: Record<string, string> = {}
+  for (const pair of id.slice(brace + 1, -1).split(',')) {
+    const eq = pair.indexOf('=')
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return { name: id.slice(0, brace), labels }
+}
+
 /** Metrics never throw into the code that measures. */
 function guarded(run: () => void): void {
   try {

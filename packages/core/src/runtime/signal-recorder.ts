@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { NO_SIGNALS, type SignalCounts, type SignalHistory, subtractSignals } from '../control/signal-history.js'
 import type { Logger } from '../observe/logger.js'
-import type { Metrics, MetricsSnapshot } from '../observe/metrics.js'
+import { type Metrics, type MetricsSnapshot, metricId, parseMetricId } from '../observe/metrics.js'
 import type { MigrationRuntime } from './cutover.js'
 
 /** How often an instance adds what it counted to `cutover.signals`. */
@@ -94,17 +94,5 @@ export function countsOf(snapshot: MetricsSnapshot, migration: string): SignalCo
 }
 
 function lagOf(snapshot: MetricsSnapshot, migration: string, direction: string): number {
-  return snapshot.histograms[`mirror.lag_ms{direction=${direction},migration=${migration}}`]?.p99 ?? 0
-}
-
-/** Reads `name{a=1,b=2}` (see `metricId`) back into its name and labels. */
-function parseMetricId(id: string): { name: string; labels: Record<string, string> } {
-  const brace = id.indexOf('{')
-  if (brace < 0) return { name: id, labels: {} }
-  const labels: Record<string, string> = {}
-  for (const pair of id.slice(brace + 1, -1).split(',')) {
-    const eq = pair.indexOf('=')
-    labels[pair.slice(0, eq)] = pair.slice(eq + 1)
-  }
-  return { name: id.slice(0, brace), labels }
+  return snapshot.histograms[metricId('mirror.lag_ms', { migration, direction })]?.p99 ?? 0
 }
