@@ -69,6 +69,11 @@ export function gateSettings(overrides: GateOverrides | undefined): GateSettings
   return Object.freeze(merged) as unknown as GateSettings
 }
 
+/** The gate settings of a migration: its own over the defaults; undefined when it is ungated (`gates: false`). */
+export function gatesOf(migration: { readonly gates?: GateOverrides | false }): GateSettings | undefined {
+  return migration.gates === false ? undefined : gateSettings(migration.gates)
+}
+
 /** One entry of the phase timeline: the migration entered `phase` (with `readPercent`) at `at`. */
 export interface PhaseEntry {
   readonly at: Date

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Migration } from '../model/migration.js'
 import type { Phase } from '../model/phase.js'
 import { phaseTimeline, readGateInputs } from './gate-inputs.js'
-import { dwellMs, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gateSettings, type GateSettings, type PhaseEntry } from './phase-gates.js'
+import { DEFAULT_GATES, dwellMs, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gatesOf, type GateSettings, type PhaseEntry } from './phase-gates.js'
 import { oldStoreReadOnly, revertWindowOpen, SafetyNets, type SafetyNetState } from './safety-net.js'
 
 /** The forward move from each phase, the one `cutover plan` shows the gates of. */
@@ -42,7 +42,8 @@ export interface PhasePlan {
 }
 
 export async function phasePlan(db: Kysely<any>, migration: Migration<any, any>, phase: Phase, now = new Date()): Promise<PhasePlan> {
-  const settings = gateSettings(migration.gates === false ? undefined : migration.gates)
+  // An ungated migration's plan still shows what the default gates would say.
+  const settings = gatesOf(migration) ?? DEFAULT_GATES
   const timeline = await phaseTimeline(db, migration.name)
   const to = phase === 'rollback' ? retryTarget(timeline) : NEXT_PHASE[phase]
   const inputs = await readGateInputs(db, migration.name, (to && GATE_WINDOW_PHASE[to]) ?? phase, phase, now)

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { readGateInputs } from '../control/gate-inputs.js'
-import { DEFAULT_GATES, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gateSettings, type GateSettings } from '../control/phase-gates.js'
+import { DEFAULT_GATES, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gatesOf } from '../control/phase-gates.js'
 import { revertWindowOpen, SafetyNets } from '../control/safety-net.js'
 import { ConfigError, PhaseGateError, RevertWindowClosedError } from '../model/errors.js'
 import type { Migration } from '../model/migration.js'
@@ -12,11 +12,6 @@ export interface GateOverride {
   /** Move although gates are unmet; needs a `reason`. The audit records both and the gate values. */
   readonly force?: boolean
   readonly reason?: string
-}
-
-/** The gate settings of a migration: its own, over the defaults; undefined when it is ungated. */
-export function gatesOf(migration: Migration<any, any>): GateSettings | undefined {
-  return migration.gates === false ? undefined : gateSettings(migration.gates)
 }
 
 /**
