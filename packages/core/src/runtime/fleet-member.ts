@@ -7,6 +7,7 @@ import { type InstanceMigrationState, InstanceTable } from '../control/instances
 import type { Logger } from '../observe/logger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Phase } from '../model/phase.js'
+import { finishesWithin } from './background.js'
 import { authorityCanMove, type FenceReason, WriteFencedError } from './write-fence.js'
 
 /** The LISTEN/NOTIFY channel every control change is announced on (a wake-up hint only). */
@@ -32,6 +33,13 @@ export interface FleetEngine {
   readonly metrics: Metrics
   readonly migrations: readonly { readonly name: string; readonly phase: Phase; queueDepth(): number; drain(): Promise<void> }[]
   refresh(): Promise<void>
+}
+
+/** Rounds given up on but still waiting on the control database; more wait for one to settle. */
+const MAX_HUNG_ROUNDS = 2
+
+interface Round {
+  abandoned: boolean
 }
 
 interface Hold {
@@ -62,6 +70,7 @@ export class FleetMember {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #again = false
+  readonly #hung = new Set<Promise<void>>()
   #listener: pg.Client | undefined
   #stopped = false
 
@@ -90,12 +99,16 @@ export class FleetMember {
     if (this.#options.listenUrl) void this.#listen(this.#options.listenUrl)
   }
 
+  /** Leaves the fleet; finishes within about twice the lease even when the control database does not answer. */
   async stop(): Promise<void> {
     this.#stopped = true
     if (this.#timer) clearInterval(this.#timer)
-    await this.#ticking
-    await this.#listener?.end().catch(() => undefined)
-    await this.#instances.remove(this.instanceId).catch(() => undefined)
+    await finishesWithin(this.#ticking ?? Promise.resolve(), this.#options.leaseMs)
+    const leave = async () => {
+      await this.#listener?.end().catch(() => undefined)
+      await this.#instances.remove(this.instanceId).catch(() => undefined)
+    }
+    if (!(await finishesWithin(leave(), this.#options.leaseMs))) this.#engine.logger.warn('leaving the fleet did not finish; the instance row expires with its heartbeat', { instance: this.name })
   }
 
   /** Throws `WriteFencedError` if this instance must not accept a write to `migration`'s tables now. */
@@ -106,25 +119,44 @@ export class FleetMember {
     throw new WriteFencedError(migration, reason, target, key)
   }
 
-  /** One round: control state, barriers, fences, heartbeat. Never throws; overlapping calls coalesce. */
+  /**
+   * One round: control state, barriers, fences, heartbeat. Never throws; overlapping calls coalesce.
+   * A round that has not finished within the lease is given up (counted, logged) so that the next
+   * can try on another connection: a query on a half-open socket (a failed-over server, a
+   * partition) can hang until TCP gives up, many minutes later. At most `MAX_HUNG_ROUNDS` are left
+   * hanging at once, so a link that swallows everything does not pile up requests without bound.
+   */
   tick(): Promise<void> {
     if (this.#ticking) {
       this.#again = true
       return this.#ticking
     }
-    this.#ticking = (async () => {
-      do {
-        this.#again = false
-        await this.#round().catch((error: unknown) => {
-          // The same failure as a poll's: counted under the same name, whichever reads the control table.
-          this.#engine.metrics.increment('control.refresh_failed')
-          this.#engine.logger.warn('fleet heartbeat failed', { instance: this.name, error })
-        })
-      } while (this.#again && !this.#stopped)
-    })().finally(() => {
+    this.#ticking = this.#rounds().finally(() => {
       this.#ticking = undefined
     })
     return this.#ticking
+  }
+
+  async #rounds(): Promise<void> {
+    do {
+      this.#again = false
+      if (this.#hung.size >= MAX_HUNG_ROUNDS) await Promise.race(this.#hung)
+      const round: Round = { abandoned: false }
+      const running = this.#round(round).catch((error: unknown) => {
+        if (!round.abandoned) this.#roundFailed('fleet heartbeat failed', { error })
+      })
+      if (await finishesWithin(running, this.#options.leaseMs)) continue
+      round.abandoned = true
+      this.#roundFailed('fleet heartbeat did not finish within the lease; given up, the next round retries', { timeoutMs: this.#options.leaseMs })
+      this.#hung.add(running)
+      void running.finally(() => this.#hung.delete(running))
+    } while (this.#again && !this.#stopped)
+  }
+
+  #roundFailed(message: string, fields: Record<string, unknown>): void {
+    // The same failure as a poll's: counted under the same name, whichever reads the control table.
+    this.#engine.metrics.increment('control.refresh_failed')
+    this.#engine.logger.warn(message, { instance: this.name, ...fields })
   }
 
   /** Acknowledges a barrier this process itself announced, without waiting for its next round. */
@@ -137,7 +169,7 @@ export class FleetMember {
     this.#holds.delete(migration)
   }
 
-  async #round(): Promise<void> {
+  async #round(round: Round): Promise<void> {
     // The lease counts from when this round began reading: a round stalled midway (a paused
     // process, a slow network) must not renew it with what it read before the stall.
     const startedAt = performance.now()
@@ -147,14 +179,17 @@ export class FleetMember {
     const closed = await this.#closedHolds()
     const versions = await this.#readVersions()
     await this.#engine.refresh()
+    // A round given up must not apply what it read before the rounds that replaced it.
+    if (round.abandoned) return
     for (const migration of closed) this.#holds.delete(migration)
     this.#versions = versions
     for (const barrier of await this.#barriers.pendingFor(this.instanceId, names)) {
       if (!this.#acking.has(barrier.id)) void this.#acknowledge(barrier)
     }
+    if (round.abandoned) return
     await this.#followFences()
     await this.#instances.heartbeat({ instanceId: this.instanceId, name: this.name, host: hostname(), pid: process.pid }, this.#state())
-    this.#lastControlRead = startedAt
+    if (!round.abandoned) this.#lastControlRead = startedAt
   }
 
   async #acknowledge(barrier: OpenBarrier): Promise<void> {
