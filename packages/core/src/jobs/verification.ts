@@ -113,7 +113,7 @@ async function chooseRowHash(oldSide: SegmentSource, newSide: SegmentSource, log
   logger.info('verification: row hash chosen', {
     migration,
     rowHash: chosen ? 'hashtextextended' : (oldSide.rowHash ?? 'sha256'),
-    nativeFields: chosen ? [...chosen.native.keys()] : [],
+    nativeFields: chosen ? [...chosen.native.keys()].sort() : [],
   })
   return chosen?.sides ?? [oldSide, newSide]
 }
