@@ -6,7 +6,7 @@ import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
 import { projectOnto, rowDigest } from './row-digest.js'
 import { routingBucket } from '../model/routing.js'
-import { type NativeFamily, newStoreSegments, oldStoreSegments, type SegmentChecksum, type SegmentSource } from './segment-checksum.js'
+import { type BuiltinRowHash, type NativeFamily, newStoreSegments, oldStoreSegments, type SegmentChecksum, type SegmentSource } from './segment-checksum.js'
 import { type KeyValue, keyString, type Row, storeRecordKey } from '../model/store.js'
 import type { Inconsistency, VerificationCounts, VerificationReport } from '../control/verification-report.js'
 import { VerificationReports } from '../control/verification-report.js'
@@ -124,7 +124,9 @@ async function builtinIfIdentical(
 ): Promise<{ sides: [SegmentSource, SegmentSource]; native: ReadonlyMap<string, NativeFamily> } | undefined> {
   const [oldHash, newHash] = [oldSide.builtinHash, newSide.builtinHash]
   if (!oldHash || !newHash) return undefined
-  const answers = await Promise.all([oldHash.probe(), newHash.probe(), oldHash.nativeFamilies?.(), newHash.nativeFamilies?.()]).catch(() => undefined)
+  // A side that cannot tell its fields' types still takes the built-in hash, on canonical text.
+  const families = (hash: BuiltinRowHash) => hash.nativeFamilies?.().catch(() => undefined)
+  const answers = await Promise.all([oldHash.probe(), newHash.probe(), families(oldHash), families(newHash)]).catch(() => undefined)
   if (!answers) return undefined
   const [oldProbe, newProbe, oldFamilies, newFamilies] = answers
   if (oldProbe !== newProbe || oldProbe === '') return undefined
