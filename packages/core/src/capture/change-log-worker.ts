@@ -232,6 +232,7 @@ export class ChangeLogWorker {
         migration: this.#options.migration.name,
         direction: this.#options.direction,
         key: outcome.key,
+        ...(events.has(outcome.key) ? { keyValue: events.get(outcome.key)?.key } : {}),
         op: events.get(outcome.key)?.op ?? 'upsert',
         reasonCode: outcome.reasonCode,
         reason: outcome.reason,

@@ -78,11 +78,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
   reconcile: {
     run: reconcileCommand,
     usesStores: true,
-    usage: ['reconcile <migration> [--report ID] [--keys a,b] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]'],
+    usage: ['reconcile <migration> [--report ID] [--keys KEYS] [--include-quarantine] [--include-dead-letters] [--authoritative old|new]'],
     summary: "Repair the latest (or given) verification report's differences from the authoritative side, audited.",
     options: [
       { name: 'report', kind: 'text', value: 'ID', help: 'the verification report to repair (default: the latest)' },
-      { name: 'keys', kind: 'text', value: 'a,b,c', help: 'repair these keys' },
+      { name: 'keys', kind: 'text', value: 'KEYS', help: `repair these keys: 5,7,9, or JSON: '["a,b",7]', and for a composite key '[[1,"a"],[2,"b"]]' (parts in key-column order)` },
       { name: 'include-quarantine', kind: 'flag', help: 'also retry quarantined records' },
       { name: 'include-dead-letters', kind: 'flag', help: 'also repair the keys of open dead letters' },
       { name: 'authoritative', kind: 'text', value: 'old|new', help: 'the side to copy from (default: by phase)' },

@@ -2,16 +2,19 @@ import { reconcile } from '../jobs/reconcile.js'
 import { VerificationReports } from '../control/verification-report.js'
 import { stringFlag, UsageError } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
+import { parseKeysArgument } from './keys-argument.js'
 
 /**
- * `cutover reconcile <migration> [--report ID] [--keys a,b,c] [--include-quarantine]
+ * `cutover reconcile <migration> [--report ID] [--keys KEYS] [--include-quarantine]
  * [--include-dead-letters] [--authoritative old|new]`: repairs the latest (or given) report's inconsistencies.
+ * `--keys` is `a,b,c` or JSON, `[[1,"a"],[2,"b"]]` for a composite key (`parseKeysArgument`).
  * Exits 2 when keys still differ afterwards.
  */
 export async function reconcileCommand(context: CommandContext): Promise<number> {
   const migration = migrationArgument(context)
   const reportId = stringFlag(context.args, 'report')
-  const keys = stringFlag(context.args, 'keys')?.split(',').filter((k) => k !== '')
+  const keysText = stringFlag(context.args, 'keys')
+  const keys = keysText === undefined ? undefined : parseKeysArgument(keysText, migration)
   const authoritative = stringFlag(context.args, 'authoritative')
   if (authoritative !== undefined && authoritative !== 'old' && authoritative !== 'new') throw new UsageError('--authoritative is old or new')
   const report = reportId ? await new VerificationReports(context.config.control).load(migration.name, reportId) : undefined

@@ -36,6 +36,7 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         resolved_at timestamptz,
         resolution text
       )`.execute(trx)
+    await addTypedKeyColumns(trx, 'dead_letters')
     await sql`create index if not exists dead_letters_open on cutover.dead_letters (migration, direction, id) where resolved_at is null`.execute(trx)
     await sql`
       create table if not exists cutover.migration_state (
@@ -109,6 +110,7 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         resolution text,
         unique (migration, key)
       )`.execute(trx)
+    await addTypedKeyColumns(trx, 'quarantine')
     await sql`
       create table if not exists cutover.verification_reports (
         id bigserial primary key,
@@ -129,6 +131,13 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
   })
 }
 
+/**
+ * A dead letter's or quarantined record's key with its parts' types (`StoredKey`: `key_type`,
+ * `key_value`), beside the `key` text they are matched by; added after the tables first shipped.
+ */
+async function addTypedKeyColumns(trx: Kysely<any>, table: 'dead_letters' | 'quarantine'): Promise<void> {
+  await sql`alter table ${sql.table(`cutover.${table}`)} add column if not exists key_type text, add column if not exists key_value text`.execute(trx)
+}
 
 /**
  * The audit's sequence number and HMAC (added after the table first shipped, hence `alter`). Entries

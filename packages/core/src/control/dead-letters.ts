@@ -1,13 +1,20 @@
 import { type Kysely, sql } from 'kysely'
 import { redactDriverText } from '../observe/driver-redaction.js'
+import type { KeyValue, Store } from '../model/store.js'
+import { keyArity, keyFromText, loadKey, storeKey } from '../model/stored-key.js'
 import { PayloadSealer } from './sealed-payload.js'
 
 /** A write that could not be applied to the other store, kept so that nothing is lost silently. */
 export interface DeadLetter {
   readonly migration: string
   readonly direction: 'old-to-new' | 'new-to-old'
-  /** The key in the source (authoritative) store. */
+  /** The key in the source (authoritative) store: its `keyString`. */
   readonly key: string
+  /**
+   * The key itself, when the writer has it: stored with its parts' types (`StoredKey`), so a replay
+   * reads back exactly this value, a composite key as its parts.
+   */
+  readonly keyValue?: KeyValue
   readonly op: 'upsert' | 'delete'
   /** `MAPPER_REJECTED`, `STORE_FAILED`, `QUEUE_FULL`, … */
   readonly reasonCode: string
@@ -52,6 +59,7 @@ export class DeadLetterTable implements DeadLetterSink {
           migration: entry.migration,
           direction: entry.direction,
           key: entry.key,
+          ...storedKeyColumns(entry.keyValue),
           op: entry.op,
           reason_code: entry.reasonCode,
           reason: redactDriverText(entry.reason),
@@ -103,6 +111,7 @@ export class DeadLetterTable implements DeadLetterSink {
       migration: row.migration,
       direction: row.direction,
       key: row.key,
+      ...loadedKey(row),
       op: row.op,
       reasonCode: row.reason_code,
       reason: row.reason,
@@ -152,6 +161,28 @@ export class DeadLetterTable implements DeadLetterSink {
       .where('id', 'in', [...ids])
       .execute()
   }
+}
+
+/** The `key_type`/`key_value` columns of a typed key (dead letters and quarantine). */
+export function storedKeyColumns(key: KeyValue | undefined): { key_type: string | null; key_value: string | null } {
+  if (key === undefined) return { key_type: null, key_value: null }
+  const stored = storeKey(key)
+  return { key_type: stored.type, key_value: stored.text }
+}
+
+/** `keyValue` from a row with typed-key columns, when it has them. */
+export function loadedKey(row: { key_type?: string | null; key_value?: string | null }): { keyValue?: KeyValue } {
+  if (!row.key_type || row.key_value === null || row.key_value === undefined) return {}
+  return { keyValue: loadKey({ text: row.key_value, type: row.key_type as 'string' }) }
+}
+
+/**
+ * The key of an entry as `store` (the side it was read from) takes it: the typed key when it was
+ * stored, else the key rebuilt from its text and the store's number of key columns (entries of
+ * writers that kept only the text), else the text.
+ */
+export function entryKey(entry: { readonly key: string; readonly keyValue?: KeyValue }, store: Pick<Store, 'keyFields'>): KeyValue {
+  return entry.keyValue ?? keyFromText(entry.key, keyArity(store)) ?? entry.key
 }
 
 /** JSON for payloads: bigint as string, ObjectId/Date through their own toJSON. */

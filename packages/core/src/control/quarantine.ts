@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
-import { toJson } from './dead-letters.js'
+import type { KeyValue } from '../model/store.js'
+import { loadedKey, storedKeyColumns, toJson } from './dead-letters.js'
 import { PayloadSealer } from './sealed-payload.js'
 
 /**
@@ -9,7 +10,10 @@ import { PayloadSealer } from './sealed-payload.js'
  */
 export interface QuarantinedRecord {
   readonly migration: string
+  /** The source key's `keyString`. */
   readonly key: string
+  /** The key itself, when the writer has it: stored with its parts' types (see `DeadLetter.keyValue`). */
+  readonly keyValue?: KeyValue
   /** `MAPPER_REJECTED`, `STORE_REJECTED`, … */
   readonly reasonCode: string
   /** Readable reason; names fields, never values. */
@@ -50,6 +54,7 @@ export class QuarantineTable {
         records.map((r) => ({
           migration: r.migration,
           key: r.key,
+          ...storedKeyColumns(r.keyValue),
           reason_code: r.reasonCode,
           reason: r.reason,
           fields: [...r.fields],
@@ -58,6 +63,8 @@ export class QuarantineTable {
       )
       .onConflict((oc) =>
         oc.columns(['migration', 'key']).doUpdateSet({
+          key_type: sql.ref('excluded.key_type'),
+          key_value: sql.ref('excluded.key_value'),
           reason_code: sql.ref('excluded.reason_code'),
           reason: sql.ref('excluded.reason'),
           fields: sql.ref('excluded.fields'),
@@ -83,6 +90,7 @@ export class QuarantineTable {
       id: String(row.id),
       migration: row.migration,
       key: row.key,
+      ...loadedKey(row),
       reasonCode: row.reason_code,
       reason: row.reason,
       fields: row.fields,

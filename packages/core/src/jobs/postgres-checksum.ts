@@ -4,8 +4,8 @@ import { ConfigError } from '../model/errors.js'
 import { sqlIdentifier } from '../model/field-map.js'
 import type { FieldMap } from '../model/field-rule.js'
 import { BUILTIN_ROW_HASH, ROW_HASH_PROBE_SQL, type RowHashScheme, SHA256_ROW_HASH } from './row-digest.js'
-import type { SegmentChecksum, SegmentLevel, SegmentSource } from './segment-checksum.js'
-import type { KeyValue } from '../model/store.js'
+import type { NativeFamily, SegmentChecksum, SegmentLevel, SegmentSource } from './segment-checksum.js'
+import { compositeKey, type KeyPart, type KeyValue } from '../model/store.js'
 
 /**
  * How a column's values look in the records the store hands to the core, which decides their
@@ -30,13 +30,38 @@ export interface PostgresSegmentsOptions {
   readonly db: Kysely<any>
   /** `name` or `schema.name`. */
   readonly table: string
-  /** The key column. */
-  readonly key: string
+  /** The key column, or the key columns of a composite key in key order. */
+  readonly key: string | readonly string[]
   readonly fields: readonly HashedField[]
   readonly rules?: ComparisonRules
   readonly name?: string
   /** The per-row hash. Default SHA-256 (`rowHash`); see `BUILTIN_ROW_HASH` for the other. */
   readonly rowHash?: RowHashScheme
+  /**
+   * With the built-in hash only: fields rendered by PostgreSQL's own output of their type (see
+   * `NativeFamily`) inside one `row(…)::text`, instead of their canonical JSON text. Chosen for a
+   * run by `verifyExhaustive`, for the fields both sides hold in the same family.
+   */
+  readonly native?: ReadonlyMap<string, NativeFamily>
+}
+
+/** Type names (`pg_typeof`) of each native family. */
+const NATIVE_FAMILIES: Readonly<Record<string, NativeFamily>> = {
+  smallint: 'integer',
+  integer: 'integer',
+  bigint: 'bigint',
+  text: 'text',
+  'character varying': 'text',
+  uuid: 'uuid',
+  boolean: 'boolean',
+}
+
+const NATIVE_RENDERING: Readonly<Record<NativeFamily, (e: string) => string>> = {
+  integer: (e) => `${e}::integer`,
+  bigint: (e) => e,
+  text: (e) => `${e}::text`,
+  uuid: (e) => e,
+  boolean: (e) => e,
 }
 
 /**
@@ -45,18 +70,27 @@ export interface PostgresSegmentsOptions {
  * return. Nothing but `(segment, count, sum)` crosses the wire.
  */
 export function postgresSegments(options: PostgresSegmentsOptions): SegmentSource {
-  const { db, key } = options
+  const { db } = options
   const table = qualified(options.table)
-  const keyRef = `t.${sqlIdentifier(key)}`
-  if (!options.fields.some((field) => field.sql === keyRef)) {
-    throw new ConfigError([{ source: 'fields', value: key, message: `the hashed fields of ${options.table} must include its key column "${key}"` }])
+  const keyColumns = typeof options.key === 'string' ? [options.key] : [...options.key]
+  const keyRefs = keyColumns.map((column) => `t.${sqlIdentifier(column)}`)
+  for (const [i, ref] of keyRefs.entries()) {
+    if (!options.fields.some((field) => field.sql === ref)) {
+      throw new ConfigError([{ source: 'fields', value: keyColumns[i], message: `the hashed fields of ${options.table} must include its key column "${keyColumns[i]}"` }])
+    }
   }
   const scheme = options.rowHash ?? SHA256_ROW_HASH
-  const hash = scheme.value(canonicalTextSql(options.fields, options.rules ?? {}))
-  // `offset 0` keeps PostgreSQL from inlining the subquery, which would compute the hash once per
-  // use (segment, digest, filter) instead of once per row.
-  const hashed = (extra = '') =>
-    `(select ${scheme.segment('x')} as h, ${scheme.digest('x')} as d${extra} from (select ${hash} as x${extra ? `, ${keyRef} as k` : ''} from ${table} as t offset 0) as r offset 0) as y`
+  const rules = options.rules ?? {}
+  const native = scheme === BUILTIN_ROW_HASH ? options.native : undefined
+  // A native row carries no field names (canonical text does): they seed its hash instead, so two
+  // sides hashing different fields never agree by position.
+  const hash = native ? scheme.value(nativeRowSql(options.fields, native, rules), fieldNamesSeed(options.fields, rules)) : scheme.value(canonicalTextSql(options.fields, rules))
+  // The row hash is computed once per row and used twice (segment, digest): a set-returning
+  // `unnest` keeps PostgreSQL from inlining the subquery (which would hash twice) while, unlike
+  // `offset 0`, still allowing a parallel scan with partial aggregation.
+  const keyList = keyRefs.map((ref, i) => `${ref} as k${i}`).join(', ')
+  const hashed = (withKeys = false) =>
+    `(select ${scheme.segment('x')} as h, ${scheme.digest('x')} as d${withKeys ? `, ${keyRefs.map((_, i) => `k${i}`).join(', ')}` : ''} from (select unnest(array[${hash}]) as x${withKeys ? `, ${keyList}` : ''} from ${table} as t) as r) as y`
   const segment = (bits: number) => (bits === 0 ? '0' : `(h >> ${32 - bits})`)
   let prepared: Promise<void> | undefined
   const prepare = () => (prepared ??= options.fields.some((f) => f.kind === 'json') ? ensureCanonicalJsonFunction(db) : Promise.resolve())
@@ -68,7 +102,8 @@ export function postgresSegments(options: PostgresSegmentsOptions): SegmentSourc
       : {
           builtinHash: {
             probe: async () => (await sql<{ probe: string }>`${sql.raw(ROW_HASH_PROBE_SQL)}`.execute(db)).rows[0]?.probe ?? '',
-            source: () => postgresSegments({ ...options, rowHash: BUILTIN_ROW_HASH }),
+            nativeFamilies: () => nativeFamilies(db, options.table, options.fields, rules),
+            source: (native?: ReadonlyMap<string, NativeFamily>) => postgresSegments({ ...options, rowHash: BUILTIN_ROW_HASH, ...(native ? { native } : {}) }),
           },
         }),
     async checksums(level: SegmentLevel): Promise<ReadonlyMap<number, SegmentChecksum>> {
@@ -81,12 +116,59 @@ export function postgresSegments(options: PostgresSegmentsOptions): SegmentSourc
     },
     async keys(level): Promise<KeyValue[]> {
       await prepare()
-      const rows = await sql<{ k: KeyValue }>`
-        select k from ${sql.raw(hashed(', k'))}
+      const rows = await sql<Record<string, KeyPart>>`
+        select ${sql.raw(keyRefs.map((_, i) => `k${i}`).join(', '))} from ${sql.raw(hashed(true))}
         where ${sql.raw(segment(level.bits))} = any(${level.segments.map(String)}::bigint[])`.execute(db)
-      return rows.rows.map((row) => row.k)
+      return rows.rows.map((row) => (keyRefs.length === 1 ? (row.k0 as KeyPart) : compositeKey(...keyRefs.map((_, i) => row[`k${i}`] as KeyPart))))
     },
   }
+}
+
+/**
+ * The native family of each hashed field that may be rendered natively (`NativeFamily`), from the
+ * types PostgreSQL gives the fields' expressions on this table (read on a row of NULLs, so an
+ * empty table answers too). Fields under a `numeric` rule keep their canonical text.
+ */
+async function nativeFamilies(db: Kysely<any>, table: string, fields: readonly HashedField[], rules: ComparisonRules): Promise<ReadonlyMap<string, NativeFamily>> {
+  if (fields.length === 0) return new Map()
+  const numeric = new Set(rules.numeric ?? [])
+  const types = fields.map((field, i) => `pg_typeof(${field.sql})::text as "f${i}"`).join(', ')
+  const { rows } = await sql<Record<string, string>>`select ${sql.raw(types)} from (select (null::${sql.raw(qualified(table))}).*) as t`.execute(db)
+  const row = rows[0] ?? {}
+  const result = new Map<string, NativeFamily>()
+  for (const [i, field] of fields.entries()) {
+    const family = NATIVE_FAMILIES[row[`f${i}`] ?? '']
+    if (family && !numeric.has(field.name) && !numeric.has('*')) result.set(field.name, family)
+  }
+  return result
+}
+
+/** A 31-bit FNV-1a of the kept field names, in order: the same on both sides when they hash the same fields. */
+function fieldNamesSeed(fields: readonly HashedField[], rules: ComparisonRules): number {
+  let hash = 0x811c9dc5
+  for (const char of JSON.stringify(keptFields(fields, rules).map((field) => field.name))) {
+    hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193) >>> 0
+  }
+  return hash & 0x7fffffff
+}
+
+/**
+ * SQL for a row's text when both sides render it alike (built-in hash only): the kept fields in
+ * name order as one `row(…)::text`, each native field as its type's output, the others as their
+ * canonical value text (NULL where canonical.ts drops or writes null). Not the canonical text, so
+ * only comparable with another source built with the same `native` map.
+ */
+function nativeRowSql(fields: readonly HashedField[], native: ReadonlyMap<string, NativeFamily>, rules: ComparisonRules): string {
+  const kept = keptFields(fields, rules)
+  if (kept.length === 0) return `'()'`
+  const dropNulls = rules.nullEqualsMissing ?? true
+  const values = kept.map((field) => {
+    const family = native.get(field.name)
+    if (family) return NATIVE_RENDERING[family](`(${field.sql})`)
+    const isNull = nullTestSql(field)
+    return `case when ${isNull} then ${dropNulls ? 'null' : `'null'`} else ${valueTextSql(field, rules)} end`
+  })
+  return `row(${values.join(', ')})::text`
 }
 
 /** The column kinds of a table, from the catalog. */
@@ -136,7 +218,7 @@ function kindOf(udt: string, dataType: string): ColumnKind {
 export async function postgresTableSegments(options: {
   readonly db: Kysely<any>
   readonly table: string
-  readonly key: string
+  readonly key: string | readonly string[]
   readonly fields: readonly string[]
   readonly rules?: ComparisonRules
   readonly kinds?: Readonly<Record<string, ColumnKind>>
@@ -160,7 +242,7 @@ export async function postgresMappedSegments(options: {
   readonly db: Kysely<any>
   /** The old table. */
   readonly table: string
-  readonly key: string
+  readonly key: string | readonly string[]
   readonly fieldMap: FieldMap
   /** The new table's column kinds (`columnKinds(newDb, newTable)`). */
   readonly kinds: Readonly<Record<string, ColumnKind>>
@@ -186,6 +268,21 @@ export async function postgresMappedSegments(options: {
 
 /** SQL for the canonical text of the record `{ field: value, … }` (canonical.ts, top-level object). */
 export function canonicalTextSql(fields: readonly HashedField[], rules: ComparisonRules): string {
+  const kept = keptFields(fields, rules)
+  if (kept.length > 99) throw new ConfigError([{ source: 'fields', value: kept.length, message: 'in-database checksums support up to 99 fields' }])
+  if (kept.length === 0) return `'{}'`
+  const dropNulls = rules.nullEqualsMissing ?? true
+  const pieces = kept.map((field) => {
+    const name = sqlStringLiteral(`${JSON.stringify(field.name)}:`)
+    const isNull = nullTestSql(field)
+    const value = valueTextSql(field, rules)
+    return dropNulls ? `case when ${isNull} then null else ${name} || ${value} end` : `${name} || case when ${isNull} then 'null' else ${value} end`
+  })
+  return `'{' || concat_ws(',', ${pieces.join(', ')}) || '}'`
+}
+
+/** The fields the comparison rules keep, in name order; rules SQL cannot follow are refused. */
+function keptFields(fields: readonly HashedField[], rules: ComparisonRules): HashedField[] {
   const unsupported = [...(rules.ignore ?? []).filter((pattern) => pattern.includes('.')), ...(rules.unordered ?? [])]
   if (unsupported.length > 0) {
     throw new ConfigError(
@@ -197,17 +294,12 @@ export function canonicalTextSql(fields: readonly HashedField[], rules: Comparis
     )
   }
   const ignored = new Set(rules.ignore ?? [])
-  const dropNulls = rules.nullEqualsMissing ?? true
-  const kept = fields.filter((field) => !ignored.has(field.name) && !ignored.has('*')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  if (kept.length > 99) throw new ConfigError([{ source: 'fields', value: kept.length, message: 'in-database checksums support up to 99 fields' }])
-  if (kept.length === 0) return `'{}'`
-  const pieces = kept.map((field) => {
-    const name = sqlStringLiteral(`${JSON.stringify(field.name)}:`)
-    const isNull = field.kind === 'json' ? `(${field.sql}) is null or jsonb_typeof(to_jsonb(${field.sql})) = 'null'` : `(${field.sql}) is null`
-    const value = valueTextSql(field, rules)
-    return dropNulls ? `case when ${isNull} then null else ${name} || ${value} end` : `${name} || case when ${isNull} then 'null' else ${value} end`
-  })
-  return `'{' || concat_ws(',', ${pieces.join(', ')}) || '}'`
+  return fields.filter((field) => !ignored.has(field.name) && !ignored.has('*')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+}
+
+/** Whether a field is null as canonical.ts sees it (a JSON null inside json/jsonb too). */
+function nullTestSql(field: HashedField): string {
+  return field.kind === 'json' ? `(${field.sql}) is null or jsonb_typeof(to_jsonb(${field.sql})) = 'null'` : `(${field.sql}) is null`
 }
 
 function valueTextSql(field: HashedField, rules: ComparisonRules): string {

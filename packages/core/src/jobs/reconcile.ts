@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { AuditLog } from '../control/audit-log.js'
 import { canonicalHash } from '../model/canonical.js'
-import { DeadLetterTable, type StoredDeadLetter } from '../control/dead-letters.js'
+import { DeadLetterTable, entryKey, type StoredDeadLetter } from '../control/dead-letters.js'
 import { readEnvFlags } from '../runtime/env-flags.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
@@ -9,6 +9,7 @@ import { type ApplyOutcome, MirrorQueue } from '../runtime/mirror-queue.js'
 import { isPhase, type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
 import { QuarantineTable } from '../control/quarantine.js'
 import { type KeyValue, keyString, type Row } from '../model/store.js'
+import { keyArity, keyFromText } from '../model/stored-key.js'
 import { inspectKeys } from './verification.js'
 import { type Inconsistency, type VerificationReport, VerificationReports } from '../control/verification-report.js'
 
@@ -113,12 +114,16 @@ async function collectKeys(
 ): Promise<{ keys: KeyValue[]; letters: StoredDeadLetter[] }> {
   const { migration } = options
   const keys = new Map<string, KeyValue>()
-  for (const key of options.keys ?? report?.inconsistencies.map((entry) => entry.key) ?? []) keys.set(keyString(key), key)
+  const add = (key: KeyValue) => keys.set(keyString(key), key)
+  // A report keeps key texts, and API callers may pass them: a composite key's text is read back
+  // into its parts (`keyFromText`); both sides of a migration have keys of one arity.
+  const arity = keyArity(migration.old)
+  for (const key of options.keys ?? report?.inconsistencies.map((entry) => entry.key) ?? []) add(typeof key === 'string' ? (keyFromText(key, arity) ?? key) : key)
   if (options.includeQuarantine) {
-    for (const entry of await quarantine.open(migration.name, { limit: 100_000 })) keys.set(entry.key, entry.key)
+    for (const entry of await quarantine.open(migration.name, { limit: 100_000 })) add(entryKey(entry, migration.old))
   }
   const letters = options.includeDeadLetters ? await deadLetters.open(migration.name, { limit: 100_000 }) : []
-  for (const letter of letters) keys.set(letter.key, letter.key)
+  for (const letter of letters) add(entryKey(letter, letter.direction === 'old-to-new' ? migration.old : migration.new))
   return { keys: [...keys.values()], letters }
 }
 

@@ -54,7 +54,8 @@ export const rowHashSql = {
  */
 export interface RowHashScheme {
   readonly name: 'sha256' | 'hashtextextended'
-  value(canonicalTextSql: string): string
+  /** `seed`: a 32-bit integer mixed into the built-in hash (SHA-256 has none). */
+  value(canonicalTextSql: string, seed?: number): string
   segment(value: string): string
   digest(value: string): string
 }
@@ -78,7 +79,7 @@ export const SHA256_ROW_HASH: RowHashScheme = {
  */
 export const BUILTIN_ROW_HASH: RowHashScheme = {
   name: 'hashtextextended',
-  value: (text) => `hashtextextended((${text}) collate "C", 0)`,
+  value: (text, seed = 0) => `hashtextextended((${text}) collate "C", ${seed})`,
   segment: (h) => `((${h} >> 32) & 4294967295)`,
   digest: (h) => `(${h} & 1152921504606846975)`,
 }

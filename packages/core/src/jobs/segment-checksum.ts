@@ -2,7 +2,7 @@ import type { ComparisonRules } from '../model/compare.js'
 import { MapperError } from '../model/errors.js'
 import type { Migration } from '../model/migration.js'
 import { projectOnto, type RowHash, rowHash } from './row-digest.js'
-import { type KeyValue, keyString, type Row, type Store } from '../model/store.js'
+import { type KeyValue, keyString, type Row, type Store, storeRecordKey } from '../model/store.js'
 
 /** Count and sum of the row digests (`rowHash`) of the records in one segment. */
 export interface SegmentChecksum {
@@ -29,12 +29,32 @@ export interface SegmentSource {
   readonly rowHash?: 'sha256' | 'hashtextextended'
   /**
    * A cheaper built-in hash this source can compute instead: used for a run only when both sides
-   * offer it and their `probe`s (the hashes of known inputs) are equal.
+   * offer it and their `probe`s (the hashes of known inputs) are equal. `nativeFamilies` names the
+   * fields this side could render by their type's own output; `source(native)` renders so the
+   * fields both sides hold in one family (and the canonical text of the rest).
    */
-  readonly builtinHash?: { probe(): Promise<string>; source(): SegmentSource }
+  readonly builtinHash?: BuiltinRowHash
   checksums(level: SegmentLevel): Promise<ReadonlyMap<number, SegmentChecksum>>
   /** The keys of the records in these segments (at `bits`). */
   keys(level: { readonly bits: number; readonly segments: readonly number[] }): Promise<KeyValue[]>
+}
+
+/**
+ * Types whose text output depends on nothing but the value (no session setting: DateStyle,
+ * TimeZone, extra_float_digits, bytea_output), so two servers render equal values equally, and
+ * which reach the core as the same JavaScript value on both sides: `integer` (int2, int4: numbers),
+ * `bigint` (int8: strings), `text` (text, varchar), `uuid`, `boolean`. Two sides' fields of one
+ * family render identically exactly when their values are equal: the rendering is injective, as
+ * `record_out` is, so it neither invents nor hides a difference. (`char(n)`, numeric, floats,
+ * timestamps, json and bytea keep their canonical text.)
+ */
+export type NativeFamily = 'integer' | 'bigint' | 'text' | 'uuid' | 'boolean'
+
+/** The built-in row hash a PostgreSQL source offers (see `postgresSegments`). */
+export interface BuiltinRowHash {
+  probe(): Promise<string>
+  nativeFamilies?(): Promise<ReadonlyMap<string, NativeFamily>>
+  source(native?: ReadonlyMap<string, NativeFamily>): SegmentSource
 }
 
 export function segmentOf(hash: number, bits: number): number {
@@ -54,12 +74,13 @@ export function storeSegments(
 ): SegmentSource {
   // Large pages: some stores (FerretDB) pay a fixed cost per keyset page; memory stays bounded.
   const batchSize = options.batchSize ?? 10_000
+  const keyOf = (row: Row) => storeRecordKey(store, store.keyField, row)
   async function walk(visit: (key: KeyValue, hash: RowHash) => void): Promise<void> {
     let after: KeyValue | undefined
     for (;;) {
       const rows = await store.scan({ ...(after === undefined ? {} : { after }), limit: batchSize })
       for (const row of rows) {
-        const key = row[store.keyField] as KeyValue
+        const key = keyOf(row)
         let hash: RowHash
         try {
           hash = rowHash(options.project(row, keyString(key)), options.rules)
@@ -70,7 +91,7 @@ export function storeSegments(
         visit(key, hash)
       }
       if (rows.length < batchSize) return
-      after = rows.at(-1)?.[store.keyField] as KeyValue
+      after = keyOf(rows.at(-1) as Row)
     }
   }
   return {

@@ -6,8 +6,8 @@ import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
 import { projectOnto, rowDigest } from './row-digest.js'
 import { routingBucket } from '../model/routing.js'
-import { newStoreSegments, oldStoreSegments, type SegmentChecksum, type SegmentSource } from './segment-checksum.js'
-import { type KeyValue, keyString, type Row } from '../model/store.js'
+import { type BuiltinRowHash, type NativeFamily, newStoreSegments, oldStoreSegments, type SegmentChecksum, type SegmentSource } from './segment-checksum.js'
+import { type KeyValue, keyString, type Row, storeRecordKey } from '../model/store.js'
 import type { Inconsistency, VerificationCounts, VerificationReport } from '../control/verification-report.js'
 import { VerificationReports } from '../control/verification-report.js'
 
@@ -103,20 +103,43 @@ export async function verifyExhaustive(options: ExhaustiveVerificationOptions): 
 
 /**
  * Both sides switch to the cheaper built-in hash when both offer it and compute it identically on
- * known inputs (same byte order, encoding, build); otherwise both keep SHA-256. Either way equal
- * records hash equal on both sides, so the choice can never report equal data as different.
+ * known inputs (same byte order, encoding, build); otherwise both keep SHA-256. With it, the fields
+ * both sides hold in one native family (same names on both sides) are rendered by their type's
+ * output instead of canonical JSON. Either way equal records hash equal on both sides, so the
+ * choice can never report equal data as different.
  */
 async function chooseRowHash(oldSide: SegmentSource, newSide: SegmentSource, logger: Logger, migration: string): Promise<[SegmentSource, SegmentSource]> {
   const chosen = await builtinIfIdentical(oldSide, newSide)
-  logger.info('verification: row hash chosen', { migration, rowHash: chosen ? 'hashtextextended' : (oldSide.rowHash ?? 'sha256') })
-  return chosen ?? [oldSide, newSide]
+  logger.info('verification: row hash chosen', {
+    migration,
+    rowHash: chosen ? 'hashtextextended' : (oldSide.rowHash ?? 'sha256'),
+    nativeFields: chosen ? [...chosen.native.keys()].sort() : [],
+  })
+  return chosen?.sides ?? [oldSide, newSide]
 }
 
-async function builtinIfIdentical(oldSide: SegmentSource, newSide: SegmentSource): Promise<[SegmentSource, SegmentSource] | undefined> {
-  if (!oldSide.builtinHash || !newSide.builtinHash) return undefined
-  const probes = await Promise.all([oldSide.builtinHash.probe(), newSide.builtinHash.probe()]).catch(() => undefined)
-  if (!probes || probes[0] !== probes[1] || probes[0] === '') return undefined
-  return [oldSide.builtinHash.source(), newSide.builtinHash.source()]
+async function builtinIfIdentical(
+  oldSide: SegmentSource,
+  newSide: SegmentSource,
+): Promise<{ sides: [SegmentSource, SegmentSource]; native: ReadonlyMap<string, NativeFamily> } | undefined> {
+  const [oldHash, newHash] = [oldSide.builtinHash, newSide.builtinHash]
+  if (!oldHash || !newHash) return undefined
+  // A side that cannot tell its fields' types still takes the built-in hash, on canonical text.
+  const families = (hash: BuiltinRowHash) => hash.nativeFamilies?.().catch(() => undefined)
+  const answers = await Promise.all([oldHash.probe(), newHash.probe(), families(oldHash), families(newHash)]).catch(() => undefined)
+  if (!answers) return undefined
+  const [oldProbe, newProbe, oldFamilies, newFamilies] = answers
+  if (oldProbe !== newProbe || oldProbe === '') return undefined
+  const native = sharedFamilies(oldFamilies, newFamilies)
+  return { sides: [oldHash.source(native), newHash.source(native)], native }
+}
+
+/** The fields both sides render in the same native family (the hash seed tells differing field sets apart). */
+function sharedFamilies(a: ReadonlyMap<string, NativeFamily> | undefined, b: ReadonlyMap<string, NativeFamily> | undefined): ReadonlyMap<string, NativeFamily> {
+  const shared = new Map<string, NativeFamily>()
+  if (!a || !b) return shared
+  for (const [field, family] of a) if (b.get(field) === family) shared.set(field, family)
+  return shared
 }
 
 /**
@@ -168,7 +191,7 @@ export async function verifySample(options: SampledVerificationOptions): Promise
     for (;;) {
       const rows = await side.scan({ ...(after === undefined ? {} : { after }), limit: batchSize })
       for (const row of rows) {
-        const key = row[keyField] as KeyValue
+        const key = storeRecordKey(side, keyField, row)
         if (routingBucket(keyString(key)) >= options.buckets) continue
         if (side === migration.old) oldRecords++
         else newRecords++
@@ -176,7 +199,7 @@ export async function verifySample(options: SampledVerificationOptions): Promise
       }
       options.onProgress?.({ stage: 'sample', done: sampled.size, total: undefined })
       if (rows.length < batchSize) break
-      after = rows.at(-1)?.[keyField] as KeyValue
+      after = storeRecordKey(side, keyField, rows.at(-1))
     }
   }
   const found = await inspectWithRecheck(options, [...sampled.values()])

@@ -28,3 +28,27 @@ export function loadKey(stored: StoredKey): KeyValue {
       return stored.text
   }
 }
+
+/**
+ * The key whose `keyString` is `text`, for a store whose keys have `arity` columns: the text
+ * itself for a single key, the parts of the JSON array for a composite one (as strings: the types
+ * are gone, which a PostgreSQL store does not mind, its parameters being cast to the columns).
+ * For entries that kept only the text (`StoredKey` is exact). Returns undefined when `text` is not
+ * the key text of a composite key of that arity.
+ */
+export function keyFromText(text: string, arity: number): KeyValue | undefined {
+  if (arity <= 1) return text
+  let parts: unknown
+  try {
+    parts = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(parts) || parts.length !== arity || !parts.every((part) => typeof part === 'string')) return undefined
+  return Object.freeze(parts as string[])
+}
+
+/** How many key columns a store's keys have. */
+export function keyArity(store: { readonly keyFields?: readonly string[] }): number {
+  return Math.max(1, store.keyFields?.length ?? 1)
+}

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { AuditLog } from '../control/audit-log.js'
 import { ensureSchema } from '../control/control-schema.js'
-import { DeadLetterTable, type DeadLetterSink } from '../control/dead-letters.js'
+import { DeadLetterTable, type DeadLetterSink, entryKey } from '../control/dead-letters.js'
 import { type MigrationFlags, readEnvFlags } from './env-flags.js'
 import { ConfigError, type ConfigProblem } from '../model/errors.js'
 import { checkSetting, parseSettingText, type SettingName } from '../model/settings.js'
@@ -334,7 +334,7 @@ export class Cutover {
         if (batch.length === 0) continue
         // State-based: each key is re-read from its source now, so replay writes current state.
         const outcomes = await runtime.queue(direction).apply(
-          batch.map((entry) => ({ key: entry.key, op: entry.op })),
+          batch.map((entry) => ({ key: entryKey(entry, direction === 'old-to-new' ? runtime.migration.old : runtime.migration.new), op: entry.op })),
           { deadLetter: false },
         )
         const byKey = new Map(outcomes.map((outcome) => [outcome.key, outcome]))

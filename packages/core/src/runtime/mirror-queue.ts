@@ -574,6 +574,7 @@ export class MirrorQueue {
       migration: this.migration,
       direction: this.direction,
       key: keyString(entry.key),
+      keyValue: entry.key,
       op: entry.op,
       reasonCode,
       reason,

@@ -218,16 +218,21 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   /**
    * The table as PostgreSQL's catalog has it, for Cutover's start-up checks: whether it exists, its
    * columns (or the configured `columns`; unknown with a `fromRow` transform, which may rename them),
-   * and whether a unique index without a predicate covers exactly the key column.
+   * and whether a unique index without a predicate covers exactly the key column (the key columns
+   * of a composite key, in any order).
    */
   async describe(): Promise<StoreShape> {
     const relation = this.table.split('.').map(sqlIdentifier).join('.')
+    const keyColumns = this.keyFields
+    const sortedKey = [...keyColumns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     const { rows } = await this.#run('describe', () =>
       sql<{ exists: boolean; columns: string[]; key_unique: boolean }>`
         select to_regclass(${relation}) is not null as exists,
           array(select a.attname::text from pg_attribute a where a.attrelid = to_regclass(${relation}) and a.attnum > 0 and not a.attisdropped order by a.attnum) as columns,
-          exists(select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
-                 where i.indrelid = to_regclass(${relation}) and i.indisunique and i.indpred is null and i.indnkeyatts = 1 and a.attname = ${this.keyField}) as key_unique`.execute(this.#db),
+          exists(select 1 from pg_index i
+                 where i.indrelid = to_regclass(${relation}) and i.indisunique and i.indpred is null and i.indnkeyatts = ${keyColumns.length}
+                   and (select array_agg(a.attname::text order by a.attname::text collate "C") from generate_series(0, i.indnkeyatts - 1) as k
+                        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[k]) = ${sortedKey}::text[]) as key_unique`.execute(this.#db),
     )
     const row = rows[0] ?? { exists: false, columns: [], key_unique: false }
     const fields = this.#options.fromRow ? undefined : (this.#options.columns ?? row.columns)
