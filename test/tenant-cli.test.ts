@@ -61,8 +61,10 @@ describe('cutover phase/status/rollback --tenant', () => {
 
     for (const [phase, extra] of [['ramp', ['--read-percent', '25']], ['cutover', []]] as const) expect((await cutover('phase', 'people', phase, '--tenant', 'acme', ...extra)).code).toBe(0)
     await until(() => acmePhase() === 'cutover')
+    await app.fleet?.tick() // the next heartbeat says which tenant phases the instance has in force
     const { result } = await cutover('status', 'people', '--json')
-    expect(result.migrations[0]).toMatchObject({ phase: 'shadow', tenants: [{ tenant: 'acme', phase: 'cutover', readPercent: 25, compareSample: 0.5, updatedBy: 'oncall' }] })
+    expect(result.migrations[0]).toMatchObject({ phase: 'shadow', tenants: [{ tenant: 'acme', phase: 'cutover', readPercent: 25, compareSample: 0.5, updatedBy: 'oncall', lagging: [] }] })
+    expect(result.migrations[0].instances).toEqual([expect.objectContaining({ name: 'app-a', phase: 'shadow' })])
     const text = (await cutover('status', 'people', '--text')).text
     expect(text).toContain('tenant overrides (1):')
     expect(text).toMatch(/acme: cutover \(v\d+\), reads on new 25%, compare sample 0.5, set by oncall/)

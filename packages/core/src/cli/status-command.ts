@@ -42,7 +42,7 @@ export async function statusCommand(context: CommandContext): Promise<number> {
       deadLettersOpen: await new DeadLetterTable(control).countOpen(migration.name),
       deadLettersByReason: await new DeadLetterTable(control).countByReason(migration.name),
       lastVerification: await lastVerification(control, migration.name),
-      tenants: await tenantOverrides(control, migration.name),
+      tenants: await tenantOverrides(control, migration.name, instances),
       instances: instances.map((i) => ({
         name: i.name,
         instanceId: i.instanceId,
@@ -151,13 +151,29 @@ function planLines(s: Status): string[] {
   return lines
 }
 
-/** Tenants with a phase of their own (`cutover.tenant_state`); every other tenant follows the migration's row. */
-async function tenantOverrides(control: Kysely<any>, migration: string) {
+/**
+ * Tenants with a phase of their own (`cutover.tenant_state`); every other tenant follows the
+ * migration's row. `lagging`: live instances that do not have the tenant's phase in force yet.
+ */
+async function tenantOverrides(control: Kysely<any>, migration: string, instances: readonly InstanceRecord[]) {
   const overrides = await new TenantStateTable(control).overrides(migration)
-  return overrides.map((o) => ({ tenant: o.tenant, phase: o.phase, readPercent: o.readPercent, compareSample: o.compareSample, version: o.version, updatedBy: o.updatedBy, updatedAt: o.updatedAt }))
+  const live = instances.filter((i) => i.heartbeatAgeS <= LIVE_WITHIN_S && i.migrations[migration])
+  return overrides.map((o) => ({
+    tenant: o.tenant,
+    phase: o.phase,
+    readPercent: o.readPercent,
+    compareSample: o.compareSample,
+    version: o.version,
+    updatedBy: o.updatedBy,
+    updatedAt: o.updatedAt,
+    lagging: live.filter((i) => i.migrations[migration]?.tenants?.[o.tenant] !== o.phase).map((i) => i.name),
+  }))
 }
 
 function tenantLines(tenants: Awaited<ReturnType<typeof tenantOverrides>>): string[] {
   if (tenants.length === 0) return ['  tenant overrides: none (every tenant follows the migration)']
-  return [`  tenant overrides (${tenants.length}):`, ...tenants.map((t) => `    ${t.tenant}: ${t.phase} (v${t.version}), reads on new ${t.readPercent}%, compare sample ${t.compareSample}, set by ${t.updatedBy} at ${t.updatedAt.toISOString()}`)]
+  return [
+    `  tenant overrides (${tenants.length}):`,
+    ...tenants.map((t) => `    ${t.tenant}: ${t.phase} (v${t.version}), reads on new ${t.readPercent}%, compare sample ${t.compareSample}, set by ${t.updatedBy} at ${t.updatedAt.toISOString()}${t.lagging.length > 0 ? `; NOT YET IN FORCE on ${t.lagging.join(', ')}` : ''}`),
+  ]
 }

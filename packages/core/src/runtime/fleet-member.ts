@@ -31,7 +31,7 @@ export interface FleetOptions {
 export interface FleetEngine {
   readonly logger: Logger
   readonly metrics: Metrics
-  readonly migrations: readonly { readonly name: string; readonly phase: Phase; queueDepth(): number; drain(): Promise<void> }[]
+  readonly migrations: readonly { readonly name: string; readonly phase: Phase; readonly tenantPhases: Readonly<Record<string, Phase>>; queueDepth(): number; drain(): Promise<void> }[]
   refresh(): Promise<void>
 }
 
@@ -237,6 +237,7 @@ export class FleetMember {
         queueDepth: runtime.queueDepth(),
         mirrorLagMs: Math.round(Math.max(lag?.p99 ?? 0, back?.p99 ?? 0)),
         writesRefused: this.#refusal(runtime.name, runtime.phase),
+        tenants: runtime.tenantPhases,
         compared: {
           equal: this.#engine.metrics.counter('compare.equal', { migration: runtime.name }),
           mismatch: this.#engine.metrics.counter('compare.mismatch', { migration: runtime.name }),
