@@ -172,6 +172,8 @@ describe('tenant by tenant across processes', () => {
     paused.process.kill('SIGCONT')
     await waitFor(() => paused.events.some((e) => e.type === 'tenant-phase' && e.tenant === 'bolt' && e.to === 'cutover'), 10_000)
     await waitFor(async () => (await sql`select 1 from cutover.fences`.execute(newDb.db)).rows.length === 0, 5_000)
+    // The fence row goes a moment before the instance stops refusing (and the probe reports it).
+    await waitFor(() => paused.events.filter((e) => e.type === 'write' && e.tenant === 'bolt').at(-1)?.outcome === 'WRITE_REJECTED_BY_PHASE', 5_000)
     const afterWake = paused.events.filter((e) => e.type === 'write' && e.at >= resumedAt)
     // Woken in ramp past its lease, it refused bolt's old-store writes until it followed; cole (in
     // shadow, whose authority cannot move in one step) kept writing.
