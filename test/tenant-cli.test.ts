@@ -94,4 +94,14 @@ describe('cutover phase/status/rollback --tenant', () => {
     expect(skip.code).toBe(1)
     expect(skip.errors).toContain('Tenant "acme" of migration "people" cannot move from phase "shadow" to "cutover"')
   })
+
+  it('`cutover rollback <migration>` rolls back the tenants with phases of their own too, each through its barrier', { timeout: 30_000 }, async () => {
+    expect((await cutover('phase', 'people', 'compare', '--tenant', 'acme')).code).toBe(0)
+    for (const phase of ['compare', 'ramp']) expect((await cutover('phase', 'people', phase, '--tenant', 'bolt')).code).toBe(0)
+    const rollback = await cutover('rollback', 'people', '--json')
+    expect(rollback).toMatchObject({ code: 0, result: { before: 'shadow', after: 'rollback', tenants: [{ tenant: 'acme', before: 'compare' }, { tenant: 'bolt', before: 'ramp' }] } })
+    await until(() => app.migration('people').phase === 'rollback' && acmePhase() === 'rollback' && app.migration('people').phaseFor({ tenant: 'bolt' }) === 'rollback')
+    for (const tenant of ['acme', 'bolt']) expect((await cutover('phase', 'people', '--tenant', tenant, '--clear')).code).toBe(0)
+    expect((await cutover('rollback', 'people', '--json')).result).toMatchObject({ changed: false })
+  })
 })
