@@ -147,6 +147,8 @@ describe('fleet control across processes', () => {
     paused.process.kill('SIGCONT')
     await followed([paused.name], 'cutover', resumedAt)
     await waitFor(async () => (await sql`select 1 from cutover.fences`.execute(database.db)).rows.length === 0, 5_000)
+    // The fence row goes, and the lease renews, a moment before the instance stops refusing.
+    await waitFor(() => paused.events.filter((e) => e.type === 'write').at(-1)?.outcome === 'WRITE_REJECTED_BY_PHASE', 5_000)
     const afterWake = paused.events.filter((e) => e.type === 'write' && e.at >= resumedAt)
     // Woken in `ramp`, past its lease: it refuses, it does not write to the old store.
     expect(afterWake[0]?.outcome).toMatch(/^WRITE_FENCED:(lease|fenced)$/)

@@ -103,6 +103,8 @@ export {
   type Phase,
   type PhaseBehavior,
   type Side,
+  TENANT_PHASES,
+  TenantPhaseTransitionError,
 } from './model/phase.js'
 export { BUCKETS, bucketInPercent, rampReadSide, routingBucket, type TenantOverrides } from './model/routing.js'
 export {
@@ -189,3 +191,5 @@ export { type BarrierSettings, type PassedBarrier } from './runtime/phase-barrie
 export { authorityCanMove, type FenceReason, movesWriteAuthority, WriteFencedError } from './runtime/write-fence.js'
 export { InstanceTable, type InstanceMigrationState, type InstanceRecord } from './control/instances.js'
 export { BarrierTable, type Fence, type OpenBarrier } from './control/barriers.js'
+export { TenantStateTable, type TenantOverride } from './control/tenant-state.js'
+export { type MigrationSettings } from './model/settings.js'

@@ -97,13 +97,15 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
   },
   phase: {
     run: phaseCommand,
-    usage: ['phase <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT] [--force]'],
+    usage: ['phase <migration> [<phase>] [--read-percent N] [--compare-sample F] [--reason TEXT] [--force]', 'phase <migration> [<phase>] --tenant T [...]', 'phase <migration> --tenant T --clear'],
     summary: "Show the fleet's phase of a migration, or move every process to another (checked against the phase table and the phase gates, audited).",
     options: [
       { name: 'read-percent', kind: 'number', value: 'N', help: 'in ramp: share of routing keys read from the new store, 0-100' },
       { name: 'compare-sample', kind: 'number', value: 'F', help: 'share of reads compared, 0-1' },
       { name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log (needed with --force)' },
       { name: 'force', kind: 'flag', help: 'move although phase gates are unmet; the audit keeps the gate values' },
+      { name: 'tenant', kind: 'text', value: 'T', help: "the phase of one tenant's requests only (its own row in cutover.tenant_state)" },
+      { name: 'clear', kind: 'flag', help: "with --tenant: remove the tenant's own phase; it follows the migration again" },
     ],
     exits: '3 when phase gates refuse the move',
   },
@@ -146,9 +148,12 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
   },
   rollback: {
     run: rollbackCommand,
-    usage: ['rollback <migration> [--reason TEXT]'],
-    summary: 'The emergency command: move the whole fleet to rollback now, through the write barrier, audited.',
-    options: [{ name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log' }],
+    usage: ['rollback <migration> [--tenant T] [--reason TEXT]'],
+    summary: 'The emergency command: move the whole fleet (or one tenant) to rollback now, through the write barrier, audited.',
+    options: [
+      { name: 'reason', kind: 'text', value: 'TEXT', help: 'why, for the audit log' },
+      { name: 'tenant', kind: 'text', value: 'T', help: "roll back only this tenant's requests" },
+    ],
   },
   audit: {
     run: auditCommand,

@@ -9,6 +9,7 @@ import { phasePlan } from '../control/phase-plan.js'
 import { isPhase } from '../model/phase.js'
 import { VerificationReports } from '../control/verification-report.js'
 import { readEnvFlags } from '../runtime/env-flags.js'
+import { TenantStateTable } from '../control/tenant-state.js'
 import { type CommandContext, EXIT, writeResult } from './command.js'
 import { formatCount } from './progress-renderer.js'
 
@@ -41,6 +42,7 @@ export async function statusCommand(context: CommandContext): Promise<number> {
       deadLettersOpen: await new DeadLetterTable(control).countOpen(migration.name),
       deadLettersByReason: await new DeadLetterTable(control).countByReason(migration.name),
       lastVerification: await lastVerification(control, migration.name),
+      tenants: await tenantOverrides(control, migration.name, instances),
       instances: instances.map((i) => ({
         name: i.name,
         instanceId: i.instanceId,
@@ -69,6 +71,7 @@ type Status = Awaited<ReturnType<typeof controlState>> & {
   deadLettersOpen: number
   deadLettersByReason: Record<string, number>
   lastVerification: Awaited<ReturnType<typeof lastVerification>>
+  tenants: Awaited<ReturnType<typeof tenantOverrides>>
   instances: { name: string; heartbeatAgeS: number; live: boolean; phase: string | null; writesRefused: string | null; fenced: boolean }[]
 }
 
@@ -84,6 +87,7 @@ function describe(s: Status): string {
     `  quarantine: ${Object.entries(s.quarantineByReason).map(([r, n]) => `${n} × ${r}`).join('; ') || 'empty'}; dead letters open: ${s.deadLettersOpen}${s.deadLettersOpen > 0 ? ` (${Object.entries(s.deadLettersByReason).map(([r, n]) => `${n} × ${r}`).join(', ')})` : ''}`,
     ...planLines(s),
     `  last verification: ${s.lastVerification ? `#${s.lastVerification.id} ${s.lastVerification.kind} ${s.lastVerification.consistent ? 'consistent' : 'INCONSISTENT'} at ${s.lastVerification.finishedAt.toISOString()}` : 'none'}`,
+    ...tenantLines(s.tenants),
     `  instances: ${s.instances.length === 0 ? 'none registered' : ''}`,
     ...instanceLines,
   ].join('\n')
@@ -145,4 +149,31 @@ function planLines(s: Status): string[] {
   }
   if (net) lines.push(`  safety net: ${net.releasedAt ? 'released' : `${net.readOnlyDaysLeft.toFixed(1)} days of read-only old store left`}, revert window ${net.revertWindowOpen ? 'open' : 'closed'}`)
   return lines
+}
+
+/**
+ * Tenants with a phase of their own (`cutover.tenant_state`); every other tenant follows the
+ * migration's row. `lagging`: live instances that do not have the tenant's phase in force yet.
+ */
+async function tenantOverrides(control: Kysely<any>, migration: string, instances: readonly InstanceRecord[]) {
+  const overrides = await new TenantStateTable(control).overrides(migration)
+  const live = instances.filter((i) => i.heartbeatAgeS <= LIVE_WITHIN_S && i.migrations[migration])
+  return overrides.map((o) => ({
+    tenant: o.tenant,
+    phase: o.phase,
+    readPercent: o.readPercent,
+    compareSample: o.compareSample,
+    version: o.version,
+    updatedBy: o.updatedBy,
+    updatedAt: o.updatedAt,
+    lagging: live.filter((i) => i.migrations[migration]?.tenants?.[o.tenant] !== o.phase).map((i) => i.name),
+  }))
+}
+
+function tenantLines(tenants: Awaited<ReturnType<typeof tenantOverrides>>): string[] {
+  if (tenants.length === 0) return ['  tenant overrides: none (every tenant follows the migration)']
+  return [
+    `  tenant overrides (${tenants.length}):`,
+    ...tenants.map((t) => `    ${t.tenant}: ${t.phase} (v${t.version}), reads on new ${t.readPercent}%, compare sample ${t.compareSample}, set by ${t.updatedBy} at ${t.updatedAt.toISOString()}${t.lagging.length > 0 ? `; NOT YET IN FORCE on ${t.lagging.join(', ')}` : ''}`),
+  ]
 }

@@ -7,6 +7,8 @@ import { findKey, type KeyRing, keyRingFromEnv } from './secret-keys.js'
 
 export type AuditAction =
   | 'phase_change'
+  /** A tenant's own phase set or cleared (`details.tenant`); kept apart so the migration's timeline stays its own. */
+  | 'tenant_phase_change'
   | 'dead_letter_replay'
   | 'backfill'
   | 'verification'

@@ -5,6 +5,8 @@ export interface OpenBarrier {
   readonly migration: string
   readonly fromPhase: string
   readonly toPhase: string
+  /** The tenant the change is scoped to; undefined: the whole migration. */
+  readonly tenant: string | undefined
   /** Milliseconds left until the coordinator stops waiting, by the control database's clock. */
   readonly remainingMs: number
 }
@@ -13,23 +15,28 @@ export interface Fence {
   readonly instanceId: string
   readonly migration: string
   readonly barrierId: string
-  /** The control row version the instance must have applied to be let through again. */
+  /** The tenant whose writes are fenced; undefined: the whole migration. */
+  readonly tenant: string | undefined
+  /** The control row version (`tenant_state.version` for a tenant's fence) the instance must have applied to be let through again. */
   readonly untilVersion: number
 }
 
 /**
  * `cutover.barriers`, `cutover.barrier_acks` and `cutover.fences`: a change of write authority is
  * announced, acknowledged by each live instance, then committed (or abandoned); the instances that
- * did not acknowledge in time are fenced until they follow the control row's new version.
+ * did not acknowledge in time are fenced until they follow the control row's new version. A change
+ * of one tenant's phase is scoped to that tenant (`tenant`): only that tenant's writes are held and
+ * fenced; the column holds `''` for the whole migration.
  */
 export class BarrierTable {
   constructor(readonly db: Kysely<any>) {}
 
-  async announce(barrier: { migration: string; fromPhase: string; toPhase: string; actor: string; timeoutMs: number }): Promise<string> {
+  async announce(barrier: { migration: string; tenant?: string | undefined; fromPhase: string; toPhase: string; actor: string; timeoutMs: number }): Promise<string> {
     const row = await this.db
       .insertInto('cutover.barriers')
       .values({
         migration: barrier.migration,
+        tenant: barrier.tenant ?? '',
         from_phase: barrier.fromPhase,
         to_phase: barrier.toPhase,
         actor: barrier.actor,
@@ -45,13 +52,13 @@ export class BarrierTable {
     if (migrations.length === 0) return []
     const rows = await this.db
       .selectFrom('cutover.barriers as b')
-      .select(['b.id', 'b.migration', 'b.from_phase', 'b.to_phase', sql<number>`extract(epoch from b.deadline - now()) * 1000`.as('remaining')])
+      .select(['b.id', 'b.migration', 'b.tenant', 'b.from_phase', 'b.to_phase', sql<number>`extract(epoch from b.deadline - now()) * 1000`.as('remaining')])
       .where('b.status', '=', 'announced')
       .where('b.migration', 'in', [...migrations])
       .where('b.deadline', '>', sql<Date>`now()`)
       .where((eb) => eb.not(eb.exists(eb.selectFrom('cutover.barrier_acks as a').select('a.instance_id').whereRef('a.barrier_id', '=', 'b.id').where('a.instance_id', '=', instanceId))))
       .execute()
-    return rows.map((row) => ({ id: String(row.id), migration: row.migration, fromPhase: row.from_phase, toPhase: row.to_phase, remainingMs: Number(row.remaining) }))
+    return rows.map((row) => ({ id: String(row.id), migration: row.migration, tenant: row.tenant === '' ? undefined : row.tenant, fromPhase: row.from_phase, toPhase: row.to_phase, remainingMs: Number(row.remaining) }))
   }
 
   async acknowledge(barrierId: string, instanceId: string): Promise<void> {
@@ -77,8 +84,8 @@ export class BarrierTable {
     if (fences.length === 0) return
     await this.db
       .insertInto('cutover.fences')
-      .values(fences.map((f) => ({ instance_id: f.instanceId, migration: f.migration, barrier_id: f.barrierId, until_version: f.untilVersion })))
-      .onConflict((oc) => oc.columns(['instance_id', 'migration']).doUpdateSet({ barrier_id: sql.ref('excluded.barrier_id'), until_version: sql.ref('excluded.until_version'), fenced_at: sql`now()` }))
+      .values(fences.map((f) => ({ instance_id: f.instanceId, migration: f.migration, tenant: f.tenant ?? '', barrier_id: f.barrierId, until_version: f.untilVersion })))
+      .onConflict((oc) => oc.columns(['instance_id', 'migration', 'tenant']).doUpdateSet({ barrier_id: sql.ref('excluded.barrier_id'), until_version: sql.ref('excluded.until_version'), fenced_at: sql`now()` }))
       .execute()
   }
 
@@ -88,17 +95,17 @@ export class BarrierTable {
   }
 
   async allFences(migration?: string): Promise<Fence[]> {
-    let query = this.db.selectFrom('cutover.fences').selectAll().orderBy('instance_id')
+    let query = this.db.selectFrom('cutover.fences').selectAll().orderBy('instance_id').orderBy('tenant')
     if (migration) query = query.where('migration', '=', migration)
     return (await query.execute()).map(toFence)
   }
 
   /** Lifts a fence once the instance follows `untilVersion` (it caught up). */
-  async lift(instanceId: string, migration: string, untilVersion: number): Promise<void> {
-    await this.db.deleteFrom('cutover.fences').where('instance_id', '=', instanceId).where('migration', '=', migration).where('until_version', '<=', untilVersion).execute()
+  async lift(instanceId: string, migration: string, tenant: string | undefined, untilVersion: number): Promise<void> {
+    await this.db.deleteFrom('cutover.fences').where('instance_id', '=', instanceId).where('migration', '=', migration).where('tenant', '=', tenant ?? '').where('until_version', '<=', untilVersion).execute()
   }
 }
 
 function toFence(row: Record<string, any>): Fence {
-  return { instanceId: row.instance_id, migration: row.migration, barrierId: String(row.barrier_id), untilVersion: Number(row.until_version) }
+  return { instanceId: row.instance_id, migration: row.migration, tenant: row.tenant ? row.tenant : undefined, barrierId: String(row.barrier_id), untilVersion: Number(row.until_version) }
 }

@@ -13,6 +13,7 @@ export const CONTROL_SCHEMA = 'cutover'
  * - `dead_letters`: mirrored writes and backfilled records that could not be applied, with the reason;
  * - `migration_state`: run-time phase control, overriding env flags for the whole fleet;
  * - `instances`, `barriers`, `barrier_acks`, `fences`: the fleet (fleet-control tables below);
+ * - `tenant_state`: per-tenant phases overriding `migration_state` for that tenant's requests;
  * - `audit`: append-only, hash-chained, numbered and HMAC-authenticated log of phase changes,
  *   replays, reconciliations, quarantines.
  */
@@ -60,6 +61,7 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
       )`.execute(trx)
     await ensureAuditColumns(trx)
     await ensureFleetTables(trx)
+    await ensureTenantTables(trx)
     // Backfill, verification and reconciliation jobs (backfill.ts, verification.ts, reconcile.ts).
     await sql`
       create table if not exists cutover.backfill_checkpoints (
@@ -201,4 +203,31 @@ async function ensureFleetTables(trx: Kysely<any>): Promise<void> {
       fenced_at timestamptz not null default now(),
       primary key (instance_id, migration)
     )`.execute(trx)
+}
+
+/**
+ * Tenant by tenant (`control/tenant-state.ts`): a row per migration and tenant whose phase (when not
+ * null) overrides the migration's for that tenant's requests. Clearing an override keeps the row
+ * with a null phase, so its `version` keeps counting and a fence waiting on it can still be lifted.
+ * Barriers and fences name the tenant they are scoped to; `''` is the whole migration (a primary
+ * key column cannot be null, hence the empty string rather than null).
+ */
+async function ensureTenantTables(trx: Kysely<any>): Promise<void> {
+  await sql`
+    create table if not exists cutover.tenant_state (
+      migration text not null,
+      tenant text not null,
+      phase text,
+      read_percent numeric,
+      compare_sample numeric,
+      updated_by text not null,
+      updated_at timestamptz not null default now(),
+      version bigint not null default 1,
+      primary key (migration, tenant)
+    )`.execute(trx)
+  await sql`alter table cutover.barriers add column if not exists tenant text not null default ''`.execute(trx)
+  await sql`alter table cutover.fences add column if not exists tenant text not null default ''`.execute(trx)
+  // The fence's key gains the tenant: one instance can be fenced for several tenants of a migration.
+  await sql`alter table cutover.fences drop constraint if exists fences_pkey`.execute(trx)
+  await sql`create unique index if not exists fences_scope on cutover.fences (instance_id, migration, tenant)`.execute(trx)
 }

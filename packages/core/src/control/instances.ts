@@ -11,6 +11,8 @@ export interface InstanceMigrationState {
   readonly mirrorLagMs: number
   /** Why writes are refused right now, if they are: `barrier`, `fenced`, `lease`. */
   readonly writesRefused: string | null
+  /** Tenants with a phase of their own in force in the instance, by tenant (absent: none, or an older instance). */
+  readonly tenants?: Readonly<Record<string, string>>
   /** Compared reads since the instance started, by result. */
   readonly compared: { readonly equal: number; readonly mismatch: number; readonly settling: number }
 }

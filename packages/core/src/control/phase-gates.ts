@@ -291,3 +291,36 @@ export function duration(ms: number): string {
   if (m > 0) return `${m}m ${s % 60}s`
   return `${s}s`
 }
+
+/** One audited change of a tenant's own phase: `override` undefined when it was cleared. */
+export interface TenantPhaseChange {
+  readonly at: Date
+  readonly override: { readonly phase: Phase; readonly readPercent: number } | undefined
+  readonly actor: string
+}
+
+/**
+ * A tenant's timeline, for the gates of its own moves: at each moment the phase in force for its
+ * requests, which is its override when it has one and the migration's otherwise. Until its first
+ * override the tenant simply followed the migration, so its dwell in `shadow` counts from the
+ * migration's; after a clear it follows the migration again.
+ */
+export function tenantTimeline(migration: readonly PhaseEntry[], tenant: readonly TenantPhaseChange[]): PhaseEntry[] {
+  const changes = [...migration.map((entry) => ({ at: entry.at, migration: entry, tenant: undefined })), ...tenant.map((change) => ({ at: change.at, migration: undefined, tenant: change }))]
+  // Stable: at the same instant, the migration's entry first (the tenant's change was made after it).
+  changes.sort((a, b) => a.at.getTime() - b.at.getTime())
+  const timeline: PhaseEntry[] = []
+  let migrationNow: PhaseEntry | undefined
+  let override: TenantPhaseChange['override']
+  for (const change of changes) {
+    if (change.migration) migrationNow = change.migration
+    else override = change.tenant?.override
+    const phase = override?.phase ?? migrationNow?.phase
+    if (phase === undefined) continue
+    const readPercent = override?.readPercent ?? migrationNow?.readPercent ?? 0
+    const last = timeline.at(-1)
+    if (last?.phase === phase && last.readPercent === readPercent) continue
+    timeline.push(Object.freeze({ at: change.at, phase, readPercent, actor: change.migration?.actor ?? change.tenant?.actor ?? '' }))
+  }
+  return timeline
+}

@@ -67,3 +67,28 @@ export function canTransition(from: Phase, to: Phase): boolean {
 export function assertTransition(migration: string, from: Phase, to: Phase): void {
   if (!canTransition(from, to)) throw new PhaseTransitionError(migration, from, to, PHASE_TRANSITIONS[from])
 }
+
+/**
+ * The phases a tenant may be given of its own. All but `complete`: entering `complete` starts the
+ * migration's safety net, which makes the old store read-only for every tenant at once, so only the
+ * whole migration can complete (after every tenant override is cleared).
+ */
+export const TENANT_PHASES: readonly Phase[] = Object.freeze(PHASES.filter((phase) => phase !== 'complete'))
+
+/** A tenant's move that the phase table does not allow, from the tenant's own phase in force. */
+export class TenantPhaseTransitionError extends PhaseTransitionError {
+  constructor(
+    migration: string,
+    readonly tenant: string,
+    from: Phase,
+    to: Phase,
+  ) {
+    super(migration, from, to, PHASE_TRANSITIONS[from])
+    this.message = `Tenant "${tenant}" of migration "${migration}" cannot move from phase "${from}" to "${to}"; from "${from}" it may move to: ${PHASE_TRANSITIONS[from].join(', ')}`
+  }
+}
+
+/** Throws `TenantPhaseTransitionError` unless a tenant may move `from → to`. */
+export function assertTenantTransition(migration: string, tenant: string, from: Phase, to: Phase): void {
+  if (!canTransition(from, to)) throw new TenantPhaseTransitionError(migration, tenant, from, to)
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { ConfigProblem } from './errors.js'
 import { PHASES, type Phase } from './phase.js'
 
 /**
@@ -61,4 +62,30 @@ export function parseSettingText<N extends SettingName>(name: N, text: unknown):
 function result<N extends SettingName>(name: N, parsed: { success: boolean; data?: unknown }): SettingResult<N> {
   if (parsed.success) return { ok: true, value: parsed.data as MigrationSettings[N] }
   return { ok: false, message: `allowed: ${SETTING_ALLOWED[name]}` }
+}
+
+/**
+ * A tenant as it keys a control row (`cutover.tenant_state`) and as the request context names it:
+ * non-empty, at most 200 characters, no control characters (it is printed in status and the audit).
+ */
+export const TENANT_SCHEMA = z.string().min(1).max(200).regex(/^\P{Cc}+$/u)
+
+/** Validates a tenant id; `message` says what is allowed. */
+export function checkTenant(value: unknown): { readonly ok: true; readonly value: string } | { readonly ok: false; readonly message: string } {
+  const parsed = TENANT_SCHEMA.safeParse(value)
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, message: 'allowed: 1 to 200 characters, no control characters' }
+}
+
+/**
+ * Every problem of the settings a change gives, as `ConfigError` problems naming `source` (e.g.
+ * `setPhase("users")`) and `subject` (`migration "users"`, `tenant "acme" of migration "users"`).
+ */
+export function settingProblems(source: string, subject: string, given: Partial<Record<SettingName, unknown>>): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  for (const [setting, value] of Object.entries(given) as [SettingName, unknown][]) {
+    if (value === undefined) continue
+    const checked = checkSetting(setting, value)
+    if (!checked.ok) problems.push({ source: `${source}.${setting}`, value, message: `${setting} ${JSON.stringify(value)} for ${subject} is not valid; ${checked.message}` })
+  }
+  return problems
 }

@@ -4,22 +4,24 @@ import { ensureSchema } from '../control/control-schema.js'
 import { DeadLetterTable, type DeadLetterSink, entryKey } from '../control/dead-letters.js'
 import { type MigrationFlags, readEnvFlags } from './env-flags.js'
 import { ConfigError, type ConfigProblem } from '../model/errors.js'
-import { checkSetting, parseSettingText, type SettingName } from '../model/settings.js'
+import { checkSetting, checkTenant, type MigrationSettings, parseSettingText, type SettingName, settingProblems } from '../model/settings.js'
 import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { GUARD_ACTOR, MigrationRuntime } from './migration-runtime.js'
 import { checkStores, sidesCheckedFor } from './store-checks.js'
 import { DEFAULT_CLOSE_TIMEOUT_MS, type MirrorCloseReport } from './mirror-queue.js'
-import { assertTransition, type Phase } from '../model/phase.js'
+import { assertTenantTransition, assertTransition, type Phase, TENANT_PHASES } from '../model/phase.js'
 import { describeError, finishesWithin, neverThrowing } from './background.js'
 import { SafetyNets, type SafetyNetState } from '../control/safety-net.js'
 import { SignalHistory } from '../control/signal-history.js'
-import { afterMove, checkMove, type GateOverride, releaseOldStore } from './phase-move.js'
+import { afterMove, checkMove, checkTenantMove, type GateOverride, releaseOldStore } from './phase-move.js'
+import { type TenantRow, TenantStateTable } from '../control/tenant-state.js'
 import { DEFAULT_SIGNAL_INTERVAL_MS, SignalRecorder } from './signal-recorder.js'
 
 export { GUARD_ACTOR, MigrationRuntime, type ReadComparison, type ReadComparisonDetail } from './migration-runtime.js'
 import { attachChangeLogCapture } from '../capture/attach-capture.js'
+import { resolveCaptureSettings } from '../capture/capture-settings.js'
 import { type FleetOptions, FleetMember } from './fleet-member.js'
 import { fleetEngine } from './fleet-engine.js'
 import { type BarrierSettings, barrierSummary, commitBarrier, notifyFleet, passBarrier } from './phase-barrier.js'
@@ -160,11 +162,11 @@ export class Cutover {
     return [...this.#runtimes.values()]
   }
 
-  /** Re-reads run-time overrides from `cutover.migration_state`. */
+  /** Re-reads run-time overrides from `cutover.migration_state` and `cutover.tenant_state`. */
   async refresh(): Promise<void> {
     const db = this.#options.control
     if (!db) return
-    const [rows, nets] = await Promise.all([db.selectFrom('cutover.migration_state').selectAll().execute(), new SafetyNets(db).all()])
+    const [rows, nets, tenantRows] = await Promise.all([db.selectFrom('cutover.migration_state').selectAll().execute(), new SafetyNets(db).all(), new TenantStateTable(db).rows()])
     const byName = new Map(rows.map((row) => [row.migration as string, row]))
     for (const net of nets) this.#runtimes.get(net.migration)?.applySafetyNet(net)
     for (const runtime of this.#runtimes.values()) {
@@ -180,6 +182,36 @@ export class Cutover {
       if (this.#started && read.settings?.phase !== undefined && read.settings.phase !== runtime.configuredPhase && !(await this.#phaseChangeAllowed(runtime, read.settings.phase))) continue
       runtime.applyOverride(read.settings)
     }
+    for (const runtime of this.#runtimes.values()) runtime.applyTenantOverrides(await this.#tenantOverrides(runtime, tenantRows.filter((row) => (row.kind === 'override' ? row.override.migration : row.migration) === runtime.name)))
+  }
+
+  /**
+   * The tenant overrides of one migration from its `tenant_state` rows. A row that fails
+   * validation, or whose phase this process's stores would fail, keeps the tenant's settings in
+   * force (as for the migration's row).
+   */
+  async #tenantOverrides(runtime: MigrationRuntime, rows: readonly TenantRow[]): Promise<Map<string, MigrationSettings>> {
+    const before = runtime.tenantOverrides
+    const overrides = new Map<string, MigrationSettings>()
+    for (const row of rows) {
+      const tenant = row.kind === 'override' ? row.override.tenant : row.tenant
+      const kept = before.get(tenant)
+      if (row.kind === 'cleared') continue
+      if (row.kind === 'invalid') {
+        this.metrics.increment('control.setting_refused', { migration: runtime.name })
+        this.logger.error('control table holds invalid tenant settings; keeping the ones in force', { migration: runtime.name, tenant, problems: row.problems })
+        if (kept) overrides.set(tenant, kept)
+        continue
+      }
+      const { phase, readPercent, compareSample } = row.override
+      const current = kept?.phase ?? runtime.configuredPhase
+      if (this.#started && phase !== current && !(await this.#phaseChangeAllowed(runtime, phase))) {
+        if (kept) overrides.set(tenant, kept)
+        continue
+      }
+      overrides.set(tenant, Object.freeze({ phase, readPercent, compareSample }))
+    }
+    return overrides
   }
 
   /**
@@ -248,6 +280,7 @@ export class Cutover {
     const before = { phase: runtime.configuredPhase, readPercent: runtime.readPercent, compareSample: runtime.compareSample }
     assertTransition(name, before.phase, phase)
     const db = this.#options.control
+    if (db && phase === 'complete') await assertNoTenantOverrides(db, name)
     // The guard's rollback is never gated: it is how the fleet gets out of trouble.
     const gates = db && change.actor !== GUARD_ACTOR ? await checkMove(db, runtime.migration, before.phase, phase, change) : undefined
     const after = {
@@ -287,6 +320,59 @@ export class Cutover {
     runtime.applyOverride(after)
     this.fleet?.switched(name)
     this.logger.info('phase changed', { migration: name, from: before.phase, to: phase, actor: change.actor, reason: change.reason })
+  }
+
+  /**
+   * Gives one tenant a phase of its own (`phase`), or clears it (`null`: the tenant follows the
+   * migration again), for the whole fleet, through the same checks as `setPhase`: the settings'
+   * validation, the transition from the tenant's phase in force, the stores, the gates (on the
+   * tenant's own timeline, see `checkTenantMove`), a barrier scoped to the tenant when write
+   * authority moves for it, and an audit entry (`tenant_phase_change`, with `details.tenant`).
+   * Only the requests whose context names the tenant follow it.
+   */
+  async setTenantPhase(name: string, tenant: string, phase: Phase | null, change: PhaseChange): Promise<void> {
+    const runtime = this.migration(name)
+    const db = this.#options.control
+    checkTenantChange(runtime, tenant, phase, change, db !== undefined)
+    if (!db) return
+    const table = new TenantStateTable(db)
+    const own = await table.override(name, tenant)
+    // Nothing to clear: the tenant follows the migration already.
+    if (phase === null && !own) return
+    const migrationSettings = { phase: runtime.configuredPhase, readPercent: runtime.readPercent, compareSample: runtime.compareSample }
+    const before = own ? { phase: own.phase, readPercent: own.readPercent, compareSample: own.compareSample } : migrationSettings
+    const after =
+      phase === null
+        ? migrationSettings
+        : { phase, readPercent: change.readPercent ?? before.readPercent, compareSample: change.compareSample ?? before.compareSample }
+    assertTenantTransition(name, tenant, before.phase, after.phase)
+    await assertStoresFit(runtime, after.phase)
+    const gates = change.actor !== GUARD_ACTOR ? await checkTenantMove(db, runtime.migration, tenant, before.phase, after.phase, change) : undefined
+    const barrier = await passBarrier(db, { migration: name, tenant, from: before.phase, to: after.phase, actor: change.actor }, { logger: this.logger, ...(this.fleet ? { member: this.fleet } : {}), ...(this.#options.barrier ? { settings: this.#options.barrier } : {}) })
+    const version = await table.write(name, tenant, phase === null ? { phase: null } : after, change.actor)
+    if (barrier) await commitBarrier(db, barrier, version)
+    await notifyFleet(db, `tenant:${name}`)
+    await this.audit?.append({
+      actor: change.actor,
+      migration: name,
+      action: 'tenant_phase_change',
+      details: {
+        tenant,
+        before: { ...before, override: own !== undefined },
+        after: { ...after, override: phase !== null },
+        cleared: phase === null,
+        reason: change.reason ?? null,
+        ...(gates && gates.gates.length > 0 ? { gates: gates.gates, forced: !gates.met } : {}),
+        ...(change.evidence ? { evidence: change.evidence } : {}),
+        ...(barrier ? { barrier: barrierSummary(barrier) } : {}),
+      },
+    })
+    const overrides = new Map(runtime.tenantOverrides)
+    if (phase === null) overrides.delete(tenant)
+    else overrides.set(tenant, Object.freeze(after))
+    runtime.applyTenantOverrides(overrides)
+    this.fleet?.switched(name, tenant)
+    this.logger.info('tenant phase changed', { migration: name, tenant, from: before.phase, to: after.phase, cleared: phase === null, actor: change.actor, reason: change.reason })
   }
 
   /**
@@ -378,15 +464,37 @@ export class Cutover {
 
 /** Refuses a phase change whose settings the env flags or the control table would refuse. */
 function checkPhaseChange(name: string, phase: Phase, change: PhaseChange): void {
-  const given: Partial<Record<SettingName, unknown>> = { phase }
-  if (change.readPercent !== undefined) given.readPercent = change.readPercent
-  if (change.compareSample !== undefined) given.compareSample = change.compareSample
-  const problems: ConfigProblem[] = []
-  for (const [setting, value] of Object.entries(given) as [SettingName, unknown][]) {
-    const checked = checkSetting(setting, value)
-    if (!checked.ok) problems.push({ source: `setPhase(${JSON.stringify(name)}).${setting}`, value, message: `${setting} ${JSON.stringify(value)} for migration "${name}" is not valid; ${checked.message}` })
-  }
+  const problems = settingProblems(`setPhase(${JSON.stringify(name)})`, `migration "${name}"`, { phase, readPercent: change.readPercent, compareSample: change.compareSample })
   if (problems.length > 0) throw new ConfigError(problems)
+}
+
+/**
+ * Refuses a tenant change the migration cannot take: an invalid tenant id or setting, no control
+ * database (a tenant's phase lives in the control table), `complete` (only the whole migration
+ * completes: its safety net makes the old store read-only for every tenant), a migration already in
+ * `complete`, or change-log capture, whose workers follow the migration's phase alone.
+ */
+function checkTenantChange(runtime: MigrationRuntime, tenant: string, phase: Phase | null, change: PhaseChange, hasControl: boolean): void {
+  const name = runtime.name
+  const source = `setTenantPhase(${JSON.stringify(name)}, ${JSON.stringify(tenant)})`
+  const subject = `tenant ${JSON.stringify(tenant)} of migration "${name}"`
+  const problems: ConfigProblem[] = settingProblems(source, subject, { phase: phase ?? undefined, readPercent: change.readPercent, compareSample: change.compareSample })
+  const checked = checkTenant(tenant)
+  if (!checked.ok) problems.push({ source: `${source}.tenant`, value: tenant, message: `tenant ${JSON.stringify(tenant)} is not valid; ${checked.message}` })
+  if (!hasControl) problems.push({ source: `${source}`, value: undefined, message: `a tenant's own phase lives in the control table: ${name} needs \`control\`` })
+  if (phase !== null && !TENANT_PHASES.includes(phase)) problems.push({ source: `${source}.phase`, value: phase, message: `${subject} cannot be given "${phase}": only the whole migration completes (clear the tenant's override once the migration is in cutover, then complete the migration)` })
+  if (runtime.configuredPhase === 'complete') problems.push({ source: `${source}.phase`, value: phase, message: `migration "${name}" is complete: its tenants cannot have phases of their own` })
+  if (resolveCaptureSettings(runtime.migration.capture).mode === 'change-log') problems.push({ source: `${source}`, value: 'change-log', message: `migration "${name}" captures through a change log, whose workers follow the migration's phase only: tenants cannot have phases of their own` })
+  if (problems.length > 0) throw new ConfigError(problems)
+}
+
+/** `complete` is the whole migration's: every tenant's override must be cleared first. */
+async function assertNoTenantOverrides(db: Kysely<any>, name: string): Promise<void> {
+  const overrides = await new TenantStateTable(db).overrides(name)
+  if (overrides.length === 0) return
+  throw new ConfigError([
+    { source: `setPhase(${JSON.stringify(name)}).phase`, value: 'complete', message: `migration "${name}" cannot complete while tenants have phases of their own (${overrides.map((o) => `${o.tenant}: ${o.phase}`).join(', ')}); clear them with \`cutover phase ${name} --tenant T --clear\`` },
+  ])
 }
 
 type ControlRowRead = { readonly ok: true; readonly settings: Partial<MigrationFlags> } | { readonly ok: false; readonly problems: readonly string[] }

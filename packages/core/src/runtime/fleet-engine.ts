@@ -16,6 +16,9 @@ export function fleetEngine(cutover: Cutover): FleetEngine {
         get phase() {
           return runtime.phase
         },
+        get tenantPhases() {
+          return Object.fromEntries([...runtime.tenantOverrides].map(([tenant, settings]) => [tenant, settings.phase]))
+        },
         queueDepth: () => runtime.queue('old-to-new').depth + runtime.queue('new-to-old').depth,
         drain: () => runtime.drain(),
       }))

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { BarrierTable, type OpenBarrier } from '../control/barriers.js'
 import { type InstanceMigrationState, InstanceTable } from '../control/instances.js'
+import { scopeKey } from '../control/tenant-state.js'
 import type { Logger } from '../observe/logger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Phase } from '../model/phase.js'
@@ -31,7 +32,7 @@ export interface FleetOptions {
 export interface FleetEngine {
   readonly logger: Logger
   readonly metrics: Metrics
-  readonly migrations: readonly { readonly name: string; readonly phase: Phase; queueDepth(): number; drain(): Promise<void> }[]
+  readonly migrations: readonly { readonly name: string; readonly phase: Phase; readonly tenantPhases: Readonly<Record<string, Phase>>; queueDepth(): number; drain(): Promise<void> }[]
   refresh(): Promise<void>
 }
 
@@ -53,6 +54,10 @@ interface Hold {
  * control table at the same pace and wakes at once on a NOTIFY; acknowledges barriers (refusing
  * writes to the migration from then until it has switched); follows fences; and refuses writes
  * where write authority could move while it cannot reach the control database (its lease).
+ *
+ * Holds, fences and the versions they wait on are kept per scope (`scopeKey`): a migration, or one
+ * tenant of it when the change was one tenant's. A write is refused when its migration's scope or
+ * its tenant's scope is held or fenced.
  */
 export class FleetMember {
   readonly instanceId: string
@@ -111,9 +116,12 @@ export class FleetMember {
     if (!(await finishesWithin(leave(), this.#options.leaseMs))) this.#engine.logger.warn('leaving the fleet did not finish; the instance row expires with its heartbeat', { instance: this.name })
   }
 
-  /** Throws `WriteFencedError` if this instance must not accept a write to `migration`'s tables now. */
-  assertWritable(migration: string, phase: Phase, target: string, key?: string): void {
-    const reason = this.#refusal(migration, phase)
+  /**
+   * Throws `WriteFencedError` if this instance must not accept a write to `migration`'s tables now,
+   * made in the request context of `tenant` (undefined: none) in `phase` (that tenant's phase in force).
+   */
+  assertWritable(migration: string, phase: Phase, target: string, key?: string, tenant?: string): void {
+    const reason = this.#refusal(migration, phase, tenant)
     if (reason === null) return
     this.#engine.metrics.increment('write.fenced', { migration })
     throw new WriteFencedError(migration, reason, target, key)
@@ -165,8 +173,8 @@ export class FleetMember {
   }
 
   /** Called once this process applied a barrier's change itself: its own hold ends at once. */
-  switched(migration: string): void {
-    this.#holds.delete(migration)
+  switched(migration: string, tenant?: string): void {
+    this.#holds.delete(scopeKey(migration, tenant))
   }
 
   async #round(round: Round): Promise<void> {
@@ -181,7 +189,7 @@ export class FleetMember {
     await this.#engine.refresh()
     // A round given up must not apply what it read before the rounds that replaced it.
     if (round.abandoned) return
-    for (const migration of closed) this.#holds.delete(migration)
+    for (const scope of closed) this.#holds.delete(scope)
     this.#versions = versions
     for (const barrier of await this.#barriers.pendingFor(this.instanceId, names)) {
       if (!this.#acking.has(barrier.id)) void this.#acknowledge(barrier)
@@ -197,7 +205,7 @@ export class FleetMember {
     this.#acking.add(barrier.id)
     try {
       // From here until it has switched, this instance accepts no write to the migration.
-      this.#holds.set(barrier.migration, { barrierId: barrier.id, until: performance.now() + Math.max(barrier.remainingMs, 0) + 2 * this.#options.leaseMs })
+      this.#holds.set(scopeKey(barrier.migration, barrier.tenant), { barrierId: barrier.id, until: performance.now() + Math.max(barrier.remainingMs, 0) + 2 * this.#options.leaseMs })
       const runtime = this.#engine.migrations.find((m) => m.name === barrier.migration)
       // What it accepted before the hold reaches the other store before authority moves.
       const drained = await withTimeout(runtime?.drain() ?? Promise.resolve(), barrier.remainingMs)
@@ -215,31 +223,40 @@ export class FleetMember {
 
   async #closedHolds(): Promise<string[]> {
     const closed: string[] = []
-    for (const [migration, hold] of this.#holds) {
-      if (performance.now() > hold.until || !(await this.#barriers.isOpen(hold.barrierId))) closed.push(migration)
+    for (const [scope, hold] of this.#holds) {
+      if (performance.now() > hold.until || !(await this.#barriers.isOpen(hold.barrierId))) closed.push(scope)
     }
     return closed
   }
 
+  /** The control row version of every scope: each migration's row and each tenant's. */
   async #readVersions(): Promise<Map<string, number>> {
-    const rows = await this.#db.selectFrom('cutover.migration_state').select(['migration', 'version']).execute()
-    return new Map(rows.map((row) => [row.migration as string, Number(row.version)]))
+    const [migrations, tenants] = await Promise.all([
+      this.#db.selectFrom('cutover.migration_state').select(['migration', 'version']).execute(),
+      this.#db.selectFrom('cutover.tenant_state').select(['migration', 'tenant', 'version']).execute(),
+    ])
+    return new Map([
+      ...migrations.map((row) => [row.migration as string, Number(row.version)] as const),
+      ...tenants.map((row) => [scopeKey(row.migration as string, row.tenant as string), Number(row.version)] as const),
+    ])
   }
 
   async #followFences(): Promise<void> {
     const fenced = new Set<string>()
     for (const fence of await this.#barriers.fencesOf(this.instanceId)) {
-      if ((this.#versions.get(fence.migration) ?? 0) >= fence.untilVersion) {
-        await this.#barriers.lift(this.instanceId, fence.migration, fence.untilVersion)
-        this.#engine.logger.warn('fence lifted: this instance follows the control table again', { instance: this.name, migration: fence.migration })
-      } else fenced.add(fence.migration)
+      const scope = scopeKey(fence.migration, fence.tenant)
+      if ((this.#versions.get(scope) ?? 0) >= fence.untilVersion) {
+        await this.#barriers.lift(this.instanceId, fence.migration, fence.tenant, fence.untilVersion)
+        this.#engine.logger.warn('fence lifted: this instance follows the control table again', { instance: this.name, migration: fence.migration, ...(fence.tenant === undefined ? {} : { tenant: fence.tenant }) })
+      } else fenced.add(scope)
     }
     this.#fenced = fenced
   }
 
-  #refusal(migration: string, phase: Phase): FenceReason | null {
-    if (this.#holds.has(migration)) return 'barrier'
-    if (this.#fenced.has(migration)) return 'fenced'
+  #refusal(migration: string, phase: Phase, tenant?: string): FenceReason | null {
+    const scope = tenant === undefined ? undefined : scopeKey(migration, tenant)
+    if (this.#holds.has(migration) || (scope !== undefined && this.#holds.has(scope))) return 'barrier'
+    if (this.#fenced.has(migration) || (scope !== undefined && this.#fenced.has(scope))) return 'fenced'
     if (performance.now() - this.#lastControlRead > this.#options.leaseMs && authorityCanMove(phase)) return 'lease'
     return null
   }
@@ -255,6 +272,7 @@ export class FleetMember {
         queueDepth: runtime.queueDepth(),
         mirrorLagMs: Math.round(Math.max(lag?.p99 ?? 0, back?.p99 ?? 0)),
         writesRefused: this.#refusal(runtime.name, runtime.phase),
+        tenants: runtime.tenantPhases,
         compared: {
           equal: this.#engine.metrics.counter('compare.equal', { migration: runtime.name }),
           mismatch: this.#engine.metrics.counter('compare.mismatch', { migration: runtime.name }),

@@ -12,6 +12,7 @@ import { RepeatedWarning } from '../observe/repeated-warning.js'
 import { COMPLETE_IN_REVERT_WINDOW, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
 import { revertWindowOpen, type SafetyNetState } from '../control/safety-net.js'
 import { rampReadSide } from '../model/routing.js'
+import type { MigrationSettings } from '../model/settings.js'
 import { isKeyValue, type KeyValue, keyString, type Row } from '../model/store.js'
 import { describeError } from './background.js'
 import type { RuntimeCapture } from '../capture/runtime-capture.js'
@@ -73,6 +74,8 @@ export class MigrationRuntime {
   readonly #staleSideWarning: RepeatedWarning
   readonly #unmirroredWarnings = new Map<string, RepeatedWarning>()
   #changeLog: RuntimeCapture | undefined
+  /** Tenants with a phase of their own (`cutover.tenant_state`), as last read from the control table. */
+  #tenants: ReadonlyMap<string, MigrationSettings> = new Map()
 
   constructor(host: RuntimeHost, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
     this.#host = host
@@ -130,7 +133,10 @@ export class MigrationRuntime {
     return this.#host.metrics
   }
 
-  /** The phase in force in this process. */
+  /**
+   * The migration's phase in force in this process: what requests without a tenant override follow.
+   * The phase of one request is `phaseFor()`.
+   */
   get phase(): Phase {
     return this.#trippedFrom !== undefined ? 'rollback' : this.configuredPhase
   }
@@ -158,6 +164,49 @@ export class MigrationRuntime {
     return this.#override?.compareSample ?? this.#flags.compareSample
   }
 
+  /**
+   * The phase in force for a request (default: the running one): its tenant's own phase when the
+   * control table gives the tenant one, otherwise the migration's. Plugins ask this (and
+   * `behaviorFor`) on every query; with no tenant overrides it costs a field read.
+   */
+  phaseFor(context?: CutoverContext): Phase {
+    return this.#tenantSettings(context)?.phase ?? this.phase
+  }
+
+  /** What the phase in force for a request (default: the running one) does: see `phaseFor`. */
+  behaviorFor(context?: CutoverContext): PhaseBehavior {
+    const own = this.#tenantSettings(context)
+    return own ? PHASE_BEHAVIOR[own.phase] : this.behavior
+  }
+
+  /** The read percent and compare sample in force for a request (its tenant's, or the migration's). */
+  settingsFor(context?: CutoverContext): MigrationSettings {
+    return this.#tenantSettings(context) ?? { phase: this.phase, readPercent: this.readPercent, compareSample: this.compareSample }
+  }
+
+  /** Tenants with a phase of their own, as this process last read them. */
+  get tenantOverrides(): ReadonlyMap<string, MigrationSettings> {
+    return this.#tenants
+  }
+
+  /** @internal called by `Cutover` with the tenant overrides read from the control table. */
+  applyTenantOverrides(overrides: ReadonlyMap<string, MigrationSettings>): void {
+    const before = this.#tenants
+    this.#tenants = overrides
+    for (const tenant of new Set([...before.keys(), ...overrides.keys()])) {
+      const from = before.get(tenant)?.phase ?? this.phase
+      const to = overrides.get(tenant)?.phase ?? this.phase
+      if (from !== to) this.#host.logger.info('tenant phase now in force', { migration: this.name, tenant, from, to, override: overrides.has(tenant) })
+    }
+  }
+
+  /** The tenant's own settings for a request, when it has them; no context lookup without overrides. */
+  #tenantSettings(context: CutoverContext | undefined): MigrationSettings | undefined {
+    if (this.#tenants.size === 0) return undefined
+    const tenant = (context ?? currentCutoverContext()).tenant
+    return tenant === undefined ? undefined : this.#tenants.get(tenant)
+  }
+
   /** @internal called by `Cutover` when env flags are overridden from the control table. */
   applyOverride(override: Partial<MigrationFlags> | undefined): void {
     const before = this.phase
@@ -173,8 +222,8 @@ export class MigrationRuntime {
 
   /** Which store serves a read now, for the request context. */
   readSide(context: CutoverContext = currentCutoverContext()): Side {
-    const reads = this.behavior.reads
-    return reads === 'split' ? rampReadSide(this.readPercent, context, this.migration.routing) : reads
+    const reads = this.behaviorFor(context).reads
+    return reads === 'split' ? rampReadSide(this.settingsFor(context).readPercent, context, this.migration.routing) : reads
   }
 
   /**
@@ -223,8 +272,9 @@ export class MigrationRuntime {
   }
 
   /** Whether this read should also be run on the other store and compared (sampled). */
-  sampleComparison(): boolean {
-    return this.behavior.compareReads && this.compareSample > 0 && this.#random() < this.compareSample
+  sampleComparison(context?: CutoverContext): boolean {
+    const sample = this.settingsFor(context).compareSample
+    return this.behaviorFor(context).compareReads && sample > 0 && this.#random() < sample
   }
 
   /**
@@ -233,14 +283,17 @@ export class MigrationRuntime {
    * and the policy is strict.
    */
   checkWrite(side: Side, target: string, key?: KeyValue): void {
-    this.#host.fleet?.assertWritable(this.name, this.phase, target, key === undefined ? undefined : keyString(key))
-    const behavior = this.behavior
+    const context = currentCutoverContext()
+    const phase = this.phaseFor(context)
+    // The tenant goes along even without an override: a barrier moving it is held by tenant.
+    this.#host.fleet?.assertWritable(this.name, phase, target, key === undefined ? undefined : keyString(key), context.tenant)
+    const behavior = this.behaviorFor(context)
     // After `complete` the old store is the archive of the move: until its safety net is released,
     // no policy lets a write reach it.
-    const archived = this.phase === 'complete' && this.#safetyNet?.releasedAt === undefined
+    const archived = phase === 'complete' && this.#safetyNet?.releasedAt === undefined
     const permissive = this.migration.staleSideWrites === 'permissive' && !archived
     if (side === behavior.authoritative || side === 'new' || permissive) return
-    throw new WriteRejectedError(this.name, this.phase, target, key === undefined ? undefined : String(key))
+    throw new WriteRejectedError(this.name, phase, target, key === undefined ? undefined : String(key))
   }
 
   /**
@@ -258,17 +311,20 @@ export class MigrationRuntime {
   }
 
   #recordWrite(side: Side, event: ChangeEvent): void {
-    const mirror = this.behavior.mirror
+    // The phase of the request that wrote: a tenant in `cutover` mirrors its new-side writes back
+    // while another tenant's old-side writes go forward, each through its own queue.
+    const behavior = this.behaviorFor()
+    const mirror = behavior.mirror
     const direction: MirrorDirection | undefined =
       mirror === 'old-to-new' && side === 'old'
         ? 'old-to-new'
         : mirror === 'new-to-old' && side === 'new'
           ? 'new-to-old'
-          : side === 'old' && this.behavior.authoritative === 'new' && this.migration.staleSideWrites === 'permissive'
+          : side === 'old' && behavior.authoritative === 'new' && this.migration.staleSideWrites === 'permissive'
             ? 'old-to-new'
             : undefined
-    if (side === 'old' && this.behavior.authoritative === 'new') {
-      this.#staleSideWarning.warn({ migration: this.name, phase: this.phase, key: String(event.key) })
+    if (side === 'old' && behavior.authoritative === 'new') {
+      this.#staleSideWarning.warn({ migration: this.name, phase: this.phaseFor(), key: String(event.key) })
       this.#host.metrics.increment('write.stale_side', { migration: this.name })
     }
     this.#host.metrics.increment('write.recorded', { migration: this.name, side })

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import { readGateInputs } from '../control/gate-inputs.js'
 import { DEFAULT_GATES, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gatesOf } from '../control/phase-gates.js'
 import { revertWindowOpen, SafetyNets } from '../control/safety-net.js'
+import { readTenantGateInputs } from '../control/tenant-state.js'
 import { ConfigError, PhaseGateError, RevertWindowClosedError } from '../model/errors.js'
 import type { Migration } from '../model/migration.js'
 import type { Phase } from '../model/phase.js'
@@ -27,10 +28,29 @@ export async function checkMove(db: Kysely<any>, migration: Migration<any, any>,
   const settings = gatesOf(migration)
   if (!settings) return undefined
   const report = evaluateGates(from, to, await readGateInputs(db, migration.name, GATE_WINDOW_PHASE[to] ?? from, from), settings)
+  return judged(report, migration.name, override)
+}
+
+/**
+ * `checkMove` for one tenant's own move: the same gates, on the tenant's timeline (its dwell in a
+ * phase is its own) and the migration's jobs and signals (`readTenantGateInputs`). Moving a tenant
+ * into `ramp` thus needs the migration's verification and consistency as moving the migration does,
+ * and the tenant's own time in `compare`.
+ */
+export async function checkTenantMove(db: Kysely<any>, migration: Migration<any, any>, tenant: string, from: Phase, to: Phase, override: GateOverride): Promise<GateReport | undefined> {
+  const settings = gatesOf(migration)
+  if (!settings) return undefined
+  const report = evaluateGates(from, to, await readTenantGateInputs(db, migration.name, tenant, GATE_WINDOW_PHASE[to] ?? from, from), settings)
+  return judged(report, `${migration.name} (tenant ${tenant})`, override)
+}
+
+/** The report when met; when not, `PhaseGateError`, or the report if forced with a reason. */
+function judged(report: GateReport, subject: string, override: GateOverride): GateReport {
+  const { from, to } = report
   if (report.met) return report
-  if (!override.force) throw new PhaseGateError(migration.name, from, to, report.gates.filter((gate) => !gate.met))
+  if (!override.force) throw new PhaseGateError(subject, from, to, report.gates.filter((gate) => !gate.met))
   if (!override.reason?.trim()) {
-    throw new ConfigError([{ source: 'reason', value: override.reason, message: `forcing ${migration.name} from ${from} to ${to} past unmet gates needs a reason` }])
+    throw new ConfigError([{ source: 'reason', value: override.reason, message: `forcing ${subject} from ${from} to ${to} past unmet gates needs a reason` }])
   }
   return report
 }

@@ -181,7 +181,7 @@ export class ReadRouter {
 
 /** Whether the phase routes reads to the new store or compares them: otherwise reads pass straight through. */
 function readsMatter(runtime: MigrationRuntime): boolean {
-  const behavior = runtime.behavior
+  const behavior = runtime.behaviorFor()
   return behavior.reads !== 'old' || behavior.compareReads
 }
 

@@ -31,7 +31,7 @@ export function recordCommitted(write: PendingWrite): void {
  * and on the non-mirrored side nothing is rewritten, so those writes cost nothing.
  */
 export function capturing(table: MigratedTable): boolean {
-  const behavior = table.runtime.behavior
+  const behavior = table.runtime.behaviorFor()
   // With the side captured by the change log, its keys only serve read-your-writes: reads of other
   // keys from the new store while the old one is authoritative (`ramp`).
   if (table.runtime.changeLog?.captures(table.side)) return behavior.authoritative === table.side && behavior.reads !== table.side

@@ -67,7 +67,7 @@ export function installReadHooks(schema: Schema, bindingOf: (model: Model<any>) 
   schema.pre([...READ_OPS], { document: false, query: true }, function routeRead(this: any): Promise<void> | undefined {
     const binding = bindingOf(this.model)
     if (!binding) return undefined
-    const behavior = binding.runtime.behavior
+    const behavior = binding.runtime.behaviorFor()
     if (behavior.reads === 'old' && !behavior.compareReads) return undefined
     const state: ReadState = { binding, started: performance.now(), served: 'old' }
     states.set(this, state)

@@ -96,13 +96,13 @@ export function observeCollection<C extends object>(collection: C, binding: () =
 }
 
 function isOff(runtime: MigrationRuntime): boolean {
-  const behavior = runtime.behavior
+  const behavior = runtime.behaviorFor()
   return behavior.mirror === 'none' && behavior.authoritative === 'old'
 }
 
 /** Whether writes on the old store are mirrored in the phase in force. */
 export function mirrorsOld(runtime: MigrationRuntime): boolean {
-  const behavior = runtime.behavior
+  const behavior = runtime.behaviorFor()
   return behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
 }
 
