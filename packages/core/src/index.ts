@@ -126,7 +126,7 @@ export type { FilterNode, NewStoreReader, SortKey, TranslatedQuery } from './mod
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'
-export { BackfillConfigChangedError, CheckpointTable, type BackfillCounts, type Checkpoint } from './control/checkpoint.js'
+export { BackfillConfigChangedError, CheckpointTable, LeaseLostError, type BackfillCounts, type Checkpoint } from './control/checkpoint.js'
 export { JobControl, type JobControlState } from './control/job-control.js'
 export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './control/quarantine.js'
 export { rowDigest, rowHash, type RowHash } from './jobs/row-digest.js'
