@@ -61,6 +61,8 @@ interface ChildResult {
   readonly heapHighWaterMiB: number
   /** Heap still in use after a full GC at the end of the run: what the backfill retains. */
   readonly heapRetainedMiB: number
+  /** The backfill process's CPU time (user + system) during the run. */
+  readonly cpuMs: number
 }
 
 export async function benchmark(): Promise<string> {
@@ -136,6 +138,7 @@ export async function benchmark(): Promise<string> {
       '| measure | Cutover | baseline | ratio | target |',
       '|---|---:|---:|---:|---|',
       `| backfill rows/s (vs COPY … TO STDOUT → COPY … FROM STDIN, split in SQL) | ${fmt(fullRun.rowsPerSecond)} | ${fmt(copyRate)} | ${(fullRun.rowsPerSecond / copyRate).toFixed(2)} | ≥ 0.5 |`,
+      `| backfill process CPU per row, µs (${fmt(rows)} rows; diagnostic: the Node side of the pipeline) | ${((fullRun.cpuMs * 1_000) / rows).toFixed(1)} | — | — | — |`,
       `| exhaustive verification of equal tables, s (vs \`sum(length(t::text))\` on both) | ${secs(verifyMs)} | ${secs(textScanMs)} | ${(verifyMs / textScanMs).toFixed(2)}× | ≤ 2× |`,
       `| floor of any per-row SHA-256: \`sum(get_byte(sha256(t::text), 0))\` on both, s (vs \`sum(length(t::text))\`; diagnostic) | ${secs(hashScanMs)} | ${secs(textScanMs)} | ${(hashScanMs / textScanMs).toFixed(2)}× | — |`,
       `| exhaustive verification vs \`count(*)\` on both, s | ${secs(verifyMs)} | ${secs(countMs)} | ${(verifyMs / countMs).toFixed(1)}× | (data-diff: "within an order of magnitude") |`,
@@ -216,6 +219,7 @@ async function child(args: { oldUrl: string; newUrl: string; rows: number }): Pr
   let heapHighWater = 0
   const sampler = setInterval(() => (heapHighWater = Math.max(heapHighWater, process.memoryUsage().heapUsed)), 20)
   let retained = 0
+  const cpuBefore = process.cpuUsage()
   const summary = await backfill({
     migration: peopleMigration(oldDb, newDb, args.rows),
     control: newDb,
@@ -227,6 +231,7 @@ async function child(args: { oldUrl: string; newUrl: string; rows: number }): Pr
       }
     },
   })
+  const cpu = process.cpuUsage(cpuBefore)
   clearInterval(sampler)
   heapHighWater = Math.max(heapHighWater, process.memoryUsage().heapUsed)
   await Promise.all([oldDb.destroy(), newDb.destroy()])
@@ -238,6 +243,7 @@ async function child(args: { oldUrl: string; newUrl: string; rows: number }): Pr
     maxRssMiB: process.resourceUsage().maxRSS / 1024,
     heapHighWaterMiB: heapHighWater / 2 ** 20,
     heapRetainedMiB: retained / 2 ** 20,
+    cpuMs: (cpu.user + cpu.system) / 1_000,
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }

@@ -121,6 +121,7 @@ export {
   type StoreShape,
   type WriteMode,
   type WriteResult,
+  type StoredWrite,
 } from './model/store.js'
 export type { FilterNode, NewStoreReader, SortKey, TranslatedQuery } from './model/translated-query.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
