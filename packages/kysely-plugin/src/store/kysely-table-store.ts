@@ -120,26 +120,41 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
 
   async #upsert(records: readonly R[], mode: WriteMode, returning: boolean): Promise<WriteResult & { rows: readonly Row[] }> {
     if (records.length === 0) return { written: 0, skipped: 0, rows: [] }
-    // One statement cannot touch a row twice (`on conflict do update` refuses): the last record of
-    // a key wins, as it would have in sequence.
-    const byKey = new Map<string, Row>()
-    for (const record of records) {
-      const row = this.#toRow(record)
-      const absent = this.keyFields.find((field) => row[field] === undefined || row[field] === null)
-      if (absent !== undefined) throw new StoreError(this.name, 'upsert', `record without a value for key column "${absent}"`)
-      byKey.set(keyString(recordKey(row, this.keyFields)), row)
-    }
-    // In key order, so that concurrent upserts (two instances mirroring overlapping keys) lock
-    // rows in the same order and cannot deadlock each other.
-    const rows = [...byKey.values()].sort((a, b) => compareKeys(recordKey(a, this.keyFields), recordKey(b, this.keyFields)))
-    const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
+    const rows = this.#distinctInKeyOrder(records)
+    const columns = this.#options.columns ?? columnsOf(rows)
     const result = await this.#run('upsert', async () => {
       const types = await this.#columnsFor(columns)
-      const source = jsonRecordset(types, columns, rows) ?? unnestArrays(types, columns, rows)
+      // Without configured columns, `columns` are exactly the rows' fields.
+      const source = jsonRecordset(types, columns, rows, this.#options.columns === undefined) ?? unnestArrays(types, columns, rows)
       if (source) return this.#upsertBulk(columns, source, mode, returning ? this.#returning() : sql``)
       return { written: await this.#upsertValues(columns, rows, mode), rows: [] }
     })
     return { written: result.written, skipped: rows.length - result.written + (records.length - rows.length), rows: result.rows }
+  }
+
+  /**
+   * The rows to write: one per key (one statement cannot touch a row twice, `on conflict do update`
+   * refuses; the last record of a key wins, as it would have in sequence), in key order, so that
+   * concurrent upserts (two instances mirroring overlapping keys) lock rows in the same order and
+   * cannot deadlock each other. A batch already in strictly increasing key order (a backfill's,
+   * read by keyset) is taken as it is.
+   */
+  #distinctInKeyOrder(records: readonly R[]): readonly Row[] {
+    const rows = records.map((record) => this.#toRow(record))
+    let ordered = true
+    let previous: KeyValue | undefined
+    for (const row of rows) {
+      for (const field of this.keyFields) {
+        if (row[field] === undefined || row[field] === null) throw new StoreError(this.name, 'upsert', `record without a value for key column "${field}"`)
+      }
+      const key = recordKey(row, this.keyFields)
+      if (ordered && previous !== undefined && compareKeys(previous, key) >= 0) ordered = false
+      previous = key
+    }
+    if (ordered) return rows
+    const byKey = new Map<string, Row>()
+    for (const row of rows) byKey.set(keyString(recordKey(row, this.keyFields)), row)
+    return [...byKey.values()].sort((a, b) => compareKeys(recordKey(a, this.keyFields), recordKey(b, this.keyFields)))
   }
 
   /** `returning` the columns a read returns. */
@@ -351,6 +366,13 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   }
 }
 
+/** Every field any row has, in first-seen order. */
+function columnsOf(rows: readonly Row[]): string[] {
+  const columns = new Set<string>()
+  for (const row of rows) for (const field in row) columns.add(field)
+  return [...columns]
+}
+
 function compareKeys(a: KeyValue, b: KeyValue): number {
   if (Array.isArray(a) && Array.isArray(b)) {
     for (let i = 0; i < a.length; i++) {
@@ -378,7 +400,7 @@ function toScalar(key: KeyPart): string | number {
  * a finite number, a boolean, null, or a structure for a json column. (Dates, bytes and bigints
  * have their own renderings in `pg`; a string for a json column is JSON text already.)
  */
-function jsonRecordset(types: ReadonlyMap<string, TableColumn> | undefined, columns: readonly string[], rows: readonly Row[]): RawBuilder<unknown> | undefined {
+function jsonRecordset(types: ReadonlyMap<string, TableColumn> | undefined, columns: readonly string[], rows: readonly Row[], exact: boolean): RawBuilder<unknown> | undefined {
   if (!types) return undefined
   const typed: TableColumn[] = []
   for (const column of columns) {
@@ -397,8 +419,10 @@ function jsonRecordset(types: ReadonlyMap<string, TableColumn> | undefined, colu
       return undefined
     }
   }
-  // Only the written columns: a record's other fields may hold what JSON cannot (a bigint).
-  const json = anyJson ? JSON.stringify(rows.map((row) => Object.fromEntries(columns.map((column) => [column, row[column]])))) : JSON.stringify(rows, columns as string[])
+  // Only the written columns: a record's other fields may hold what JSON cannot (a bigint). Rows
+  // with no other fields go as they are (a replacer list takes JSON.stringify off its fast path).
+  const json =
+    exact ? JSON.stringify(rows) : anyJson ? JSON.stringify(rows.map((row) => Object.fromEntries(columns.map((column) => [column, row[column]])))) : JSON.stringify(rows, columns as string[])
   const definitions = sql.join(columns.map((column, c) => sql`${sql.ref(column)} ${sql.raw((typed[c] as TableColumn).type)}`))
   return sql`json_to_recordset(${json}::json) as u(${definitions})`
 }
