@@ -159,7 +159,8 @@ describe('distributed backfill: range takeover', () => {
     await sql`select pg_terminate_backend(${held.backend})`.execute(newDb.db)
     const taken = await until(async () => (await leases(newDb.db)).find((l) => l.rangeId === held.rangeId && l.token > held.token), 'the takeover')
     process.stderr.write(`[backfill-takeover] range ${held.rangeId} taken over ${(performance.now() - cutAt).toFixed(0)} ms after its lease connection was terminated\n`)
-    expect(taken.holderPid).not.toBe(a.process.pid)
+    // Whoever looks first takes it, A itself too (on a new lease connection): under a new token either way.
+    expect(taken.token).toBeGreaterThan(held.token)
 
     // The old token is fenced: A's progress on the range can no longer be saved.
     const checkpoints = new CheckpointTable(newDb.db)
