@@ -123,12 +123,13 @@ export {
   type StoreShape,
   type WriteMode,
   type WriteResult,
+  type StoredWrite,
 } from './model/store.js'
 export type { FilterNode, NewStoreReader, SortKey, TranslatedQuery } from './model/translated-query.js'
 // Jobs: backfill, verification, reconciliation (issue 5).
 export { backfill, backfillFingerprint, type BackfillOptions, type BackfillProgress, type BackfillSummary, type BatchMismatch, type KeyRange } from './jobs/backfill.js'
 export { BatchSizer, type BatchSizing } from './jobs/batch-sizer.js'
-export { BackfillConfigChangedError, CheckpointTable, type BackfillCounts, type Checkpoint } from './control/checkpoint.js'
+export { BackfillConfigChangedError, CheckpointTable, LeaseLostError, type BackfillCounts, type Checkpoint } from './control/checkpoint.js'
 export { JobControl, type JobControlState } from './control/job-control.js'
 export { QuarantineTable, type QuarantinedRecord, type StoredQuarantinedRecord } from './control/quarantine.js'
 export { rowDigest, rowHash, type RowHash } from './jobs/row-digest.js'

@@ -8,9 +8,8 @@ import { formatCount, formatDuration } from './progress-renderer.js'
 
 /**
  * `cutover backfill <migration> [--restart] [--rate N] [--nice R] [--batch N] [--config-version V]`
- * `cutover backfill <migration> --distributed [--range-size N] [--replan] [--expire S]` plans ranges
- * and queues them for `cutover worker`; a range whose worker is silent for S seconds (default 900)
- * goes to another worker.
+ * `cutover backfill <migration> --distributed [--range-size N] [--replan]` plans ranges for
+ * `cutover worker` (which takes over a dead worker's range at once, a stuck one's after `--expire`).
  */
 export async function backfillCommand(context: CommandContext): Promise<number> {
   const migration = migrationArgument(context)
@@ -51,12 +50,11 @@ export async function backfillCommand(context: CommandContext): Promise<number> 
 }
 
 async function planDistributed(context: CommandContext, migration: Migration<any, any>): Promise<number> {
-  const expire = numberFlag(context.args, 'expire')
-  const jobs = new BackfillJobs({ control: context.config.control, logger: context.logger, ...(expire === undefined ? {} : { expireInSeconds: expire }) })
+  const jobs = new BackfillJobs({ control: context.config.control, logger: context.logger })
   try {
     const ranges = await jobs.plan(migration, { rangeSize: numberFlag(context.args, 'range-size') ?? 100_000, replan: context.args.flags.replan === true })
     const queued = await jobs.enqueue(migration.name)
-    writeResult(context, { command: 'backfill', distributed: true, ranges: ranges.length, queued }, `planned ${ranges.length} ranges of ${migration.name}; queued ${queued}. Start workers with: cutover worker ${migration.name}`)
+    writeResult(context, { command: 'backfill', distributed: true, ranges: ranges.length, queued }, `planned ${ranges.length} ranges of ${migration.name}; ${queued} to do. Start workers with: cutover worker ${migration.name}`)
     return EXIT.ok
   } finally {
     await jobs.stop()

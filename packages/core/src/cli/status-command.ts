@@ -12,6 +12,7 @@ import { readEnvFlags } from '../runtime/env-flags.js'
 import { TenantStateTable } from '../control/tenant-state.js'
 import { type CommandContext, EXIT, writeResult } from './command.js'
 import { formatCount } from './progress-renderer.js'
+import { rangeLines, type RangeStatus, rangeStatuses } from './range-status.js'
 
 /** Instances silent for longer than this are shown as stale, not live. */
 const LIVE_WITHIN_S = 10
@@ -38,6 +39,8 @@ export async function statusCommand(context: CommandContext): Promise<number> {
       compared: comparedReads(instances, migration.name),
       mirrorLagMs: Math.max(0, ...liveStates(instances, migration.name).map((s) => s.mirrorLagMs)),
       backfill: await backfillProgress(control, migration.name),
+      // Distributed backfill (range-status.ts): each range's holder and progress.
+      backfillRanges: await rangeStatuses(control, migration.name),
       quarantineByReason: await new QuarantineTable(control).countByReason(migration.name),
       deadLettersOpen: await new DeadLetterTable(control).countOpen(migration.name),
       deadLettersByReason: await new DeadLetterTable(control).countByReason(migration.name),
@@ -67,6 +70,7 @@ type Status = Awaited<ReturnType<typeof controlState>> & {
   compared: ReturnType<typeof comparedReads>
   mirrorLagMs: number
   backfill: Awaited<ReturnType<typeof backfillProgress>>
+  backfillRanges: RangeStatus[]
   quarantineByReason: Record<string, number>
   deadLettersOpen: number
   deadLettersByReason: Record<string, number>
@@ -84,6 +88,7 @@ function describe(s: Status): string {
     `${s.migration}: phase ${s.phase} (v${s.version}), reads on new ${s.readPercent}%, compare sample ${s.compareSample}${s.jobControl.paused ? `, jobs PAUSED (${s.jobControl.reason ?? 'no reason given'})` : ''}`,
     `  compared reads: ${consistency}; mirror lag p99 ${s.mirrorLagMs} ms`,
     `  backfill: ${s.backfill.ranges === 0 ? 'not started' : `${s.backfill.done}/${s.backfill.ranges} ranges done, ${formatCount(s.backfill.read)} read, ${formatCount(s.backfill.written)} written, ${formatCount(s.backfill.quarantined)} quarantined`}`,
+    ...rangeLines(s.backfillRanges),
     `  quarantine: ${Object.entries(s.quarantineByReason).map(([r, n]) => `${n} × ${r}`).join('; ') || 'empty'}; dead letters open: ${s.deadLettersOpen}${s.deadLettersOpen > 0 ? ` (${Object.entries(s.deadLettersByReason).map(([r, n]) => `${n} × ${r}`).join(', ')})` : ''}`,
     ...planLines(s),
     `  last verification: ${s.lastVerification ? `#${s.lastVerification.id} ${s.lastVerification.kind} ${s.lastVerification.consistent ? 'consistent' : 'INCONSISTENT'} at ${s.lastVerification.finishedAt.toISOString()}` : 'none'}`,

@@ -3,10 +3,11 @@ import { numberFlag } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
 
 /**
- * `cutover worker <migration> [--expire S] [--forever]`: takes range jobs of a distributed backfill
- * until every range is done (or, with `--forever`, until interrupted). `--expire` (the expiry the
- * ranges were queued with) sets how often this worker fails expired jobs of dead workers: every
- * S/2 seconds, at most 30.
+ * `cutover worker <migration> [--expire S] [--poll S] [--forever]`: takes ranges of a distributed
+ * backfill until every range is done (or, with `--forever`, until interrupted). A range whose worker
+ * is gone (killed, or its connection cut) is taken by an idle worker within `--poll` seconds
+ * (default 1); `--expire` (default 900) is how long a live holder may go without a checkpoint before
+ * its range is taken from it.
  */
 export async function workerCommand(context: CommandContext): Promise<number> {
   const migration = migrationArgument(context)
@@ -14,8 +15,8 @@ export async function workerCommand(context: CommandContext): Promise<number> {
   const jobs = new BackfillJobs({
     control: context.config.control,
     logger: context.logger,
-    ...(expire === undefined ? {} : { expireInSeconds: expire, maintenanceIntervalSeconds: Math.max(1, Math.min(30, Math.floor(expire / 2))) }),
-    pollingIntervalSeconds: numberFlag(context.args, 'poll') ?? 2,
+    ...(expire === undefined ? {} : { expireInSeconds: expire }),
+    pollingIntervalSeconds: numberFlag(context.args, 'poll') ?? 1,
   })
   let ranges = 0
   let read = 0

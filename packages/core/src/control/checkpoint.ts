@@ -61,6 +61,22 @@ export class BackfillConfigChangedError extends CutoverError {
   }
 }
 
+/**
+ * A distributed range's checkpoint was refused: another worker took the range over (its holder's
+ * lease connection was gone, or its lease expired), so this worker's progress is no longer its own.
+ */
+export class LeaseLostError extends CutoverError {
+  readonly code = 'BACKFILL_LEASE_LOST'
+
+  constructor(
+    readonly migration: string,
+    readonly rangeId: string,
+    readonly token: number,
+  ) {
+    super(`Backfill of "${migration}": range ${rangeId} is no longer held under lease ${token}; another worker has taken it over`)
+  }
+}
+
 /** The checkpoint table. Saves run inside the caller's transaction, with that batch's quarantines. */
 export class CheckpointTable {
   constructor(readonly db: Kysely<any>) {}
@@ -103,12 +119,18 @@ export class CheckpointTable {
     return fromRow(row)
   }
 
+  /**
+   * Saves progress. With `leaseToken` (a distributed range), only while the range is still held
+   * under that token: a worker that lost its range cannot move its checkpoint afterwards.
+   */
   async save(
     trx: Transaction<any> | Kysely<any>,
     checkpoint: Pick<Checkpoint, 'migration' | 'rangeId' | 'lastKey' | 'counts' | 'batchSize' | 'status'>,
+    options: { readonly leaseToken?: number } = {},
   ): Promise<void> {
     const key = checkpoint.lastKey === undefined ? undefined : storeKey(checkpoint.lastKey)
-    await trx
+    const token = options.leaseToken
+    const result = await trx
       .updateTable('cutover.backfill_checkpoints')
       .set({
         last_key: key?.text ?? null,
@@ -121,7 +143,19 @@ export class CheckpointTable {
       })
       .where('migration', '=', checkpoint.migration)
       .where('range_id', '=', checkpoint.rangeId)
-      .execute()
+      .$if(token !== undefined, (qb) =>
+        qb.where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('cutover.backfill_ranges as r')
+              .select('r.range_id')
+              .where('r.migration', '=', checkpoint.migration)
+              .where('r.range_id', '=', checkpoint.rangeId)
+              .where('r.lease_token', '=', token as number),
+          ),
+        ),
+      )
+      .executeTakeFirst()
+    if (token !== undefined && Number(result.numUpdatedRows) === 0) throw new LeaseLostError(checkpoint.migration, checkpoint.rangeId, token)
   }
 
   /** Forgets every checkpoint of a migration (a new backfill from the start). */

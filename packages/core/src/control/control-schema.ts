@@ -89,6 +89,16 @@ export async function ensureSchema(db: Kysely<any>): Promise<void> {
         until_key_type text,
         primary key (migration, range_id)
       )`.execute(trx)
+    // Who holds each range (backfill-jobs.ts): the token fences a holder that lost it; the backend
+    // pid is its lease connection, whose session advisory lock says whether it is still alive.
+    await sql`
+      alter table cutover.backfill_ranges
+        add column if not exists lease_token bigint not null default 0,
+        add column if not exists holder text,
+        add column if not exists holder_host text,
+        add column if not exists holder_pid integer,
+        add column if not exists holder_backend integer,
+        add column if not exists leased_at timestamptz`.execute(trx)
     await sql`
       create table if not exists cutover.job_control (
         migration text primary key,

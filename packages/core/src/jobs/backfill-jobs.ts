@@ -1,38 +1,40 @@
 /**
- * Distributed backfill: the old store's key space cut into ranges at real keys, each range a job
- * on pg-boss, any number of worker processes (or machines) taking them.
+ * Distributed backfill: the old store's key space cut into ranges at real keys, any number of
+ * worker processes (or machines) taking them from the plan in `cutover.backfill_ranges`.
  *
- * Why pg-boss 10: it keeps its queue in the PostgreSQL Cutover already needs (no Redis), takes jobs
- * with `SKIP LOCKED`, and fails an active job whose worker went silent after the job's own
- * `expireInSeconds`, then retries it elsewhere — so a dead worker's range moves on in seconds or
- * minutes, as configured. It supports Node 20, which Cutover does; graphile-worker's current line
- * needs Node 22, and its older line holds a dead worker's jobs for a fixed 4 hours.
+ * A range is leased, not queued (range-lease.ts): a worker holds a session advisory lock on its own
+ * lease connection for the range it works, and records itself, its host and pid, that connection's
+ * backend pid and a new lease token on the range's row. The lock is the liveness signal: a worker
+ * killed or cut off loses it with its session, and an idle worker takes the range on its next look
+ * (every `pollingIntervalSeconds`), resuming after its last checkpoint. The expiry is only the
+ * fallback for a holder that is alive but makes no progress. Checkpoints are fenced by the token, so
+ * a worker that lost its range cannot move it afterwards; writes are insert-if-absent, so the
+ * batch it was writing meanwhile changes nothing.
  *
- * Idempotency comes from the range checkpoints, not from the queue: a range picked up again resumes
- * after its last checkpointed batch, and writes are insert-if-absent. A session advisory lock per
- * range keeps two live workers off one range when a slow job outlives its expiry; a dead worker's
- * lock dies with its connection.
+ * (Cutover used pg-boss jobs here before; a job whose worker died stayed active until its expiry,
+ * counted from the job's start: a dead worker's range waited up to the whole expiry.)
  */
-import { CompiledQuery, type Kysely, sql } from 'kysely'
-import PgBoss from 'pg-boss'
+import { type Kysely, sql } from 'kysely'
 import { backfill, type BackfillOptions, type BackfillSummary, type KeyRange } from './backfill.js'
-import { ConfigError } from '../model/errors.js'
+import { LeaseLostError } from '../control/checkpoint.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
 import type { KeyValue } from '../model/store.js'
 import { loadKey, storeKey } from '../model/stored-key.js'
+import { type HeldRange, RangeLeases, type WorkerIdentity, workerIdentity } from './backfill/range-lease.js'
 
 export interface BackfillJobsOptions {
-  /** The control database: ranges, checkpoints, and pg-boss's own schema live there. */
+  /** The control database: the plan, its leases and checkpoints live there. */
   readonly control: Kysely<any>
-  /** pg-boss's schema. Default `cutover_jobs`. */
-  readonly schema?: string
-  /** An active range job not finished in this time is failed and retried by another worker. Default 900 s. */
+  /**
+   * A held range whose checkpoint has not moved for this long is taken from its holder (alive but
+   * stuck; a dead holder's range is taken at once). Default 900 s.
+   */
   readonly expireInSeconds?: number
-  /** How often pg-boss expires jobs of dead workers. Default 30 s. */
-  readonly maintenanceIntervalSeconds?: number
-  /** How often idle workers look for ranges. Default 2 s. */
+  /** How often an idle worker looks for ranges, and a holder checks it still holds its own. Default 1 s. */
   readonly pollingIntervalSeconds?: number
+  /** Names this worker in `cutover status`. Default `host:pid`. */
+  readonly workerId?: string
   readonly logger?: Logger
 }
 
@@ -41,39 +43,45 @@ export interface PlannedRange extends KeyRange {
   readonly position: number
 }
 
+/** Who holds a range now and how far it got (`cutover status`). */
+export interface RangeHolding {
+  readonly rangeId: string
+  readonly position: number
+  readonly status: 'pending' | 'running' | 'done'
+  readonly holder: { readonly workerId: string; readonly host: string; readonly pid: number; readonly since: Date } | undefined
+  readonly read: number
+  readonly lastKey: string | undefined
+  readonly updatedAt: Date | undefined
+}
+
 export class BackfillJobs {
   readonly #control: Kysely<any>
-  readonly #boss: PgBoss
   readonly #options: BackfillJobsOptions
   readonly #logger: Logger
-  #started = false
+  readonly #worker: WorkerIdentity
+  readonly #working = new Set<Promise<void>>()
+  readonly #stopping = new AbortController()
 
   constructor(options: BackfillJobsOptions) {
     this.#control = options.control
     this.#options = options
     this.#logger = options.logger ?? silentLogger
-    const control = options.control
-    this.#boss = new PgBoss({
-      db: { executeSql: async (text: string, values: unknown[] = []) => control.executeQuery(CompiledQuery.raw(text, values)) as Promise<{ rows: any[] }> },
-      schema: options.schema ?? 'cutover_jobs',
-      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 30,
-      monitorStateIntervalSeconds: 60,
-      schedule: false,
-    })
-    this.#boss.on('error', (error: unknown) => this.#logger.warn('job engine error', { error }))
+    this.#worker = workerIdentity(options.workerId)
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return
-    await this.#boss.start()
-    this.#started = true
-  }
+  /** Kept for callers of the queue-based version: there is nothing to start. */
+  async start(): Promise<void> {}
 
-  /** Stops taking jobs; waits for ranges in progress (up to `timeoutMs`) unless `graceful` is false. */
+  /**
+   * Stops taking ranges. `graceful` (default): the range in progress stops after its batch in
+   * flight, checkpointed, within `timeoutMs`; otherwise at once (its lease connection is released,
+   * so another worker resumes it from its checkpoint).
+   */
   async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    if (!this.#started) return
-    await this.#boss.stop({ graceful: options.graceful ?? true, timeout: options.timeoutMs ?? 30_000, wait: true, close: false })
-    this.#started = false
+    this.#stopping.abort()
+    const all = Promise.allSettled([...this.#working])
+    if (options.graceful === false) return
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, options.timeoutMs ?? 30_000).unref())])
   }
 
   /**
@@ -135,56 +143,46 @@ export class BackfillJobs {
     }))
   }
 
-  /** Queues every range not yet done. Safe to call again: one job per range at a time. */
+  /** How many planned ranges are not done yet: what workers will take. (Planning is all the queueing.) */
   async enqueue(migration: string): Promise<number> {
-    await this.start()
-    const queue = queueName(migration)
-    await this.#boss.createQueue(queue, { name: queue, policy: 'stately' }).catch(() => undefined)
-    const done = new Set(
-      (await this.#control.selectFrom('cutover.backfill_checkpoints').select('range_id').where('migration', '=', migration).where('status', '=', 'done').execute()).map(
-        (row) => row.range_id as string,
-      ),
-    )
-    let queued = 0
-    for (const range of await this.ranges(migration)) {
-      if (done.has(range.id)) continue
-      const id = await this.#boss.send(queue, { migration, rangeId: range.id }, {
-        singletonKey: `${migration}:${range.id}`,
-        expireInSeconds: this.#options.expireInSeconds ?? 900,
-        retryLimit: 1_000,
-        retryDelay: 1,
-      })
-      if (id) queued++
-    }
-    return queued
+    const row = await sql<{ open: string }>`
+      select count(*) as open from cutover.backfill_ranges r left join cutover.backfill_checkpoints c using (migration, range_id)
+       where r.migration = ${migration} and c.status is distinct from 'done'`.execute(this.#control)
+    return Number(row.rows[0]?.open ?? 0)
   }
 
   /**
-   * Works ranges of `migration` until `signal` aborts: each job runs `backfill` on its range with
-   * the range's checkpoint. Resolves when the worker is registered.
+   * Works ranges of `migration` until `signal` aborts or `stop`: claims one, runs `backfill` on it
+   * with its checkpoint and lease token, gives it back, repeats. Resolves once the loop runs.
    */
   async work(
     migration: Migration<any, any>,
     options: { readonly signal?: AbortSignal; readonly backfill?: Partial<Omit<BackfillOptions, 'migration' | 'control' | 'range'>>; readonly onRange?: (summary: BackfillSummary) => void } = {},
   ): Promise<void> {
-    await this.start()
-    const queue = queueName(migration.name)
-    await this.#boss.createQueue(queue, { name: queue, policy: 'stately' }).catch(() => undefined)
-    await this.#boss.work<{ migration: string; rangeId: string }>(
-      queue,
-      { batchSize: 1, pollingIntervalSeconds: this.#options.pollingIntervalSeconds ?? 2 },
-      async ([job]) => {
-        if (!job) return
-        const range = (await this.ranges(migration.name)).find((r) => r.id === job.data.rangeId)
-        if (!range) throw new ConfigError([{ source: 'backfill_ranges', value: job.data.rangeId, message: `range ${job.data.rangeId} of ${migration.name} is not in the plan (replanned?)` }])
-        const summary = await this.#withRangeLock(migration.name, range.id, () =>
-          backfill({ ...options.backfill, migration, control: this.#control, range, ...(options.signal ? { signal: options.signal } : {}) }),
-        )
-        if (summary.status === 'aborted') throw new Error(`range ${range.id} stopped before its end; it will be resumed from its checkpoint`)
-        options.onRange?.(summary)
-      },
-    )
-    options.signal?.addEventListener('abort', () => void this.#boss.offWork(queue).catch(() => undefined), { once: true })
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#stopping.signal]) : this.#stopping.signal
+    const loop = this.#workLoop(migration, { ...options, signal })
+    this.#working.add(loop)
+    void loop.finally(() => this.#working.delete(loop))
+  }
+
+  /** Per range: its holder (worker, host, pid, since when) and its checkpoint's progress. */
+  async holdings(migration: string): Promise<RangeHolding[]> {
+    const rows = await this.#control
+      .selectFrom('cutover.backfill_ranges as r')
+      .leftJoin('cutover.backfill_checkpoints as c', (join) => join.onRef('c.migration', '=', 'r.migration').onRef('c.range_id', '=', 'r.range_id'))
+      .select(['r.range_id', 'r.position', 'r.holder', 'r.holder_host', 'r.holder_pid', 'r.leased_at', 'c.status', 'c.counts', 'c.last_key', 'c.updated_at'])
+      .where('r.migration', '=', migration)
+      .orderBy('r.position')
+      .execute()
+    return rows.map((row) => ({
+      rangeId: row.range_id,
+      position: row.position,
+      status: row.status ?? 'pending',
+      holder: row.holder === null || row.status === 'done' ? undefined : { workerId: row.holder, host: row.holder_host, pid: row.holder_pid, since: row.leased_at },
+      read: Number((typeof row.counts === 'string' ? JSON.parse(row.counts) : row.counts)?.read ?? 0),
+      lastKey: row.last_key ?? undefined,
+      updatedAt: row.updated_at ?? undefined,
+    }))
   }
 
   /** Whether every planned range of `migration` has a finished checkpoint. */
@@ -197,24 +195,85 @@ export class BackfillJobs {
     return Number(counts.planned) > 0 && counts.planned === counts.done
   }
 
-  /** Serializes live workers on one range; a dead worker's session lock is released with its connection. */
-  async #withRangeLock<T>(migration: string, rangeId: string, run: () => Promise<T>): Promise<T> {
-    return this.#control.connection().execute(async (connection) => {
-      const lockKey = `cutover.backfill:${migration}:${rangeId}`
-      for (;;) {
-        const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(hashtext(${lockKey})) as locked`.execute(connection)
-        if (rows[0]?.locked) break
-        await new Promise((resolve) => setTimeout(resolve, 500))
-      }
+  /** Claims and works ranges until aborted; a lost lease connection is replaced by a new one. */
+  async #workLoop(migration: Migration<any, any>, options: Parameters<BackfillJobs['work']>[1] & { signal: AbortSignal }): Promise<void> {
+    while (!options.signal.aborted) {
       try {
-        return await run()
-      } finally {
-        await sql`select pg_advisory_unlock(hashtext(${lockKey}))`.execute(connection)
+        await this.#control.connection().execute(async (session) => {
+          const leases = new RangeLeases(session, migration.name, this.#worker, this.#options.expireInSeconds ?? 900)
+          while (!options.signal.aborted) {
+            const held = await leases.claim()
+            if (!held) {
+              await sleep(this.#pollMs(), options.signal)
+              continue
+            }
+            const summary = await this.#workRange(migration, leases, held, options)
+            if (summary) options.onRange?.(summary)
+          }
+        })
+      } catch (error) {
+        if (options.signal.aborted) return
+        // The lease session failed (cut, or the database restarted): its locks are gone with it.
+        this.#logger.warn('backfill worker lost its lease connection; reconnecting', { migration: migration.name, worker: this.#worker.id, error })
+        await sleep(this.#pollMs(), options.signal)
       }
-    })
+    }
+  }
+
+  /**
+   * Runs one held range, watching the lease meanwhile: if the lease session fails or the token moves
+   * on, the run is stopped (its next checkpoint would be refused anyway). `undefined`: lost.
+   */
+  async #workRange(migration: Migration<any, any>, leases: RangeLeases, held: HeldRange, options: Parameters<BackfillJobs['work']>[1] & { signal: AbortSignal }): Promise<BackfillSummary | undefined> {
+    const range = (await this.ranges(migration.name)).find((r) => r.id === held.rangeId) as PlannedRange
+    const lost = new AbortController()
+    let sessionError: unknown
+    const watch = (async () => {
+      while (!lost.signal.aborted) {
+        await sleep(this.#pollMs(), lost.signal)
+        if (lost.signal.aborted) return
+        const ok = await leases.stillHeld(held).catch((error: unknown) => ((sessionError = error), false))
+        if (!ok) lost.abort()
+      }
+    })()
+    try {
+      const summary = await backfill({ ...options.backfill, migration, control: this.#control, range, leaseToken: held.token, signal: AbortSignal.any([options.signal, lost.signal]) })
+      if (lost.signal.aborted) throw new LeaseLostError(migration.name, held.rangeId, held.token)
+      return summary.status === 'aborted' ? undefined : summary
+    } catch (error) {
+      const leaseLost = error instanceof LeaseLostError || lost.signal.aborted
+      lost.abort()
+      if (sessionError !== undefined) throw sessionError
+      const context = { migration: migration.name, rangeId: held.rangeId, token: held.token, worker: this.#worker.id }
+      if (leaseLost) this.#logger.warn('backfill range lease lost; another worker resumes it', { ...context, code: 'BACKFILL_LEASE_LOST' })
+      else {
+        // Given back, to be retried from its checkpoint (here or elsewhere) after a pause.
+        this.#logger.error('backfill range failed; it will be retried from its checkpoint', { ...context, error })
+        await sleep(this.#pollMs(), options.signal)
+      }
+      return undefined
+    } finally {
+      lost.abort()
+      await watch
+      if (sessionError === undefined) await leases.release(held)
+    }
+  }
+
+  #pollMs(): number {
+    return (this.#options.pollingIntervalSeconds ?? 1) * 1_000
   }
 }
 
-function queueName(migration: string): string {
-  return `cutover-backfill-${migration}`
+/** Resolves after `ms`, or early when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
 }

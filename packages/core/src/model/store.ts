@@ -78,6 +78,15 @@ export interface WriteResult {
   readonly skipped: number
 }
 
+/** `upsertReturning`'s answer: the counts, and what the write stored. */
+export interface StoredWrite<R extends Row = Row> extends WriteResult {
+  /**
+   * The records this write inserted or replaced, as the store now holds them (what `get` would
+   * return), by `keyString(key)`. Records it skipped are not here.
+   */
+  readonly stored: ReadonlyMap<string, R>
+}
+
 /**
  * What a store is, as read from its database at start-up (a table's catalog, a model's schema), so
  * that a wrong table or key name fails there and not at the first mirrored write.
@@ -109,6 +118,11 @@ export interface Store<R extends Row = Row> {
   /** Up to `limit` records with key greater than `after`, in the store's key order. */
   scan(options: { readonly after?: KeyValue; readonly limit: number }): Promise<readonly R[]>
   upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult>
+  /**
+   * Optional: `upsert` that also returns the records as stored (PostgreSQL's `returning`), so the
+   * backfill's read-back of a batch needs to look up only the records the write skipped.
+   */
+  upsertReturning?(records: readonly R[], mode: WriteMode): Promise<StoredWrite<R>>
   /** Deletes the records with these keys; returns how many existed. */
   delete(keys: readonly KeyValue[]): Promise<number>
   /**

@@ -24,7 +24,7 @@
  * cheap statement; rows that cannot go that way use a multi-row VALUES list. Driver errors surface
  * as the core's `StoreError` naming the store and the operation.
  */
-import { type CapturableTable, type KeyPart, StoreError, sqlIdentifier, type KeyValue, keyString, recordKey, type Row, type Store, type StoreShape, type WriteMode, type WriteResult } from '@cutover/core'
+import { type CapturableTable, type KeyPart, StoreError, sqlIdentifier, type KeyValue, keyString, recordKey, type Row, type Store, type StoreShape, type StoredWrite, type WriteMode, type WriteResult } from '@cutover/core'
 import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
 import { installReadOnlyTrigger, removeReadOnlyTrigger } from './read-only-trigger.js'
 import { asStoreQuery } from './store-query.js'
@@ -106,36 +106,103 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   }
 
   async upsert(records: readonly R[], mode: WriteMode): Promise<WriteResult> {
-    if (records.length === 0) return { written: 0, skipped: 0 }
-    // One statement cannot touch a row twice (`on conflict do update` refuses): the last record of
-    // a key wins, as it would have in sequence.
-    const byKey = new Map<string, Row>()
-    for (const record of records) {
-      const row = this.#toRow(record)
-      const absent = this.keyFields.find((field) => row[field] === undefined || row[field] === null)
-      if (absent !== undefined) throw new StoreError(this.name, 'upsert', `record without a value for key column "${absent}"`)
-      byKey.set(keyString(recordKey(row, this.keyFields)), row)
-    }
-    // In key order, so that concurrent upserts (two instances mirroring overlapping keys) lock
-    // rows in the same order and cannot deadlock each other.
-    const rows = [...byKey.values()].sort((a, b) => compareKeys(recordKey(a, this.keyFields), recordKey(b, this.keyFields)))
-    const columns = this.#options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))]
-    const written = await this.#run('upsert', async () => {
-      const arrays = unnestArrays(await this.#columnsFor(columns), columns, rows)
-      return arrays ? this.#upsertUnnest(columns, arrays, mode) : this.#upsertValues(columns, rows, mode)
+    const { written, skipped } = await this.#upsert(records, mode, false)
+    return { written, skipped }
+  }
+
+  /** `upsert`, answering with the rows written as stored (`returning`, read through `fromRow`). */
+  async upsertReturning(records: readonly R[], mode: WriteMode): Promise<StoredWrite<R>> {
+    const { written, skipped, rows } = await this.#upsert(records, mode, true)
+    const stored = new Map<string, R>()
+    for (const row of rows) stored.set(keyString(recordKey(row, this.keyFields)), this.#fromRow(row))
+    return { written, skipped, stored }
+  }
+
+  async #upsert(records: readonly R[], mode: WriteMode, returning: boolean): Promise<WriteResult & { rows: readonly Row[] }> {
+    if (records.length === 0) return { written: 0, skipped: 0, rows: [] }
+    const rows = this.#distinctInKeyOrder(records)
+    const columns = this.#options.columns ?? columnsOf(rows)
+    const result = await this.#run('upsert', async () => {
+      const types = await this.#columnsFor(columns)
+      // Without configured columns, `columns` are exactly the rows' fields.
+      const source = jsonRecordset(types, columns, rows, this.#options.columns === undefined) ?? unnestArrays(types, columns, rows)
+      if (source) return this.#upsertBulk(columns, source, mode, returning ? this.#returning() : sql``)
+      return { written: await this.#upsertValues(columns, rows, mode), rows: [] }
     })
-    return { written, skipped: rows.length - written + (records.length - rows.length) }
+    return { written: result.written, skipped: rows.length - result.written + (records.length - rows.length), rows: result.rows }
   }
 
   /**
-   * The bulk path: one statement with one array parameter per column, `insert … select * from
-   * unnest($1::integer[], $2::text[], …)`. Parsing and binding stay constant in the number of rows
-   * (a multi-row VALUES list costs a parameter per value), and no parameter limit splits the write.
+   * The rows to write: one per key (one statement cannot touch a row twice, `on conflict do update`
+   * refuses; the last record of a key wins, as it would have in sequence), in key order, so that
+   * concurrent upserts (two instances mirroring overlapping keys) lock rows in the same order and
+   * cannot deadlock each other. A batch already in strictly increasing key order (a backfill's,
+   * read by keyset) is taken as it is.
    */
-  async #upsertUnnest(columns: readonly string[], arrays: readonly RawBuilder<unknown>[], mode: WriteMode): Promise<number> {
-    const result = await sql`insert into ${sql.table(this.table)} (${sql.join(columns.map((column) => sql.ref(column)))})
-      select * from unnest(${sql.join(arrays)}) where ${OWN_WRITE} ${this.#onConflict(columns, mode)}`.execute(this.#db)
-    return Number(result.numAffectedRows ?? 0n)
+  #distinctInKeyOrder(records: readonly R[]): readonly Row[] {
+    const rows = records.map((record) => this.#toRow(record))
+    let ordered = true
+    let previous: KeyValue | undefined
+    for (const row of rows) {
+      for (const field of this.keyFields) {
+        if (row[field] === undefined || row[field] === null) throw new StoreError(this.name, 'upsert', `record without a value for key column "${field}"`)
+      }
+      const key = recordKey(row, this.keyFields)
+      if (ordered && previous !== undefined && compareKeys(previous, key) >= 0) ordered = false
+      previous = key
+    }
+    if (ordered) return rows
+    const byKey = new Map<string, Row>()
+    for (const row of rows) byKey.set(keyString(recordKey(row, this.keyFields)), row)
+    return [...byKey.values()].sort((a, b) => compareKeys(recordKey(a, this.keyFields), recordKey(b, this.keyFields)))
+  }
+
+  /** `returning` the columns a read returns. */
+  #returning(): RawBuilder<unknown> {
+    const columns = this.#options.columns
+    return columns ? sql`returning ${sql.join(columns.map((column) => sql.ref(column)))}` : sql`returning *`
+  }
+
+  /**
+   * The bulk paths: one statement whatever the batch's size, its rows in one JSON parameter
+   * (`json_to_recordset`: one `JSON.stringify`, the cheapest to build and for PostgreSQL to parse)
+   * or, for values JSON cannot carry as `pg` would send them (Dates, bytes, bigints), one array
+   * parameter per column (`unnest($1::integer[], $2::text[], …)`). Either way parsing and binding
+   * stay constant in the number of rows and no parameter limit splits the write.
+   */
+  async #upsertBulk(columns: readonly string[], source: RawBuilder<unknown>, mode: WriteMode, returning: RawBuilder<unknown>): Promise<{ written: number; rows: readonly Row[] }> {
+    if (mode.kind === 'insert-if-absent' && !this.#db.isTransaction) {
+      const inserted = await this.#insertAbsent(columns, source, returning)
+      if (inserted !== undefined) return inserted
+    }
+    const result = await sql<Row>`insert into ${sql.table(this.table)} (${sql.join(columns.map((column) => sql.ref(column)))})
+      select u.* from ${source} where ${OWN_WRITE} ${this.#onConflict(columns, mode)} ${returning}`.execute(this.#db)
+    return { written: Number(result.numAffectedRows ?? 0n), rows: result.rows }
+  }
+
+  /**
+   * Insert-if-absent as a plain insert of the rows whose key is not there yet (an anti-join on the
+   * key index): about half the server's work of `on conflict do nothing`, whose speculative
+   * insertion writes and confirms every row. A concurrent writer (the mirror) inserting one of the
+   * keys between the anti-join and the insert makes the statement fail with a unique violation and
+   * change nothing: `undefined`, and the caller writes with `on conflict`. Outside a transaction
+   * only, where a failed statement leaves nothing to roll back.
+   */
+  async #insertAbsent(columns: readonly string[], source: RawBuilder<unknown>, returning: RawBuilder<unknown>): Promise<{ written: number; rows: readonly Row[] } | undefined> {
+    const incoming = sql.join(columns.map((column) => sql.ref(column)))
+    const sameKey = sql.join(
+      this.keyFields.map((field) => sql`t.${sql.ref(field)} = u.${sql.ref(field)}`),
+      sql` and `,
+    )
+    try {
+      const result = await sql<Row>`insert into ${sql.table(this.table)} (${incoming})
+        select u.* from ${source}
+        where ${OWN_WRITE} and not exists (select from ${sql.table(this.table)} t where ${sameKey}) ${returning}`.execute(this.#db)
+      return { written: Number(result.numAffectedRows ?? 0n), rows: result.rows }
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') return undefined
+      throw error
+    }
   }
 
   /**
@@ -304,6 +371,13 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   }
 }
 
+/** Every field any row has, in first-seen order. */
+function columnsOf(rows: readonly Row[]): string[] {
+  const columns = new Set<string>()
+  for (const row of rows) for (const field in row) columns.add(field)
+  return [...columns]
+}
+
 function compareKeys(a: KeyValue, b: KeyValue): number {
   if (Array.isArray(a) && Array.isArray(b)) {
     for (let i = 0; i < a.length; i++) {
@@ -326,12 +400,45 @@ function toScalar(key: KeyPart): string | number {
 }
 
 /**
+ * The rows as one `json_to_recordset($1::json) as u(col type, …)`, each column typed as the table
+ * has it; undefined unless every value is one JSON carries exactly as `pg` would send it: a string,
+ * a finite number, a boolean, null, or a structure for a json column. (Dates, bytes and bigints
+ * have their own renderings in `pg`; a string for a json column is JSON text already.)
+ */
+function jsonRecordset(types: ReadonlyMap<string, TableColumn> | undefined, columns: readonly string[], rows: readonly Row[], exact: boolean): RawBuilder<unknown> | undefined {
+  if (!types) return undefined
+  const typed: TableColumn[] = []
+  for (const column of columns) {
+    const type = types.get(column)
+    if (!type || type.category === 'A') return undefined
+    typed.push(type)
+  }
+  const anyJson = typed.some((type) => type.isJson)
+  for (const row of rows) {
+    for (let c = 0; c < columns.length; c++) {
+      const value = row[columns[c] as string]
+      const isJson = (typed[c] as TableColumn).isJson
+      if (value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) continue
+      if (typeof value === 'string' && !isJson) continue
+      if (isJson && typeof value === 'object' && !(value instanceof Date) && !(value instanceof Uint8Array)) continue
+      return undefined
+    }
+  }
+  // Only the written columns: a record's other fields may hold what JSON cannot (a bigint). Rows
+  // with no other fields go as they are (a replacer list takes JSON.stringify off its fast path).
+  const json =
+    exact ? JSON.stringify(rows) : anyJson ? JSON.stringify(rows.map((row) => Object.fromEntries(columns.map((column) => [column, row[column]])))) : JSON.stringify(rows, columns as string[])
+  const definitions = sql.join(columns.map((column, c) => sql`${sql.ref(column)} ${sql.raw((typed[c] as TableColumn).type)}`))
+  return sql`json_to_recordset(${json}::json) as u(${definitions})`
+}
+
+/**
  * One array parameter per column, cast to the column's type, for `unnest`; undefined when a row
  * cannot go that way: a column is unknown or of an array type (`unnest` would flatten it), a row
  * lacks a column (it must get its default, as in VALUES), or a value is a structure where the column
  * is not json.
  */
-function unnestArrays(types: ReadonlyMap<string, TableColumn> | undefined, columns: readonly string[], rows: readonly Row[]): RawBuilder<unknown>[] | undefined {
+function unnestArrays(types: ReadonlyMap<string, TableColumn> | undefined, columns: readonly string[], rows: readonly Row[]): RawBuilder<unknown> | undefined {
   if (!types) return undefined
   const arrays: RawBuilder<unknown>[] = []
   for (const column of columns) {
@@ -349,7 +456,7 @@ function unnestArrays(types: ReadonlyMap<string, TableColumn> | undefined, colum
     }
     arrays.push(sql`${values}::${sql.raw(type.type)}[]`)
   }
-  return arrays
+  return sql`unnest(${sql.join(arrays)}) as u(${sql.join(columns.map((column) => sql.ref(column)))})`
 }
 
 /**

@@ -30,6 +30,11 @@ export interface BackfillOptions {
   /** PostgreSQL with the `cutover` schema (`ensureSchema`): checkpoints, quarantine, audit, control. */
   readonly control: Kysely<any>
   readonly range?: KeyRange
+  /**
+   * The range's lease (distributed backfills): checkpoints are saved only while the range is still
+   * held under this token, else the run fails with `LeaseLostError`.
+   */
+  readonly leaseToken?: number
   readonly batch?: BatchSizing
   readonly throttle?: ThrottleSettings
   /** Inline verification of each batch; `false` turns it off. */

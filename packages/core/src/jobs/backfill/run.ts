@@ -138,7 +138,7 @@ export class BackfillRun {
     const { migration } = this
     if (this.status === 'done' && !this.#savedDone) {
       // The last batch was full and the next scan found nothing (or there was nothing to read).
-      await this.#checkpoints.save(this.#options.control, { migration: migration.name, rangeId: this.rangeId, lastKey: this.lastKey, counts: this.#counts, batchSize: this.sizer.size, status: 'done' })
+      await this.#checkpoints.save(this.#options.control, { migration: migration.name, rangeId: this.rangeId, lastKey: this.lastKey, counts: this.#counts, batchSize: this.sizer.size, status: 'done' }, this.#fence)
     }
     const elapsedMs = performance.now() - this.#started
     await this.#audit.append({
@@ -168,12 +168,16 @@ export class BackfillRun {
     }
   }
 
+  get #fence(): { leaseToken?: number } {
+    return this.#options.leaseToken === undefined ? {} : { leaseToken: this.#options.leaseToken }
+  }
+
   /** The batch's quarantined records and the checkpoint after it, in one transaction. */
   async #checkpoint(batch: ReadBatch, quarantined: readonly QuarantinedRecord[]): Promise<void> {
     const { migration, rangeId } = this
     await this.#options.control.transaction().execute(async (trx) => {
       await this.#quarantine.write(trx, quarantined)
-      await this.#checkpoints.save(trx, { migration: migration.name, rangeId, lastKey: batch.lastKey, counts: this.#counts, batchSize: this.sizer.size, status: batch.finished ? 'done' : 'running' })
+      await this.#checkpoints.save(trx, { migration: migration.name, rangeId, lastKey: batch.lastKey, counts: this.#counts, batchSize: this.sizer.size, status: batch.finished ? 'done' : 'running' }, this.#fence)
     })
     this.#savedDone = batch.finished
   }

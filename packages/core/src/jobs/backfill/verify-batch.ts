@@ -31,7 +31,7 @@ export async function verifyBatch(
   const { expected } = written
   const keys = [...expected.keys()]
   if (keys.length === 0) return { mismatches: [] }
-  const actual = await migration.new.get(keys.map((k) => expectedKey(expected, k, migration.new, migration.key.new)))
+  const actual = await readBack(migration, written, keys)
   const differing: string[] = []
   const moved: string[] = []
   for (const key of keys) {
@@ -90,6 +90,23 @@ export async function verifyBatch(
     pending = mismatches.map((m) => m.key)
   }
   return { mismatches }
+}
+
+/**
+ * The batch's copies as the new store holds them: those the write returned as stored, and the
+ * others (skipped: present already) read by key.
+ */
+async function readBack(migration: Migration<any, any>, written: WrittenBatch, keys: readonly string[]): Promise<ReadonlyMap<string, Row>> {
+  const { expected, stored } = written
+  const unreturned = stored.size === 0 ? keys : keys.filter((key) => !stored.has(key))
+  const read = unreturned.length === 0 ? new Map<string, Row>() : await migration.new.get(unreturned.map((k) => expectedKey(expected, k, migration.new, migration.key.new)))
+  if (stored.size === 0) return read
+  const actual = new Map(read)
+  for (const key of keys) {
+    const row = stored.get(key)
+    if (row !== undefined) actual.set(key, row)
+  }
+  return actual
 }
 
 /**

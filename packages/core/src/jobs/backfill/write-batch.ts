@@ -12,6 +12,8 @@ export interface WrittenBatch {
   readonly expected: ReadonlyMap<string, Row>
   /** The source rows of `expected`, as the batch read them. */
   readonly sources: ReadonlyMap<string, Row>
+  /** Of `expected`, the ones the write returned as stored: the read-back needs only the others. */
+  readonly stored: ReadonlyMap<string, Row>
 }
 
 /** Writes a mapped batch; records the new store refuses one by one are quarantined. */
@@ -32,5 +34,5 @@ export async function writeBatch(migration: Migration<any, any>, batch: MappedBa
     expected.set(key, m.record)
     sources.set(key, m.source)
   }
-  return { written: write.written, skipped: write.skipped, quarantined, expected, sources }
+  return { written: write.written, skipped: write.skipped, quarantined, expected, sources, stored: write.stored }
 }
