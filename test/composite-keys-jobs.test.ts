@@ -8,10 +8,11 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import * as core from '@cutover/core'
-import { backfill, compositeKey, createCutover, DeadLetterTable, ensureSchema, keyString, reconcile, silentLogger, verifyExhaustive, verifySample } from '@cutover/core'
+import { backfill, compositeKey, copy, createCutover, DeadLetterTable, defineMigration, ensureSchema, fieldMapper, keyString, QuarantineTable, reconcile, silentLogger, verifyExhaustive, verifySample } from '@cutover/core'
 import * as plugin from '@cutover/kysely-plugin'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { compositeMigrations, createCompositeTables, DEVICES, deviceId, ORDERS_PER_TENANT, TAGS, TENANTS } from './fixtures/composite-keys.js'
 import { createTestDatabase, type TestDatabase } from './setup/services.js'
 
@@ -174,5 +175,29 @@ describe('composite, uuid and text keys through the jobs', () => {
     // And the same through the API, with only the text of the keys, for a migration of composite keys.
     const result = await reconcile({ migration: migrations.orders, control: newDb.db, keys: [keyString([1, 6])], logger: silentLogger })
     expect(result).toMatchObject({ attempted: 1, repaired: 1 })
+  })
+  it('quarantines a composite key a backfill cannot write with its parts and types, and reconciles it from the quarantine', { timeout: 120_000 }, async () => {
+    await sql`create table lines (tenant_id integer not null, id integer not null, amount integer not null, primary key (tenant_id, id))`.execute(oldDb.db)
+    await sql`insert into lines select t, i, i from generate_series(1, 2) t, generate_series(1, 50) i`.execute(oldDb.db)
+    await sql`create table lines_v2 (tenant_id integer not null, id integer not null, amount integer not null check (amount <> 13), primary key (tenant_id, id))`.execute(newDb.db)
+    const schema = z.object({ tenant_id: z.number().int(), id: z.number().int(), amount: z.number().int() })
+    const migration = defineMigration({
+      name: 'lines',
+      old: new plugin.KyselyTableStore(oldDb.db, 'lines', ['tenant_id', 'id']),
+      new: new plugin.KyselyTableStore(newDb.db, 'lines_v2', ['tenant_id', 'id']),
+      mapper: fieldMapper({ old: schema, new: schema, fields: [copy('tenant_id'), copy('id'), copy('amount')] }),
+    })
+    const summary = await backfill({ migration, control: newDb.db, batch: { initial: 40, min: 40, max: 40 } })
+    expect(summary.counts.quarantined).toBe(2)
+    const entries = await new QuarantineTable(newDb.db).open('lines')
+    expect(entries.map((e) => e.key).sort()).toEqual([keyString([1, 13]), keyString([2, 13])])
+    const { rows } = await sql<{ key_type: string; key_value: unknown }>`select key_type, key_value from cutover.quarantine where migration = 'lines' order by key`.execute(newDb.db)
+    expect(rows.map((r) => r.key_type)).toEqual(['composite', 'composite'])
+
+    await sql`alter table lines_v2 drop constraint lines_v2_amount_check`.execute(newDb.db)
+    const result = await reconcile({ migration, control: newDb.db, includeQuarantine: true, logger: silentLogger })
+    expect(result).toMatchObject({ attempted: 2, repaired: 2 })
+    const { rows: repaired } = await sql<{ n: string }>`select count(*) as n from lines_v2 where amount = 13`.execute(newDb.db)
+    expect(repaired[0]?.n).toBe('2')
   })
 })

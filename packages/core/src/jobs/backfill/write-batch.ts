@@ -23,10 +23,11 @@ export async function writeBatch(migration: Migration<any, any>, batch: MappedBa
   // Stores split writes that are too large for one statement themselves (KyselyTableStore does).
   const write = await writeIsolating(migration.new, [...mapped.values()].map((m) => m.record), mode)
   for (const { record, error } of write.refused) {
-    const key = keyString(storeRecordKey(migration.new, migration.key.new, record))
+    const keyValue = storeRecordKey(migration.new, migration.key.new, record)
+    const key = keyString(keyValue)
     const source = mapped.get(key)?.source ?? record
     mapped.delete(key)
-    quarantined.push(quarantineEntry(migration, key, source, 'STORE_REJECTED', storeReason(error), []))
+    quarantined.push(quarantineEntry(migration, keyValue, source, 'STORE_REJECTED', storeReason(error), []))
   }
   const expected = new Map<string, Row>()
   const sources = new Map<string, Row>()
