@@ -237,6 +237,11 @@ export class CutoverConnection implements DatabaseConnection {
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })
         return result
       }
+      case 'unkeyed': {
+        const result = await execute<R>(compiledQuery, ...rest)
+        if (result.numAffectedRows !== BigInt(0)) this.#record({ kind: 'unkeyed', table })
+        return result
+      }
       case 'source-keys': {
         const result = await execute<R>(compiledQuery, ...rest)
         try {

@@ -3,7 +3,7 @@ import type { CompiledQuery, QueryResult, SelectQueryNode } from 'kysely'
 import { KyselyTableStore } from '../store/kysely-table-store.js'
 import type { MigratedTables } from '../dialect/migrated-tables.js'
 import { ComparisonBatch } from './comparison-batch.js'
-import { recentlyUnmirrored } from '../write/unmirrored-writes.js'
+import { recentlyUnkeyed, recentlyUnmirrored } from '../write/unmirrored-writes.js'
 import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect } from './select-translation.js'
 
 /**
@@ -115,10 +115,14 @@ export class ReadRouter {
     return { rows: rows as R[] }
   }
 
-  /** A write this process could not mirror happened lately: the new store may lack it (`unmirrored-writes.ts`). */
+  /**
+   * A write this process could not mirror, or one the change log mirrors but whose keys are
+   * unknown here, happened lately: the new store may lack it (`unmirrored-writes.ts`).
+   */
   #unmirroredLately(runtime: MigrationRuntime): boolean {
-    if (!recentlyUnmirrored(runtime)) return false
-    this.#cutover.metrics.increment('read.fresh_fallback', { migration: runtime.name, reason: 'unmirrored_write' })
+    const reason = recentlyUnmirrored(runtime) ? 'unmirrored_write' : recentlyUnkeyed(runtime) ? 'unkeyed_write' : undefined
+    if (reason === undefined) return false
+    this.#cutover.metrics.increment('read.fresh_fallback', { migration: runtime.name, reason })
     return true
   }
 

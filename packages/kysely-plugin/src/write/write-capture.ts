@@ -38,6 +38,10 @@ export const KEY_ALIAS = '__cutover_key'
  *   the keys the MERGE touched, which is safe because mirroring re-reads each key's current state.
  * - `unattributable`: the write names a migrated table but its keys cannot be learned (a write in a
  *   CTE, a MERGE whose ON is not a key equality): reported as unmirrored.
+ * - `unkeyed`: the table's side is captured by the change log (`capture: 'change-log'`), which
+ *   mirrors the write whatever its keys; the wrapper wants them only for read-your-writes in `ramp`.
+ *   Rather than rewrite the caller's statement (which Kysely's log would then show), it runs as
+ *   written and the migration's reads stay on the old store a short while (`unmirrored-writes.ts`).
  */
 export type WritePlan =
   | { readonly kind: 'passthrough'; readonly table: MigratedTable }
@@ -58,6 +62,7 @@ export type WritePlan =
     }
   | { readonly kind: 'source-keys'; readonly table: MigratedTable; readonly keyQuery: RootOperationNode }
   | { readonly kind: 'unattributable'; readonly table: MigratedTable; readonly detail: string }
+  | { readonly kind: 'unkeyed'; readonly table: MigratedTable }
 
 const WRITE_KINDS = new Set(['InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode', 'MergeQueryNode'])
 
@@ -101,6 +106,7 @@ function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (tab
   if (!capture(table)) return { kind: 'passthrough', table }
   const keys = keysNamedByInsert(node, table.key)
   if (keys && namedKeys(table, keys)) return { kind: 'named-keys', table, op: 'upsert', keys }
+  if (loggedByTriggers(table)) return { kind: 'unkeyed', table }
   // Unqualified: in INSERT … RETURNING a bare column is the inserted row's.
   return withKeyReturning(node, table, 'upsert', undefined)
 }
@@ -115,6 +121,7 @@ function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (tab
   const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && (update.column as ColumnNode).column.name === target.table.key)
   const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.key, target.qualifier)
   if (keys && namedKeys(target.table, keys)) return { kind: 'named-keys', table: target.table, op: 'upsert', keys }
+  if (loggedByTriggers(target.table)) return { kind: 'unkeyed', table: target.table }
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
   return withKeyReturning(node, target.table, 'upsert', target.qualifier, changesKeys)
 }
@@ -129,6 +136,7 @@ function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (tab
   if (!capture(first.table)) return { kind: 'passthrough', table: first.table }
   const keys = keysNamedByFilter(node, first.table.key, first.qualifier)
   if (keys && namedKeys(first.table, keys)) return { kind: 'named-keys', table: first.table, op: 'delete', keys }
+  if (loggedByTriggers(first.table)) return { kind: 'unkeyed', table: first.table }
   return withKeyReturning(node, first.table, 'delete', first.qualifier)
 }
 
@@ -156,6 +164,11 @@ function planCteWrites(node: RootOperationNode, tables: MigratedTables): WritePl
     if (inner) return { kind: 'unattributable', table: inner.table, detail: `${cte.expression.kind} inside a WITH clause` }
   }
   return undefined
+}
+
+/** Whether the change log's triggers record this side's writes, whatever keys they touch. */
+function loggedByTriggers(table: MigratedTable): boolean {
+  return table.runtime.changeLog?.captures(table.side) ?? false
 }
 
 function withKeyReturning(
