@@ -6,7 +6,7 @@ import { classifyRawStatement, type RawStatement } from '../write/raw-statement.
 import type { ReadRouter } from '../read/read-router.js'
 import { isStoreQuery } from '../store/store-query.js'
 import { TransactionBuffer, type PendingWrite } from '../write/transaction-buffer.js'
-import { KEY_ALIAS, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
+import { KEY_ALIAS, keyAliases, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
 import { capturing, keysOf, recordCommitted } from '../write/write-recorder.js'
 
 /** What every connection of one wrapped dialect shares. */
@@ -257,9 +257,10 @@ export class CutoverConnection implements DatabaseConnection {
       case 'returning': {
         const result = await execute(this.#interception.returning.compile(plan, compiledQuery), ...rest)
         const rows = result.rows as Record<string, unknown>[]
-        for (const key of keysOf(rows, KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
+        const aliases = keyAliases(table)
+        for (const key of keysOf(rows, aliases)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
         if (plan.changesKeys) this.#record({ kind: 'unmirrored', table, detail: 'update of the key column: the new keys are mirrored, the old ones are left to reconciliation' })
-        return { ...result, rows: stripKeys<R>(rows, plan.callerWantsRows) }
+        return { ...result, rows: stripKeys<R>(rows, plan.callerWantsRows, aliases) }
       }
     }
   }

@@ -1,4 +1,4 @@
-import { type Cutover, type KeyValue, keyString, type MigrationRuntime, type Row, type Side, type Store } from '@cutover/core'
+import { type Cutover, type KeyValue, keyString, type MigrationRuntime, type Row, type Side, type Store, storeRecordKey } from '@cutover/core'
 import type { CompiledQuery, QueryResult, SelectQueryNode } from 'kysely'
 import { KyselyTableStore } from '../store/kysely-table-store.js'
 import type { MigratedTables } from '../dialect/migrated-tables.js'
@@ -99,7 +99,7 @@ export class ReadRouter {
     try {
       records = await store.selectNode(translated.node, query.queryId)
       const { mapper, key } = runtime.migration
-      rows = records.map((record) => translated.project(mapper.backward(record, { key: keyString(record[key.new] as KeyValue), migration: runtime.name })))
+      rows = records.map((record) => translated.project(mapper.backward(record, { key: keyString(storeRecordKey(store, key.new, record)), migration: runtime.name })))
     } catch (error) {
       runtime.recordRead('new', false, performance.now() - started)
       this.#cutover.metrics.increment('read.fallback', { migration: runtime.name })
@@ -109,7 +109,7 @@ export class ReadRouter {
     runtime.recordRead('new', true, performance.now() - started)
     if (runtime.sampleComparison()) {
       const { key } = runtime.migration
-      const keys = lookedUpKeys(select) ?? records.map((record) => record[key.new] as KeyValue)
+      const keys = lookedUpKeys(select) ?? records.map((record) => storeRecordKey(store, key.new, record))
       this.#lookups.add({ runtime, side: 'new', keys: keys as KeyValue[], wholeRows: records, query: query.sql, since: started })
     }
     return { rows: rows as R[] }
@@ -148,11 +148,12 @@ export class ReadRouter {
     const { runtime, side } = select.table
     const { key, old: oldStore, new: newStore } = runtime.migration
     const keyField = key[side]
-    if (rows.some((row) => row[keyField] === undefined || row[keyField] === null)) {
+    const keyColumns = select.table.keys
+    if (rows.some((row) => keyColumns.some((column) => row[column] === undefined || row[column] === null))) {
       this.#cutover.metrics.increment('compare.skipped', { migration: runtime.name, reason: 'no_key_in_result' })
       return
     }
-    const keys = rows.map((row) => row[keyField] as KeyValue)
+    const keys = rows.map((row) => storeRecordKey(runtime.migration[side], keyField, row))
     const whole = select.columns === '*'
     if (side === 'new') {
       const newRows = whole ? rows : await read(runtime, 'new', newStore, keys)

@@ -24,6 +24,11 @@ import { keysNamedByFilter, keysNamedByInsert } from './statement-keys.js'
  */
 export const KEY_ALIAS = '__cutover_key'
 
+/** The RETURNING aliases of a table's key columns: `__cutover_key`, or `__cutover_key_1`, `_2`, … for a composite key. */
+export function keyAliases(table: MigratedTable): readonly string[] {
+  return table.keys.length === 1 ? [KEY_ALIAS] : table.keys.map((_, i) => `${KEY_ALIAS}_${i + 1}`)
+}
+
 /**
  * How a write on a migrated table is captured.
  *
@@ -104,7 +109,7 @@ function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (tab
   const table = node.into ? tables.ofTableNode(node.into) : undefined
   if (!table) return undefined
   if (!capture(table)) return { kind: 'passthrough', table }
-  const keys = keysNamedByInsert(node, table.key)
+  const keys = keysNamedByInsert(node, table.keys)
   if (keys && namedKeys(table, keys)) return { kind: 'named-keys', table, op: 'upsert', keys }
   if (loggedByTriggers(table)) return { kind: 'unkeyed', table }
   // Unqualified: in INSERT … RETURNING a bare column is the inserted row's.
@@ -118,8 +123,8 @@ function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (tab
     return listed ? { kind: 'unattributable', table: listed, detail: 'update of several tables at once' } : undefined
   }
   if (!capture(target.table)) return { kind: 'passthrough', table: target.table }
-  const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && (update.column as ColumnNode).column.name === target.table.key)
-  const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.key, target.qualifier)
+  const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && target.table.keys.includes((update.column as ColumnNode).column.name))
+  const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.keys, target.qualifier)
   if (keys && namedKeys(target.table, keys)) return { kind: 'named-keys', table: target.table, op: 'upsert', keys }
   if (loggedByTriggers(target.table)) return { kind: 'unkeyed', table: target.table }
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
@@ -134,7 +139,7 @@ function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (tab
     return listed ? { kind: 'unattributable', table: listed, detail: 'delete from several tables at once' } : undefined
   }
   if (!capture(first.table)) return { kind: 'passthrough', table: first.table }
-  const keys = keysNamedByFilter(node, first.table.key, first.qualifier)
+  const keys = keysNamedByFilter(node, first.table.keys, first.qualifier)
   if (keys && namedKeys(first.table, keys)) return { kind: 'named-keys', table: first.table, op: 'delete', keys }
   if (loggedByTriggers(first.table)) return { kind: 'unkeyed', table: first.table }
   return withKeyReturning(node, first.table, 'delete', first.qualifier)
@@ -144,7 +149,8 @@ function planMerge(node: MergeQueryNode, tables: MigratedTables): WritePlan | un
   const target = tables.ofFromItem(node.into)
   if (!target) return undefined
   const on = node.using?.on?.on
-  const source = on ? sourceOfKeyEquality(on, target.table.key, target.qualifier) : undefined
+  // A composite key's ON (`t.k1 = s.a and t.k2 = s.b`) is not listed: such a MERGE is reported.
+  const source = on && target.table.keys.length === 1 ? sourceOfKeyEquality(on, target.table.key, target.qualifier) : undefined
   if (!node.using || !source) {
     return { kind: 'unattributable', table: target.table, detail: 'MERGE whose ON clause is not `target.key = source expression`' }
   }
@@ -178,12 +184,14 @@ function withKeyReturning(
   qualifier: TableNode | undefined,
   changesKeys = false,
 ): WritePlan {
-  const keyReference = ReferenceNode.create(ColumnNode.create(table.key), qualifier)
-  const selection = SelectionNode.create(AliasNode.create(keyReference, IdentifierNode.create(KEY_ALIAS)) as never)
-  const returning = node.returning ? ReturningNode.cloneWithSelections(node.returning, [selection]) : ReturningNode.create([selection])
+  const aliases = keyAliases(table)
+  const selections = table.keys.map((key, i) =>
+    SelectionNode.create(AliasNode.create(ReferenceNode.create(ColumnNode.create(key), qualifier), IdentifierNode.create(aliases[i] as string)) as never),
+  )
+  const returning = node.returning ? ReturningNode.cloneWithSelections(node.returning, selections) : ReturningNode.create(selections)
   // Nothing is compiled after RETURNING but ORDER BY and LIMIT (MySQL forms) and `modifyEnd` text.
   const last = !node.endModifiers?.length && !(node as { orderBy?: unknown }).orderBy && !(node as { limit?: unknown }).limit
-  const shape = last ? JSON.stringify([node.kind, node.returning !== undefined, qualifier?.table.schema?.name, qualifier?.table.identifier.name, table.key]) : undefined
+  const shape = last ? JSON.stringify([node.kind, node.returning !== undefined, qualifier?.table.schema?.name, qualifier?.table.identifier.name, table.keys]) : undefined
   return { kind: 'returning', table, op, node: Object.freeze({ ...node, returning }), callerWantsRows: node.returning !== undefined, changesKeys, shape }
 }
 
@@ -212,11 +220,18 @@ function anyMigrated(items: readonly OperationNode[], tables: MigratedTables): M
   return undefined
 }
 
-/** The caller's result: the rows without the key column (none when it asked for none). */
-export function stripKeys<R>(rows: readonly Record<string, unknown>[], callerWantsRows: boolean): R[] {
+/** The caller's result: the rows without the key columns (none when it asked for none). */
+export function stripKeys<R>(rows: readonly Record<string, unknown>[], callerWantsRows: boolean, aliases: readonly string[] = [KEY_ALIAS]): R[] {
   if (!callerWantsRows) return []
+  if (aliases.length === 1) {
+    return rows.map((row) => {
+      const { [KEY_ALIAS]: _key, ...rest } = row
+      return rest as R
+    })
+  }
   return rows.map((row) => {
-    const { [KEY_ALIAS]: _key, ...rest } = row
+    const rest = { ...row }
+    for (const alias of aliases) delete rest[alias]
     return rest as R
   })
 }
