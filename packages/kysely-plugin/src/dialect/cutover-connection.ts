@@ -215,7 +215,16 @@ export class CutoverConnection implements DatabaseConnection {
       return Promise.reject(error)
     }
     if (!plan || plan.kind === 'passthrough') return execute(compiledQuery, ...rest)
+    // The commonest captured write names its keys: one `then` on the caller's own promise, rather
+    // than an async function's promise and await, keeps it at the plain write's number of hops.
+    if (plan.kind === 'named-keys') return execute<R>(compiledQuery, ...rest).then((result) => this.#named(plan, result))
     return this.#capture(plan, compiledQuery, execute, rest)
+  }
+
+  #named<R>(plan: Extract<WritePlan, { kind: 'named-keys' }>, result: QueryResult<R>): QueryResult<R> {
+    // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
+    if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table: plan.table, event: { key, op: plan.op } })
+    return result
   }
 
   async #capture<R>(
@@ -226,12 +235,8 @@ export class CutoverConnection implements DatabaseConnection {
   ): Promise<QueryResult<R>> {
     const { table } = plan
     switch (plan.kind) {
-      case 'named-keys': {
-        const result = await execute<R>(compiledQuery, ...rest)
-        // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
-        if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
-        return result
-      }
+      case 'named-keys':
+        return this.#named(plan, await execute<R>(compiledQuery, ...rest))
       case 'unattributable': {
         const result = await execute<R>(compiledQuery, ...rest)
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })
