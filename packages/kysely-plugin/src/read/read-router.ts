@@ -43,42 +43,51 @@ export class ReadRouter {
     return this.#route(node, query, executeOld)
   }
 
-  async #route<R>(node: SelectQueryNode, query: CompiledQuery, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  /** Not async: a read that stays on the old store is one `then` on the caller's query (`#asWritten`). */
+  #route<R>(node: SelectQueryNode, query: CompiledQuery, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const select = simpleSelect(node, this.#tables)
     if (!select) return executeOld()
     const { runtime, side } = select.table
     // Read-your-writes: with a change of these keys (or, not by key, of any) still on its way to the
     // new store, the read goes to the old one (`readSideFor`).
     if (side === 'old' && runtime.readSideFor(lookedUpKeys(select) as readonly KeyValue[] | undefined) === 'new' && !this.#unmirroredLately(runtime)) {
-      const served = await this.#fromNew<R>(select, query, runtime)
-      if (served) return served
+      return this.#fromNewOrOld(select, query, runtime, executeOld)
     }
     return this.#asWritten(select, query, executeOld)
   }
 
+  async #fromNewOrOld<R>(select: SimpleSelect, query: CompiledQuery, runtime: MigrationRuntime, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+    const served = await this.#fromNew<R>(select, query, runtime)
+    return served ?? this.#asWritten(select, query, executeOld)
+  }
+
   /** The query as the application wrote it, on the table it names; sampled for comparison. */
-  async #asWritten<R>(select: SimpleSelect, query: CompiledQuery, execute: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  #asWritten<R>(select: SimpleSelect, query: CompiledQuery, execute: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const { runtime, side } = select.table
     const started = performance.now()
-    let result: QueryResult<R>
-    try {
-      result = await execute()
-    } catch (error) {
-      runtime.recordRead(side, false, performance.now() - started)
-      throw error
+    return execute().then(
+      (result) => {
+        runtime.recordRead(side, true, performance.now() - started)
+        if (runtime.sampleComparison()) this.#sample(select, query, result.rows as Row[], started)
+        return result
+      },
+      (error: unknown) => {
+        runtime.recordRead(side, false, performance.now() - started)
+        throw error
+      },
+    )
+  }
+
+  /** Queues a read the caller has its rows of for comparison with the other store. */
+  #sample(select: SimpleSelect, query: CompiledQuery, rows: Row[], started: number): void {
+    const { runtime, side } = select.table
+    const keys = lookedUpKeys(select)
+    if (keys) {
+      // A key lookup: compared together with the other lookups of the next few milliseconds.
+      this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql, since: started })
+    } else {
+      setImmediate(() => void this.#compareAsWritten(select, query, rows, started).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
     }
-    runtime.recordRead(side, true, performance.now() - started)
-    if (runtime.sampleComparison()) {
-      const rows = result.rows as Row[]
-      const keys = lookedUpKeys(select)
-      if (keys) {
-        // A key lookup: compared together with the other lookups of the next few milliseconds.
-        this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql, since: started })
-      } else {
-        setImmediate(() => void this.#compareAsWritten(select, query, rows, started).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
-      }
-    }
-    return result
   }
 
   /** The old-table query served by the new store, or undefined to serve it from the old one. */
