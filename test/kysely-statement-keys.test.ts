@@ -3,7 +3,7 @@
  * keys: the key column lookup against the real catalog, and the end-to-end result where a trigger
  * gives inserted rows other keys than the statement named.
  */
-import { copy, fieldMapper, type MigrationRuntime, silentLogger } from '@cutover/core'
+import { compositeKey, copy, fieldMapper, type MigrationRuntime, silentLogger } from '@cutover/core'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -39,6 +39,8 @@ describe('KeyColumns against the PostgreSQL catalog', () => {
       'create table parted (id integer primary key) partition by range (id)',
       'create view viewed as select * from ints',
       'create table later (id integer primary key)',
+      'create table composite (tenant text, id integer, primary key (tenant, id))',
+      'create table composite_numeric (tenant text, amount numeric, primary key (tenant, amount))',
     ]) {
       await sql.raw(ddl).execute(database.db)
     }
@@ -49,12 +51,23 @@ describe('KeyColumns against the PostgreSQL catalog', () => {
     await database?.drop()
   })
 
-  const table = (name: string, key = 'id') => ({ name, key, side: 'old', rawWrites: 'report', runtime: { logger: silentLogger } as unknown as MigrationRuntime }) as MigratedTable
+  const table = (name: string, key = 'id', keys: readonly string[] = [key]) => ({ name, key, keys, side: 'old', rawWrites: 'report', runtime: { logger: silentLogger } as unknown as MigrationRuntime }) as MigratedTable
   async function accepts(name: string, keys: readonly (string | number | bigint)[]): Promise<boolean> {
     const t = table(name)
     await columns.lookUp(t)
     return columns.accepts(t, keys)
   }
+
+  it('accepts a composite key when each part is in the form its column returns', async () => {
+    const composite = table('composite', 'tenant', ['tenant', 'id'])
+    await columns.lookUp(composite)
+    expect(columns.accepts(composite, [compositeKey('a', 1), compositeKey('b', '2')])).toBe(true)
+    expect(columns.accepts(composite, [compositeKey('a', 1.5)])).toBe(false)
+    expect(columns.accepts(composite, ['a'])).toBe(false)
+    const numeric = table('composite_numeric', 'tenant', ['tenant', 'amount'])
+    await columns.lookUp(numeric)
+    expect(columns.accepts(numeric, [compositeKey('a', 1)])).toBe(false)
+  })
 
   it('accepts keys in the form the column returns them', async () => {
     expect(await accepts('ints', [1, 2n, '3', -4])).toBe(true)

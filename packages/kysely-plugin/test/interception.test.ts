@@ -39,7 +39,8 @@ class RecordingConnection implements DatabaseConnection {
   async executeQuery<R>(query: CompiledQuery, ...extra: unknown[]): Promise<QueryResult<R>> {
     if (query.sql.includes('cutover: key column')) {
       this.lookups.push([...query.parameters])
-      return { rows: (this.keyColumn ? [this.keyColumn] : []) as R[] }
+      // The catalog answers one row per key column asked for.
+      return { rows: (this.keyColumn ? [{ column: 'user_id', ...this.keyColumn }] : []) as R[] }
     }
     this.queries.push({ sql: query.sql, extra })
     return { rows: this.rows as R[], numAffectedRows: BigInt(this.rows.length) }
@@ -256,7 +257,7 @@ describe('withCutover: keys a write names stand for RETURNING once the key colum
     connection.rows = [{ __cutover_key: 0 }]
     await db.updateTable('users').set({ name: 'x' }).where('user_id', '=', 0).execute()
     await new Promise((resolve) => setTimeout(resolve, 0))
-    expect(connection.lookups).toEqual([['public', 'users', 'user_id']])
+    expect(connection.lookups).toEqual([['public', 'users', ['user_id']]])
     connection.queries.length = 0
   }
 

@@ -6,7 +6,7 @@ import { classifyRawStatement, type RawStatement } from '../write/raw-statement.
 import type { ReadRouter } from '../read/read-router.js'
 import { isStoreQuery } from '../store/store-query.js'
 import { TransactionBuffer, type PendingWrite } from '../write/transaction-buffer.js'
-import { KEY_ALIAS, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
+import { KEY_ALIAS, keyAliases, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
 import { capturing, keysOf, recordCommitted } from '../write/write-recorder.js'
 
 /** What every connection of one wrapped dialect shares. */
@@ -215,7 +215,16 @@ export class CutoverConnection implements DatabaseConnection {
       return Promise.reject(error)
     }
     if (!plan || plan.kind === 'passthrough') return execute(compiledQuery, ...rest)
+    // The commonest captured write names its keys: one `then` on the caller's own promise, rather
+    // than an async function's promise and await, keeps it at the plain write's number of hops.
+    if (plan.kind === 'named-keys') return execute<R>(compiledQuery, ...rest).then((result) => this.#named(plan, result))
     return this.#capture(plan, compiledQuery, execute, rest)
+  }
+
+  #named<R>(plan: Extract<WritePlan, { kind: 'named-keys' }>, result: QueryResult<R>): QueryResult<R> {
+    // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
+    if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table: plan.table, event: { key, op: plan.op } })
+    return result
   }
 
   async #capture<R>(
@@ -226,15 +235,16 @@ export class CutoverConnection implements DatabaseConnection {
   ): Promise<QueryResult<R>> {
     const { table } = plan
     switch (plan.kind) {
-      case 'named-keys': {
-        const result = await execute<R>(compiledQuery, ...rest)
-        // Nothing written, nothing to mirror (`numAffectedRows` is absent where a driver does not count).
-        if (result.numAffectedRows !== BigInt(0)) for (const key of plan.keys) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
-        return result
-      }
+      case 'named-keys':
+        return this.#named(plan, await execute<R>(compiledQuery, ...rest))
       case 'unattributable': {
         const result = await execute<R>(compiledQuery, ...rest)
         this.#record({ kind: 'unmirrored', table, detail: plan.detail })
+        return result
+      }
+      case 'unkeyed': {
+        const result = await execute<R>(compiledQuery, ...rest)
+        if (result.numAffectedRows !== BigInt(0)) this.#record({ kind: 'unkeyed', table })
         return result
       }
       case 'source-keys': {
@@ -252,9 +262,10 @@ export class CutoverConnection implements DatabaseConnection {
       case 'returning': {
         const result = await execute(this.#interception.returning.compile(plan, compiledQuery), ...rest)
         const rows = result.rows as Record<string, unknown>[]
-        for (const key of keysOf(rows, KEY_ALIAS)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
+        const aliases = keyAliases(table)
+        for (const key of keysOf(rows, aliases)) this.#record({ kind: 'write', table, event: { key, op: plan.op } })
         if (plan.changesKeys) this.#record({ kind: 'unmirrored', table, detail: 'update of the key column: the new keys are mirrored, the old ones are left to reconciliation' })
-        return { ...result, rows: stripKeys<R>(rows, plan.callerWantsRows) }
+        return { ...result, rows: stripKeys<R>(rows, plan.callerWantsRows, aliases) }
       }
     }
   }

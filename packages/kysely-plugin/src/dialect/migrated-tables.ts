@@ -25,8 +25,10 @@ export interface MigratedTable {
   readonly name: string
   readonly runtime: MigrationRuntime
   readonly side: Side
-  /** The key column of this side. */
+  /** The key column of this side (the first key column of a composite key). */
   readonly key: string
+  /** Every key column of this side, in key order: one, or those of a composite primary key. */
+  readonly keys: readonly string[]
   readonly rawWrites: RawWritePolicy
 }
 
@@ -58,10 +60,10 @@ export class MigratedTables {
       }
       const qualified = name.includes('.') ? name : `public.${name}`
       if (this.#byName.has(qualified)) problems.push({ source, value: name, message: `${source}: table named twice` })
-      this.#byName.set(
-        qualified,
-        Object.freeze({ name, runtime, side: config.side, key: runtime.migration.key[config.side], rawWrites: config.rawWrites ?? 'report' }),
-      )
+      const key = runtime.migration.key[config.side]
+      const composite = runtime.migration[config.side].keyFields
+      const keys = Object.freeze(composite && composite.length > 1 ? [...composite] : [key])
+      this.#byName.set(qualified, Object.freeze({ name, runtime, side: config.side, key, keys, rawWrites: config.rawWrites ?? 'report' }))
     }
     if (problems.length > 0) throw new ConfigError(problems)
     this.all = [...this.#byName.values()]

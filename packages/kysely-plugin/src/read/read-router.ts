@@ -1,9 +1,9 @@
-import { type Cutover, type KeyValue, keyString, type MigrationRuntime, type Row, type Side, type Store } from '@cutover/core'
+import { type Cutover, type KeyValue, keyString, type MigrationRuntime, type Row, type Side, type Store, storeRecordKey } from '@cutover/core'
 import type { CompiledQuery, QueryResult, SelectQueryNode } from 'kysely'
 import { KyselyTableStore } from '../store/kysely-table-store.js'
 import type { MigratedTables } from '../dialect/migrated-tables.js'
 import { ComparisonBatch } from './comparison-batch.js'
-import { recentlyUnmirrored } from '../write/unmirrored-writes.js'
+import { recentlyUnkeyed, recentlyUnmirrored } from '../write/unmirrored-writes.js'
 import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect } from './select-translation.js'
 
 /**
@@ -43,42 +43,51 @@ export class ReadRouter {
     return this.#route(node, query, executeOld)
   }
 
-  async #route<R>(node: SelectQueryNode, query: CompiledQuery, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  /** Not async: a read that stays on the old store is one `then` on the caller's query (`#asWritten`). */
+  #route<R>(node: SelectQueryNode, query: CompiledQuery, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const select = simpleSelect(node, this.#tables)
     if (!select) return executeOld()
     const { runtime, side } = select.table
     // Read-your-writes: with a change of these keys (or, not by key, of any) still on its way to the
     // new store, the read goes to the old one (`readSideFor`).
     if (side === 'old' && runtime.readSideFor(lookedUpKeys(select) as readonly KeyValue[] | undefined) === 'new' && !this.#unmirroredLately(runtime)) {
-      const served = await this.#fromNew<R>(select, query, runtime)
-      if (served) return served
+      return this.#fromNewOrOld(select, query, runtime, executeOld)
     }
     return this.#asWritten(select, query, executeOld)
   }
 
+  async #fromNewOrOld<R>(select: SimpleSelect, query: CompiledQuery, runtime: MigrationRuntime, executeOld: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+    const served = await this.#fromNew<R>(select, query, runtime)
+    return served ?? this.#asWritten(select, query, executeOld)
+  }
+
   /** The query as the application wrote it, on the table it names; sampled for comparison. */
-  async #asWritten<R>(select: SimpleSelect, query: CompiledQuery, execute: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  #asWritten<R>(select: SimpleSelect, query: CompiledQuery, execute: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const { runtime, side } = select.table
     const started = performance.now()
-    let result: QueryResult<R>
-    try {
-      result = await execute()
-    } catch (error) {
-      runtime.recordRead(side, false, performance.now() - started)
-      throw error
+    return execute().then(
+      (result) => {
+        runtime.recordRead(side, true, performance.now() - started)
+        if (runtime.sampleComparison()) this.#sample(select, query, result.rows as Row[], started)
+        return result
+      },
+      (error: unknown) => {
+        runtime.recordRead(side, false, performance.now() - started)
+        throw error
+      },
+    )
+  }
+
+  /** Queues a read the caller has its rows of for comparison with the other store. */
+  #sample(select: SimpleSelect, query: CompiledQuery, rows: Row[], started: number): void {
+    const { runtime, side } = select.table
+    const keys = lookedUpKeys(select)
+    if (keys) {
+      // A key lookup: compared together with the other lookups of the next few milliseconds.
+      this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql, since: started })
+    } else {
+      setImmediate(() => void this.#compareAsWritten(select, query, rows, started).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
     }
-    runtime.recordRead(side, true, performance.now() - started)
-    if (runtime.sampleComparison()) {
-      const rows = result.rows as Row[]
-      const keys = lookedUpKeys(select)
-      if (keys) {
-        // A key lookup: compared together with the other lookups of the next few milliseconds.
-        this.#lookups.add({ runtime, side, keys: keys as KeyValue[], wholeRows: select.columns === '*' ? rows : undefined, query: query.sql, since: started })
-      } else {
-        setImmediate(() => void this.#compareAsWritten(select, query, rows, started).catch((error: unknown) => this.#comparisonFailed(runtime, error)))
-      }
-    }
-    return result
   }
 
   /** The old-table query served by the new store, or undefined to serve it from the old one. */
@@ -99,7 +108,7 @@ export class ReadRouter {
     try {
       records = await store.selectNode(translated.node, query.queryId)
       const { mapper, key } = runtime.migration
-      rows = records.map((record) => translated.project(mapper.backward(record, { key: keyString(record[key.new] as KeyValue), migration: runtime.name })))
+      rows = records.map((record) => translated.project(mapper.backward(record, { key: keyString(storeRecordKey(store, key.new, record)), migration: runtime.name })))
     } catch (error) {
       runtime.recordRead('new', false, performance.now() - started)
       this.#cutover.metrics.increment('read.fallback', { migration: runtime.name })
@@ -109,16 +118,20 @@ export class ReadRouter {
     runtime.recordRead('new', true, performance.now() - started)
     if (runtime.sampleComparison()) {
       const { key } = runtime.migration
-      const keys = lookedUpKeys(select) ?? records.map((record) => record[key.new] as KeyValue)
+      const keys = lookedUpKeys(select) ?? records.map((record) => storeRecordKey(store, key.new, record))
       this.#lookups.add({ runtime, side: 'new', keys: keys as KeyValue[], wholeRows: records, query: query.sql, since: started })
     }
     return { rows: rows as R[] }
   }
 
-  /** A write this process could not mirror happened lately: the new store may lack it (`unmirrored-writes.ts`). */
+  /**
+   * A write this process could not mirror, or one the change log mirrors but whose keys are
+   * unknown here, happened lately: the new store may lack it (`unmirrored-writes.ts`).
+   */
   #unmirroredLately(runtime: MigrationRuntime): boolean {
-    if (!recentlyUnmirrored(runtime)) return false
-    this.#cutover.metrics.increment('read.fresh_fallback', { migration: runtime.name, reason: 'unmirrored_write' })
+    const reason = recentlyUnmirrored(runtime) ? 'unmirrored_write' : recentlyUnkeyed(runtime) ? 'unkeyed_write' : undefined
+    if (reason === undefined) return false
+    this.#cutover.metrics.increment('read.fresh_fallback', { migration: runtime.name, reason })
     return true
   }
 
@@ -144,11 +157,12 @@ export class ReadRouter {
     const { runtime, side } = select.table
     const { key, old: oldStore, new: newStore } = runtime.migration
     const keyField = key[side]
-    if (rows.some((row) => row[keyField] === undefined || row[keyField] === null)) {
+    const keyColumns = select.table.keys
+    if (rows.some((row) => keyColumns.some((column) => row[column] === undefined || row[column] === null))) {
       this.#cutover.metrics.increment('compare.skipped', { migration: runtime.name, reason: 'no_key_in_result' })
       return
     }
-    const keys = rows.map((row) => row[keyField] as KeyValue)
+    const keys = rows.map((row) => storeRecordKey(runtime.migration[side], keyField, row))
     const whole = select.columns === '*'
     if (side === 'new') {
       const newRows = whole ? rows : await read(runtime, 'new', newStore, keys)

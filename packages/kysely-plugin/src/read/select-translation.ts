@@ -167,6 +167,8 @@ class ToNewColumns extends OperationNodeTransformer {
  * could cut a multi-key lookup short.
  */
 export function lookedUpKeys(select: SimpleSelect): readonly unknown[] | undefined {
+  // A composite key is not looked up by one column's value (`tenant_id = 5` names many keys).
+  if (select.table.keys.length > 1) return undefined
   const filter = select.node.where?.where
   if (!filter || filter.kind !== 'BinaryOperationNode') return undefined
   const { leftOperand, operator, rightOperand } = filter as OperationNode & { leftOperand: OperationNode; operator: OperationNode; rightOperand: OperationNode }

@@ -33,7 +33,10 @@ export class KeyColumns {
     this.#now = now
   }
 
-  /** Whether every key is in the form the table's key column returns. False until that is known. */
+  /**
+   * Whether every key is in the form the table's key column returns (for a composite key, each part
+   * in the form of its column). False until that is known.
+   */
   accepts(table: MigratedTable, keys: readonly KeyValue[]): boolean {
     if (!this.#runAside) return false
     const form = this.#known.get(table)
@@ -50,8 +53,8 @@ export class KeyColumns {
     this.#known.set(table, { kind: 'looking-up' })
     const [schema, name] = table.name.includes('.') ? table.name.split('.') : ['public', table.name]
     try {
-      const { rows } = await this.#runAside(CompiledQuery.raw(LOOKUP_SQL, [schema, name, table.key]))
-      const accepts = acceptorOf(rows[0] as CatalogRow | undefined)
+      const { rows } = await this.#runAside(CompiledQuery.raw(LOOKUP_SQL, [schema, name, table.keys]))
+      const accepts = keyAcceptor(table.keys, rows as CatalogRow[])
       const at = this.#now() + (rows.length > 0 ? REFRESH_MS : RETRY_MS)
       this.#known.set(table, accepts ? { kind: 'accepts', accepts, until: at } : { kind: rows.length > 0 ? 'returning' : 'retry', at })
       table.runtime.logger.debug('write keys of a migrated table', { table: table.name, from: accepts ? 'statements that name them' : 'RETURNING' })
@@ -71,10 +74,11 @@ const REFRESH_MS = 60_000
 
 type KeyForm =
   | { readonly kind: 'looking-up' }
-  | { readonly kind: 'accepts'; readonly accepts: (value: KeyValue) => boolean; readonly until: number }
+  | { readonly kind: 'accepts'; readonly accepts: (key: KeyValue) => boolean; readonly until: number }
   | { readonly kind: 'returning' | 'retry'; readonly at: number }
 
 interface CatalogRow {
+  readonly column: string
   readonly type: string
   readonly deterministic: boolean
   readonly relkind: string
@@ -87,18 +91,27 @@ interface CatalogRow {
  * tgtype bits (pg_trigger.h): 1 row, 2 before, 4 insert, 16 update. `to_regclass` answers NULL rather
  * than failing for a missing table, so the lookup cannot fail on the application's account.
  */
-const LOOKUP_SQL = `/* cutover: key column */ select t.typname as "type", coalesce(co.collisdeterministic, true) as "deterministic",
+const LOOKUP_SQL = `/* cutover: key column */ select a.attname as "column", t.typname as "type", coalesce(co.collisdeterministic, true) as "deterministic",
   c.relkind as "relkind", c.relhassubclass as "children",
   exists (select 1 from pg_rewrite r where r.ev_class = c.oid) as "rules",
   exists (select 1 from pg_trigger g where g.tgrelid = c.oid and not g.tgisinternal and g.tgtype & 3 = 3 and g.tgtype & 20 <> 0) as "rewriting_triggers"
 from pg_class c
-join pg_attribute a on a.attrelid = c.oid and a.attname = $3 and not a.attisdropped
+join pg_attribute a on a.attrelid = c.oid and a.attname = any($3::text[]) and not a.attisdropped
 join pg_type t on t.oid = a.atttypid
 left join pg_collation co on co.oid = a.attcollation
 where c.oid = to_regclass(format('%I.%I', $1::text, $2::text))`
 
 const INTEGER = /^(?:0|-?[1-9]\d{0,18})$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** A key's acceptor from its columns' rows: one column's, or each part by its column's for a composite key. */
+function keyAcceptor(columns: readonly string[], rows: readonly CatalogRow[]): ((key: KeyValue) => boolean) | undefined {
+  const parts = columns.map((column) => acceptorOf(rows.find((row) => row.column === column)))
+  if (parts.some((part) => part === undefined)) return undefined
+  const accepts = parts as ((value: KeyValue) => boolean)[]
+  if (accepts.length === 1) return accepts[0]
+  return (key) => Array.isArray(key) && key.length === accepts.length && key.every((part, i) => (accepts[i] as (value: KeyValue) => boolean)(part))
+}
 
 function acceptorOf(row: CatalogRow | undefined): ((value: KeyValue) => boolean) | undefined {
   if (!row || row.relkind !== 'r' || row.children || row.rules || row.rewriting_triggers) return undefined

@@ -5,6 +5,8 @@ import type { MigratedTable } from '../dialect/migrated-tables.js'
 export type PendingWrite =
   | { readonly kind: 'write'; readonly table: MigratedTable; readonly event: ChangeEvent }
   | { readonly kind: 'unmirrored'; readonly table: MigratedTable; readonly detail: string }
+  /** A write the change log captures, of keys the wrapper does not know (`unkeyed` plan). */
+  | { readonly kind: 'unkeyed'; readonly table: MigratedTable }
 
 /**
  * The writes of one open transaction on one connection. Savepoints mark positions in it, so

@@ -24,6 +24,11 @@ import { keysNamedByFilter, keysNamedByInsert } from './statement-keys.js'
  */
 export const KEY_ALIAS = '__cutover_key'
 
+/** The RETURNING aliases of a table's key columns: `__cutover_key`, or `__cutover_key_1`, `_2`, … for a composite key. */
+export function keyAliases(table: MigratedTable): readonly string[] {
+  return table.keys.length === 1 ? [KEY_ALIAS] : table.keys.map((_, i) => `${KEY_ALIAS}_${i + 1}`)
+}
+
 /**
  * How a write on a migrated table is captured.
  *
@@ -38,6 +43,10 @@ export const KEY_ALIAS = '__cutover_key'
  *   the keys the MERGE touched, which is safe because mirroring re-reads each key's current state.
  * - `unattributable`: the write names a migrated table but its keys cannot be learned (a write in a
  *   CTE, a MERGE whose ON is not a key equality): reported as unmirrored.
+ * - `unkeyed`: the table's side is captured by the change log (`capture: 'change-log'`), which
+ *   mirrors the write whatever its keys; the wrapper wants them only for read-your-writes in `ramp`.
+ *   Rather than rewrite the caller's statement (which Kysely's log would then show), it runs as
+ *   written and the migration's reads stay on the old store a short while (`unmirrored-writes.ts`).
  */
 export type WritePlan =
   | { readonly kind: 'passthrough'; readonly table: MigratedTable }
@@ -58,6 +67,7 @@ export type WritePlan =
     }
   | { readonly kind: 'source-keys'; readonly table: MigratedTable; readonly keyQuery: RootOperationNode }
   | { readonly kind: 'unattributable'; readonly table: MigratedTable; readonly detail: string }
+  | { readonly kind: 'unkeyed'; readonly table: MigratedTable }
 
 const WRITE_KINDS = new Set(['InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode', 'MergeQueryNode'])
 
@@ -99,8 +109,9 @@ function planInsert(node: InsertQueryNode, tables: MigratedTables, capture: (tab
   const table = node.into ? tables.ofTableNode(node.into) : undefined
   if (!table) return undefined
   if (!capture(table)) return { kind: 'passthrough', table }
-  const keys = keysNamedByInsert(node, table.key)
+  const keys = keysNamedByInsert(node, table.keys)
   if (keys && namedKeys(table, keys)) return { kind: 'named-keys', table, op: 'upsert', keys }
+  if (loggedByTriggers(table)) return { kind: 'unkeyed', table }
   // Unqualified: in INSERT … RETURNING a bare column is the inserted row's.
   return withKeyReturning(node, table, 'upsert', undefined)
 }
@@ -112,9 +123,10 @@ function planUpdate(node: UpdateQueryNode, tables: MigratedTables, capture: (tab
     return listed ? { kind: 'unattributable', table: listed, detail: 'update of several tables at once' } : undefined
   }
   if (!capture(target.table)) return { kind: 'passthrough', table: target.table }
-  const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && (update.column as ColumnNode).column.name === target.table.key)
-  const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.key, target.qualifier)
+  const changesKeys = (node.updates ?? []).some((update) => update.column.kind === 'ColumnNode' && target.table.keys.includes((update.column as ColumnNode).column.name))
+  const keys = changesKeys ? undefined : keysNamedByFilter(node, target.table.keys, target.qualifier)
   if (keys && namedKeys(target.table, keys)) return { kind: 'named-keys', table: target.table, op: 'upsert', keys }
+  if (loggedByTriggers(target.table)) return { kind: 'unkeyed', table: target.table }
   // Qualified by the target's alias or name: with FROM/joins a bare column could be ambiguous.
   return withKeyReturning(node, target.table, 'upsert', target.qualifier, changesKeys)
 }
@@ -127,8 +139,9 @@ function planDelete(node: DeleteQueryNode, tables: MigratedTables, capture: (tab
     return listed ? { kind: 'unattributable', table: listed, detail: 'delete from several tables at once' } : undefined
   }
   if (!capture(first.table)) return { kind: 'passthrough', table: first.table }
-  const keys = keysNamedByFilter(node, first.table.key, first.qualifier)
+  const keys = keysNamedByFilter(node, first.table.keys, first.qualifier)
   if (keys && namedKeys(first.table, keys)) return { kind: 'named-keys', table: first.table, op: 'delete', keys }
+  if (loggedByTriggers(first.table)) return { kind: 'unkeyed', table: first.table }
   return withKeyReturning(node, first.table, 'delete', first.qualifier)
 }
 
@@ -136,7 +149,8 @@ function planMerge(node: MergeQueryNode, tables: MigratedTables): WritePlan | un
   const target = tables.ofFromItem(node.into)
   if (!target) return undefined
   const on = node.using?.on?.on
-  const source = on ? sourceOfKeyEquality(on, target.table.key, target.qualifier) : undefined
+  // A composite key's ON (`t.k1 = s.a and t.k2 = s.b`) is not listed: such a MERGE is reported.
+  const source = on && target.table.keys.length === 1 ? sourceOfKeyEquality(on, target.table.key, target.qualifier) : undefined
   if (!node.using || !source) {
     return { kind: 'unattributable', table: target.table, detail: 'MERGE whose ON clause is not `target.key = source expression`' }
   }
@@ -158,6 +172,11 @@ function planCteWrites(node: RootOperationNode, tables: MigratedTables): WritePl
   return undefined
 }
 
+/** Whether the change log's triggers record this side's writes, whatever keys they touch. */
+function loggedByTriggers(table: MigratedTable): boolean {
+  return table.runtime.changeLog?.captures(table.side) ?? false
+}
+
 function withKeyReturning(
   node: InsertQueryNode | UpdateQueryNode | DeleteQueryNode,
   table: MigratedTable,
@@ -165,12 +184,14 @@ function withKeyReturning(
   qualifier: TableNode | undefined,
   changesKeys = false,
 ): WritePlan {
-  const keyReference = ReferenceNode.create(ColumnNode.create(table.key), qualifier)
-  const selection = SelectionNode.create(AliasNode.create(keyReference, IdentifierNode.create(KEY_ALIAS)) as never)
-  const returning = node.returning ? ReturningNode.cloneWithSelections(node.returning, [selection]) : ReturningNode.create([selection])
+  const aliases = keyAliases(table)
+  const selections = table.keys.map((key, i) =>
+    SelectionNode.create(AliasNode.create(ReferenceNode.create(ColumnNode.create(key), qualifier), IdentifierNode.create(aliases[i] as string)) as never),
+  )
+  const returning = node.returning ? ReturningNode.cloneWithSelections(node.returning, selections) : ReturningNode.create(selections)
   // Nothing is compiled after RETURNING but ORDER BY and LIMIT (MySQL forms) and `modifyEnd` text.
   const last = !node.endModifiers?.length && !(node as { orderBy?: unknown }).orderBy && !(node as { limit?: unknown }).limit
-  const shape = last ? JSON.stringify([node.kind, node.returning !== undefined, qualifier?.table.schema?.name, qualifier?.table.identifier.name, table.key]) : undefined
+  const shape = last ? JSON.stringify([node.kind, node.returning !== undefined, qualifier?.table.schema?.name, qualifier?.table.identifier.name, table.keys]) : undefined
   return { kind: 'returning', table, op, node: Object.freeze({ ...node, returning }), callerWantsRows: node.returning !== undefined, changesKeys, shape }
 }
 
@@ -199,11 +220,18 @@ function anyMigrated(items: readonly OperationNode[], tables: MigratedTables): M
   return undefined
 }
 
-/** The caller's result: the rows without the key column (none when it asked for none). */
-export function stripKeys<R>(rows: readonly Record<string, unknown>[], callerWantsRows: boolean): R[] {
+/** The caller's result: the rows without the key columns (none when it asked for none). */
+export function stripKeys<R>(rows: readonly Record<string, unknown>[], callerWantsRows: boolean, aliases: readonly string[] = [KEY_ALIAS]): R[] {
   if (!callerWantsRows) return []
+  if (aliases.length === 1) {
+    return rows.map((row) => {
+      const { [KEY_ALIAS]: _key, ...rest } = row
+      return rest as R
+    })
+  }
   return rows.map((row) => {
-    const { [KEY_ALIAS]: _key, ...rest } = row
+    const rest = { ...row }
+    for (const alias of aliases) delete rest[alias]
     return rest as R
   })
 }

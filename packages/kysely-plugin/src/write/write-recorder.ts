@@ -1,7 +1,7 @@
-import type { KeyValue } from '@cutover/core'
+import { compositeKey, type KeyPart, type KeyValue } from '@cutover/core'
 import type { MigratedTable } from '../dialect/migrated-tables.js'
 import type { PendingWrite } from './transaction-buffer.js'
-import { markUnmirrored } from './unmirrored-writes.js'
+import { markUnkeyed, markUnmirrored } from './unmirrored-writes.js'
 
 /**
  * Hands committed writes to the core: the mirror for captured keys, the unmirrored count otherwise.
@@ -12,7 +12,9 @@ export function recordCommitted(write: PendingWrite): void {
   const { runtime, side, name } = write.table
   try {
     if (write.kind === 'write') runtime.recordWrite(side, write.event)
-    else {
+    else if (write.kind === 'unkeyed') {
+      if (side === 'old') markUnkeyed(runtime)
+    } else {
       if (side === 'old') markUnmirrored(runtime)
       runtime.recordUnmirrored(name, write.detail)
     }
@@ -40,12 +42,23 @@ export function capturing(table: MigratedTable): boolean {
   return behavior.authoritative !== table.side
 }
 
-/** Key values as the rows returned them; rows without one (null key) are skipped. */
-export function keysOf(rows: readonly Record<string, unknown>[], field: string): KeyValue[] {
+/**
+ * Key values as the rows returned them, from one field or, for a composite key, from one field per
+ * key column (`compositeKey` in that order); rows without one (a null key column) are skipped.
+ */
+export function keysOf(rows: readonly Record<string, unknown>[], fields: string | readonly string[]): KeyValue[] {
   const keys: KeyValue[] = []
+  if (typeof fields === 'string' || fields.length === 1) {
+    const field = typeof fields === 'string' ? fields : (fields[0] as string)
+    for (const row of rows) {
+      const key = row[field]
+      if (key !== null && key !== undefined) keys.push(key as KeyValue)
+    }
+    return keys
+  }
   for (const row of rows) {
-    const key = row[field]
-    if (key !== null && key !== undefined) keys.push(key as KeyValue)
+    const parts = fields.map((field) => row[field])
+    if (parts.every((part) => part !== null && part !== undefined)) keys.push(compositeKey(...(parts as KeyPart[])))
   }
   return keys
 }
