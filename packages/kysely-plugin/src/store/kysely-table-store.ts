@@ -218,7 +218,8 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
   /**
    * The table as PostgreSQL's catalog has it, for Cutover's start-up checks: whether it exists, its
    * columns (or the configured `columns`; unknown with a `fromRow` transform, which may rename them),
-   * and whether a unique index without a predicate covers exactly the key column.
+   * and whether a unique index without a predicate covers exactly the key column (all the columns of a
+   * composite key, in any order).
    */
   async describe(): Promise<StoreShape> {
     const relation = this.table.split('.').map(sqlIdentifier).join('.')
@@ -226,8 +227,10 @@ export class KyselyTableStore<R extends Row = Row> implements Store<R> {
       sql<{ exists: boolean; columns: string[]; key_unique: boolean }>`
         select to_regclass(${relation}) is not null as exists,
           array(select a.attname::text from pg_attribute a where a.attrelid = to_regclass(${relation}) and a.attnum > 0 and not a.attisdropped order by a.attnum) as columns,
-          exists(select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
-                 where i.indrelid = to_regclass(${relation}) and i.indisunique and i.indpred is null and i.indnkeyatts = 1 and a.attname = ${this.keyField}) as key_unique`.execute(this.#db),
+          exists(select 1 from pg_index i
+                 where i.indrelid = to_regclass(${relation}) and i.indisunique and i.indpred is null and i.indnkeyatts = ${this.keyFields.length}
+                   and array(select a.attname::text from pg_attribute a where a.attrelid = i.indrelid and a.attnum = any((i.indkey::int2[])[0:i.indnkeyatts - 1]) order by a.attname::text collate "C")
+                       = ${[...this.keyFields].sort()}::text[]) as key_unique`.execute(this.#db),
     )
     const row = rows[0] ?? { exists: false, columns: [], key_unique: false }
     const fields = this.#options.fromRow ? undefined : (this.#options.columns ?? row.columns)
