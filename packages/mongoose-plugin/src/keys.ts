@@ -79,13 +79,15 @@ export function storeKey(value: unknown): KeyValue {
 }
 
 /**
- * A key value as it appears in a filter before Mongoose casts it: Mongoose accepts a document
- * where a key goes (`findById(doc)`, `{ _id: doc }`) and casts it to the document's `_id`.
+ * A key value as it appears in a filter before Mongoose casts it: Mongoose accepts a document, or
+ * any object with an `_id`, where a key goes (`findById(doc)`, `findById({ _id: id })`) and casts
+ * it to that `_id`. (A compound key's sub-document has no `_id` of its own.)
  */
 export function uncastKey(value: unknown, keyField: string): unknown {
-  if (typeof value !== 'object' || value === null || (value as { $__?: unknown }).$__ === undefined) return value
-  const key = (value as Row)[keyField]
-  return key === undefined ? value : key
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || isObjectId(value)) return value
+  const isDocument = (value as { $__?: unknown }).$__ !== undefined
+  const key = isDocument ? (value as Row)[keyField] : (value as Row)._id
+  return key === undefined || key === null ? value : key
 }
 
 /** A value that can be one part of a composite key. */

@@ -1,7 +1,8 @@
 /**
  * After cutover, under `staleSideWrites: 'permissive'`, a Mongoose write still reaches MongoDB and
  * is mirrored forward; until the mirror has applied it, reads of that key stay on MongoDB. Mongoose
- * accepts a document wherever a key goes (`findById(doc)`, `{ _id: doc }`): that is the document's
+ * accepts a document, or any object with an `_id`, wherever a key goes (`findById(doc)`,
+ * `{ _id: doc }`, `findById({ _id: id })`): that is the
  * `_id`, and it must be recognised as the key the write queued (found by Mongoose's own suite, where
  * `User.findById(user)` right after `User.create` came back null from the new store).
  */
@@ -68,7 +69,8 @@ describe('cutover: reads of a key written but not yet mirrored forward', () => {
       expect((await User.findById(user).select('name').exec())?.name).toBe('teeee')
       expect(((await User.findOne({ _id: user }).lean().exec()) as { name?: string } | null)?.name).toBe('teeee')
       expect((await User.findById(user._id).exec())?.name).toBe('teeee')
-      expect(cutover.metrics.counter('read.fresh_fallback', { migration: 'users' })).toBe(3)
+      expect((await User.findById({ _id: user._id }).exec())?.name).toBe('teeee')
+      expect(cutover.metrics.counter('read.fresh_fallback', { migration: 'users' })).toBe(4)
     } finally {
       newStore.upsert = upsert
     }
