@@ -22,7 +22,7 @@ import type { Model, Schema } from 'mongoose'
 import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
 import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
-import { documentToRow, uncastKey } from '../keys.js'
+import { documentToRow, sameMongoKey, uncastKey } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
 
@@ -209,7 +209,10 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   } else {
     reason = 'no NewStoreReader for this model'
   }
-  const unservable = unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
+  // A key with no Store form that reads the same document back (a UUID, a Buffer) is never mirrored
+  // (it is reported as unmirrored): the new store cannot have its document.
+  const strayKey = pinned?.some((key) => !roundTrips(binding, key)) ? 'a key has no Store form' : undefined
+  const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
   return {
     op,
     filter,
@@ -221,6 +224,15 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
     keys: keyLookup ? pinned : undefined,
     translated,
     unservable,
+  }
+}
+
+/** Whether a MongoDB key value has a Store form that the codec turns back into the same key. */
+function roundTrips(binding: ModelBinding, value: unknown): boolean {
+  try {
+    return sameMongoKey(value, binding.keys.toMongo(binding.keys.toStore(value)))
+  } catch {
+    return false
   }
 }
 
