@@ -43,43 +43,14 @@ const mapper = fieldMapper({
   fields: [rename('_id', 'id'), rename('label', 'title'), copy('n')],
 })
 
-/**
- * On MONGODB_URL if set; otherwise twice, on FerretDB with its SQLite backend (every `_id` lookup a
- * scan) and with its PostgreSQL backend (`_id` lookups from the `_id` index), one section each.
- */
 export async function benchmark(): Promise<string> {
   const baseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-  if (process.env.MONGODB_URL) return measure(baseUrl, process.env.MONGODB_URL, '')
-  const sections: string[] = []
-  const sqlite = await startFerretDb()
-  try {
-    sections.push(await measure(baseUrl, sqlite.url, ' (FerretDB on SQLite)'))
-  } finally {
-    await sqlite.stop()
-  }
-  const admin = new pg.Client({ connectionString: baseUrl })
-  await admin.connect()
-  const ferretData = `cutover_bench_ferretdb_${process.pid}`
-  try {
-    await admin.query(`create database "${ferretData}"`)
-    const postgres = await startFerretDb(undefined, { postgresqlUrl: Object.assign(new URL(baseUrl), { pathname: `/${ferretData}` }).toString() })
-    try {
-      sections.push(await measure(baseUrl, postgres.url, ' (FerretDB on PostgreSQL)'))
-    } finally {
-      await postgres.stop()
-    }
-  } finally {
-    await admin.query(`drop database if exists "${ferretData}" with (force)`).catch(() => {})
-    await admin.end()
-  }
-  return sections.join('\n\n')
-}
-
-async function measure(baseUrl: string, mongoUrl: string, title: string): Promise<string> {
   const database = `cutover_bench_mongoose_${process.pid}`
   const admin = new pg.Client({ connectionString: baseUrl })
   await admin.connect()
   const closers: (() => Promise<void>)[] = []
+  const ferret = process.env.MONGODB_URL ? undefined : await startFerretDb()
+  const mongoUrl = process.env.MONGODB_URL ?? (ferret as { url: string }).url
   try {
     await admin.query(`create database "${database}"`)
     const pool = new pg.Pool({ connectionString: Object.assign(new URL(baseUrl), { pathname: `/${database}` }).toString(), max: 10 })
@@ -174,22 +145,19 @@ async function measure(baseUrl: string, mongoUrl: string, title: string): Promis
     // The test setup's FerretDB build embeds the server as a library, so it reports no version of its own.
     const ferretVersion = String(info.ferretdbVersion) === 'unknown' ? 'v1.24.2' : String(info.ferretdbVersion)
     const server = 'ferretdbVersion' in info ? `FerretDB ${ferretVersion} (MongoDB ${String(info.version)} wire)` : `MongoDB ${String(info.version)}`
-    return report(samples, cpu, { compared, mismatches, mirrored, server, title })
+    return report(samples, cpu, { compared, mismatches, mirrored, server })
   } finally {
     for (const close of closers) await close().catch(() => {})
     await new Promise((resolve) => setTimeout(resolve, 250))
     await admin.query(`drop database if exists "${database}" with (force)`).catch(() => {})
     await admin.end()
+    await ferret?.stop()
   }
 }
 
-function report(
-  samples: ReadonlyMap<string, number[]>,
-  cpu: ReadonlyMap<string, number>,
-  info: { compared: number; mismatches: number; mirrored: number; server: string; title: string },
-): string {
+function report(samples: ReadonlyMap<string, number[]>, cpu: ReadonlyMap<string, number>, info: { compared: number; mismatches: number; mirrored: number; server: string }): string {
   const lines = [
-    `## Mongoose plugin${info.title}`,
+    '## Mongoose plugin',
     '',
     `${OPS.toLocaleString('en')} \`updateOne\`s by \`_id\` and \`findById\`s (both cycling over ${SEEDED} seeded documents), then creates, per variant on`,
     `${info.server}, mirroring into PostgreSQL (KyselyTableStore; rename + copy field map). Each variant has its own collection of the same`,

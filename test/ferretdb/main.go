@@ -1,6 +1,5 @@
-// Command ferretdb starts FerretDB v1 (a MongoDB wire-protocol server) on SQLite, or on PostgreSQL
-// with -postgresql-url (where `_id` lookups are served by an index), for Cutover's tests and
-// benchmarks only.
+// Command ferretdb starts FerretDB v1 (a MongoDB wire-protocol server) on SQLite, for Cutover's
+// tests only.
 //
 // Why not `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2`: that binary panics at
 // start-up because the module zip lacks build/version/version.txt (FerretDB checks it only when
@@ -23,26 +22,19 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dir := flag.String("sqlite-dir", "", "directory for the SQLite databases")
-	postgresqlURL := flag.String("postgresql-url", "", "PostgreSQL URL to store the data in instead of SQLite")
 	flag.Parse()
 
-	config := &ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: *listen},
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	switch {
-	case *postgresqlURL != "":
-		config.Handler = "postgresql"
-		config.PostgreSQLURL = *postgresqlURL
-	case *dir != "":
-		config.Handler = "sqlite"
-		config.SQLiteURL = "file:" + *dir + "/"
-	default:
-		slog.Error("-sqlite-dir or -postgresql-url is required")
+	if *dir == "" {
+		slog.Error("-sqlite-dir is required")
 		os.Exit(2)
 	}
 
-	server, err := ferretdb.New(config)
+	server, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + *dir + "/",
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
 	if err != nil {
 		slog.Error("cannot start FerretDB", "err", err)
 		os.Exit(1)

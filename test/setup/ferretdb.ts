@@ -17,8 +17,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-// `-2`: the build of test/ferretdb that also takes -postgresql-url (an older cached binary does not).
-export const FERRETDB_BINARY = fileURLToPath(new URL('../../.cache/ferretdb/ferretdb-v1.24.2-2', import.meta.url))
+export const FERRETDB_BINARY = fileURLToPath(new URL('../../.cache/ferretdb/ferretdb-v1.24.2', import.meta.url))
 const FERRETDB_SOURCE = fileURLToPath(new URL('../ferretdb/', import.meta.url))
 
 export interface RunningFerretDb {
@@ -52,17 +51,12 @@ export function buildFerretDb(log: (line: string) => void = () => {}): void {
   log(`built FerretDB v1.24.2 in ${Math.round((Date.now() - started) / 1000)}s`)
 }
 
-/**
- * Builds FerretDB if needed and starts it; `stop()` ends it and removes its data. On SQLite by
- * default; with `postgresqlUrl` its data lives in that (empty, throw-away) PostgreSQL database,
- * where FerretDB answers `_id` lookups from an index rather than a scan.
- */
-export async function startFerretDb(log?: (line: string) => void, options: { postgresqlUrl?: string } = {}): Promise<RunningFerretDb> {
+/** Builds FerretDB if needed and starts it; `stop()` ends it and removes its data. */
+export async function startFerretDb(log?: (line: string) => void): Promise<RunningFerretDb> {
   buildFerretDb(log)
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'cutover-ferretdb-'))
-  const backend = options.postgresqlUrl ? ['-postgresql-url', options.postgresqlUrl] : ['-sqlite-dir', dir]
-  const child: ChildProcess = spawn(FERRETDB_BINARY, ['-listen', `127.0.0.1:${port}`, ...backend], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child: ChildProcess = spawn(FERRETDB_BINARY, ['-listen', `127.0.0.1:${port}`, '-sqlite-dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4_000)
