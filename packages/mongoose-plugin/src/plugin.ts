@@ -91,7 +91,7 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
       ...(resolved.reader ? { reader: resolved.reader } : {}),
     })
     bindings.set(model, binding)
-    watchUnmirroredWrites(model.db, model.collection.collectionName, resolved.runtime, resolved.logger)
+    watchUnmirroredWrites(model.db, model.collection.collectionName, resolved.runtime, resolved.logger, binding.keys)
     return binding
   }
 

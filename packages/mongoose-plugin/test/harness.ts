@@ -16,6 +16,7 @@ import {
   type Row,
   silentLogger,
   type Store,
+  storeRecordKey,
 } from '@cutover/core'
 import type { Kysely } from 'kysely'
 import type { Model } from 'mongoose'
@@ -30,7 +31,7 @@ export async function readAll(store: Store): Promise<Row[]> {
     const page = await store.scan({ ...(after === undefined ? {} : { after }), limit: 500 })
     if (page.length === 0) return rows
     rows.push(...page)
-    after = page.at(-1)?.[store.keyField] as KeyValue
+    after = storeRecordKey(store, store.keyField, page.at(-1))
   }
 }
 

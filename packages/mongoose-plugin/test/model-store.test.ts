@@ -1,4 +1,4 @@
-import { StoreError } from '@cutover/core'
+import { compositeKey, StoreError } from '@cutover/core'
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestMongo, type TestMongo } from '../../../test/setup/services.js'
@@ -80,6 +80,19 @@ describe('MongooseModelStore', () => {
     }
     expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => i + 1))
     expect((await numbers.get(['7'])).get('7')).toMatchObject({ _id: 7, n: 18 })
+  })
+
+  it('keys a sub-schema _id as a composite key in the sub-schema path order, parts cast by their types', async () => {
+    const Owner = mongo.connection.model('Owner', new Schema({ _id: new Schema({ region: String, seq: Number, ref: Schema.Types.ObjectId }, { _id: false }), name: String }))
+    const owners = new MongooseModelStore(Owner)
+    const ref = new mongoose.Types.ObjectId()
+    await owners.upsert([{ _id: compositeKey('eu', '2', ref.toHexString()), name: 'b' }, { _id: compositeKey('eu', 1, ref.toHexString()), name: 'a' }], { kind: 'overwrite' })
+    const raw = await Owner.collection.findOne({ name: 'a' })
+    expect(Object.keys(raw?._id ?? {})).toEqual(['region', 'seq', 'ref'])
+    expect(raw?._id).toEqual({ region: 'eu', seq: 1, ref })
+    expect((await owners.scan({ limit: 10 })).map((row) => row._id)).toEqual([['eu', 1, ref.toHexString()], ['eu', 2, ref.toHexString()]])
+    expect((await owners.scan({ after: compositeKey('eu', 1, ref.toHexString()), limit: 10 })).map((row) => row.name)).toEqual(['b'])
+    expect([...(await owners.get([compositeKey('eu', 2, ref.toHexString())])).values()].map((row) => row.name)).toEqual(['b'])
   })
 
   it('wraps driver and cast failures in StoreError naming the store and key', async () => {

@@ -4,7 +4,7 @@
  * a Store form that reads the same document back, and otherwise reported as unmirrored and
  * counted; one such key never costs the other keys of the same write their mirroring.
  */
-import { createCutover, type Cutover, defineMapper, defineMigration, keyString, type Migration, silentLogger } from '@cutover/core'
+import { createCutover, type Cutover, defineMapper, defineMigration, keyString, type Migration, silentLogger, withCutoverContext } from '@cutover/core'
 import mongoose, { Schema } from 'mongoose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -72,5 +72,15 @@ describe('writes with unusual keys are mirrored or reported, never skipped silen
     await cutover.drain()
     expect(unmirrored() - before).toBe(3)
     expect(await mirroredKeys()).toEqual(['7', 'k-1', 'k-2'])
+  })
+
+  it('in ramp, a read by a key that has no Store form stays on MongoDB (the new store never gets it)', async () => {
+    await cutover.setPhase('things', 'compare', { actor: 'test', compareSample: 0, force: true, reason: 'unusual keys test' })
+    await cutover.setPhase('things', 'ramp', { actor: 'test', readPercent: 100, compareSample: 0, force: true, reason: 'unusual keys test' })
+    await withCutoverContext({ routingKey: 'user-1' }, async () => {
+      expect((await Thing.findById(new Date(0)).lean<{ title: string }>())?.title).toBe('date')
+      expect((await Thing.findById(7).lean<{ title: string }>())?.title).toBe('number')
+    })
+    expect(cutover.metrics.counter('read.ok', { migration: 'things', side: 'new' })).toBe(1)
   })
 })

@@ -13,7 +13,7 @@ import { COMPLETE_IN_REVERT_WINDOW, type Phase, PHASE_BEHAVIOR, type PhaseBehavi
 import { revertWindowOpen, type SafetyNetState } from '../control/safety-net.js'
 import { rampReadSide } from '../model/routing.js'
 import type { MigrationSettings } from '../model/settings.js'
-import { isKeyValue, type KeyValue, keyString, type Row } from '../model/store.js'
+import { isKeyValue, type KeyValue, keyString, type Row, storeRecordKey } from '../model/store.js'
 import { describeError } from './background.js'
 import type { RuntimeCapture } from '../capture/runtime-capture.js'
 import type { FleetMember } from './fleet-member.js'
@@ -368,12 +368,15 @@ export class MigrationRuntime {
     const expected = new Map<string, Row>()
     const different: { key: string; differences: Difference[] }[] = []
     let unkeyed = 0
+    // A composite key is read from all its fields (`storeRecordKey`), not from the first one.
+    const oldKey = (row: Row) => storeRecordKey(this.migration.old, key.old, row)
+    const newKey = (row: Row) => storeRecordKey(this.migration.new, key.new, row)
     for (const row of oldRows) {
-      if (!isKeyValue(row[key.old])) {
+      if (!isKeyValue(oldKey(row))) {
         unkeyed++
         continue
       }
-      const id = keyString(row[key.old] as KeyValue)
+      const id = keyString(oldKey(row))
       try {
         expected.set(id, mapper.forward(row, { key: id, migration: this.name }))
       } catch (error) {
@@ -381,11 +384,11 @@ export class MigrationRuntime {
         different.push({ key: id, differences: error.issues.map((issue) => ({ path: issue.path, kind: 'changed' as const })) })
       }
     }
-    const keyedNew = newRows.filter((row) => isKeyValue(row[key.new]))
+    const keyedNew = newRows.filter((row) => isKeyValue(newKey(row)))
     unkeyed += newRows.length - keyedNew.length
     // A row without a usable key cannot be matched to its counterpart: counted, not compared.
     if (unkeyed > 0) this.#host.metrics.increment('compare.unkeyed', { migration: this.name }, unkeyed)
-    const actual = new Map(keyedNew.map((row) => [keyString(row[key.new] as KeyValue), row]))
+    const actual = new Map(keyedNew.map((row) => [keyString(newKey(row)), row]))
     const rejected = new Set(different.map((d) => d.key))
     const settling: string[] = []
     // Only keys that differ are asked about: the check is cheap, but most keys are equal.

@@ -5,7 +5,7 @@
  * driver's, the kernel's, the server's) is taken from the application on a small machine. Each read
  * is still compared on its own, with its own keys' records.
  */
-import { type KeyValue, keyString, type Row, type Store } from '@cutover/core'
+import { isKeyValue, type KeyValue, keyString, type Row, type Store } from '@cutover/core'
 
 interface Waiting {
   readonly keys: readonly KeyValue[]
@@ -87,7 +87,7 @@ export class KeyLookupBatch {
   }
 }
 
-/** What `keyString` accepts: a string, a finite number or a bigint. */
+/** What `keyString` accepts: a string, a finite number, a bigint, or a composite key of those. */
 export function isStoreKey(key: unknown): key is KeyValue {
-  return typeof key === 'string' || typeof key === 'bigint' || (typeof key === 'number' && Number.isFinite(key))
+  return isKeyValue(key)
 }

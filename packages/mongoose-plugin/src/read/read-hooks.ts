@@ -17,12 +17,12 @@
  * Reads with `populate` are never served from the new store (population is MongoDB-side).
  */
 import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
-import { keyString } from '@cutover/core'
+import { keyString, storeRecordKey } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
 import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
-import { documentToRow } from '../keys.js'
+import { documentToRow, sameMongoKey, uncastKey } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
 
@@ -112,7 +112,7 @@ function pinnedStoreKeys(query: any, binding: ModelBinding): KeyValue[] | undefi
   try {
     const filter = query.getFilter() as Row
     if (Object.keys(filter).length !== 1) return undefined
-    const keys = keysPinnedBy(filter, binding.keyField)?.map((key) => binding.keys.toStore(key))
+    const keys = keysPinnedBy(filter, binding.keyField)?.map((key) => binding.keys.toStore(uncastKey(key, binding.keyField)))
     return keys?.every(isStoreKey) ? keys : undefined
   } catch {
     return undefined
@@ -209,7 +209,10 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   } else {
     reason = 'no NewStoreReader for this model'
   }
-  const unservable = unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
+  // A key with no Store form that reads the same document back (a UUID, a Buffer) is never mirrored
+  // (it is reported as unmirrored): the new store cannot have its document.
+  const strayKey = pinned?.some((key) => !roundTrips(binding, key)) ? 'a key has no Store form' : undefined
+  const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
   return {
     op,
     filter,
@@ -221,6 +224,15 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
     keys: keyLookup ? pinned : undefined,
     translated,
     unservable,
+  }
+}
+
+/** Whether a MongoDB key value has a Store form that the codec turns back into the same key. */
+function roundTrips(binding: ModelBinding, value: unknown): boolean {
+  try {
+    return sameMongoKey(value, binding.keys.toMongo(binding.keys.toStore(value)))
+  } catch {
+    return false
   }
 }
 
@@ -247,7 +259,7 @@ async function newRowsFor(binding: ModelBinding, plan: ReadPlan): Promise<readon
     const found = await store.get(keys)
     const rows = keys.map((key) => found.get(keyString(key))).filter((row): row is Row => row !== undefined)
     const direction = plan.sort ? Number(Object.values(plan.sort)[0]) : 0
-    if (direction !== 0) rows.sort((a, b) => compareKeys(a[store.keyField] as KeyValue, b[store.keyField] as KeyValue) * direction)
+    if (direction !== 0) rows.sort((a, b) => compareKeys(storeRecordKey(store, store.keyField, a), storeRecordKey(store, store.keyField, b)) * direction)
     return plan.limit ? rows.slice(0, plan.limit) : rows
   }
   if (!plan.translated || !binding.reader) throw new Error('read is not translatable')
@@ -263,9 +275,11 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
   const rows = await newRowsFor(binding, plan)
   const model = query.model as Model<any>
   const documents = rows.map((row) => {
-    const oldRow = toOldShape(binding.runtime, binding.runtime.migration.key.new, row)
-    const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow })
-    const document = project({ ...cast, [binding.keyField]: binding.keys.toMongo(oldRow[binding.keyField] as KeyValue) }, plan.projection, binding.keyField)
+    const oldRow = toOldShape(binding.runtime, row)
+    // The key in MongoDB form before casting: a composite key is cast as the sub-document it stands for.
+    const key = binding.keys.toMongo(oldRow[binding.keyField] as KeyValue)
+    const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow, [binding.keyField]: key })
+    const document = project({ ...cast, [binding.keyField]: key }, plan.projection, binding.keyField)
     // `hydrate` with the projection builds the document as a query would: the discriminator class
     // of its key, unselected paths not selected and without defaults.
     return plan.lean ? document : model.hydrate(document, withId(plan.projection))
@@ -273,8 +287,9 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
 }
 
-function toOldShape(runtime: MigrationRuntime, newKey: string, row: Row): Row {
-  const key = keyString(row[newKey] as KeyValue)
+function toOldShape(runtime: MigrationRuntime, row: Row): Row {
+  const { new: store, key: keys } = runtime.migration
+  const key = keyString(storeRecordKey(store, keys.new, row))
   return runtime.migration.mapper.backward(row, { key, migration: runtime.name })
 }
 
@@ -442,6 +457,13 @@ function isKeySort(sort: Row, keyField: string): boolean {
 }
 
 function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const order = compareKeys(a[i] as KeyValue, b[i] as KeyValue)
+      if (order !== 0) return order
+    }
+    return a.length - b.length
+  }
   if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
   return a < b ? -1 : a > b ? 1 : 0
 }

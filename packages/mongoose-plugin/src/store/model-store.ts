@@ -85,11 +85,26 @@ export class MongooseModelStore implements Store, NewStoreReader {
   }
 
   async scan(options: { readonly after?: KeyValue; readonly limit: number }): Promise<readonly Row[]> {
-    const filter = options.after === undefined ? {} : { [this.keyField]: { $gt: this.#keys.toMongo(options.after) } }
-    const documents = await this.#run('scan', (collection) =>
-      collection.find(filter).sort({ [this.keyField]: 1 }).limit(options.limit).toArray(),
-    )
+    const { filter, sort } = this.#keyset(options.after)
+    const documents = await this.#run('scan', (collection) => collection.find(filter).sort(sort).limit(options.limit).toArray())
     return documents.map((document) => this.toRow(document as Row))
+  }
+
+  /**
+   * The keyset page after `after`, in key order. A compound key is ordered part by part (`_id.tenant`,
+   * then `_id.n`), the order of a composite primary key of those columns, rather than by comparing
+   * whole sub-documents (which MongoDB orders field name by field name and FerretDB v1 does not sort).
+   */
+  #keyset(after: KeyValue | undefined): { filter: Row; sort: Record<string, 1> } {
+    const parts = this.#keys.parts
+    if (!parts) return { filter: after === undefined ? {} : { [this.keyField]: { $gt: this.#keys.toMongo(after) } }, sort: { [this.keyField]: 1 } }
+    const paths = parts.map((part) => `${this.keyField}.${part}`)
+    const sort = Object.fromEntries(paths.map((path) => [path, 1 as const]))
+    if (after === undefined) return { filter: {}, sort }
+    const values = Object.values(this.#keys.toMongo(after) as Row)
+    // (a > x) or (a = x and b > y) or …
+    const branches = paths.map((path, i) => ({ ...Object.fromEntries(paths.slice(0, i).map((p, j) => [p, values[j]])), [path]: { $gt: values[i] } }))
+    return { filter: { $or: branches }, sort }
   }
 
   async upsert(records: readonly Row[], mode: WriteMode): Promise<WriteResult> {
@@ -224,8 +239,10 @@ export class MongooseModelStore implements Store, NewStoreReader {
     const key = record[this.keyField] as KeyValue | undefined
     if (key === undefined || key === null) throw new StoreError(this.name, 'upsert', `record has no key field "${this.keyField}"`)
     try {
-      const cast = (this.model as unknown as { castObject(o: Row): Row }).castObject({ ...record })
-      return { ...cast, [this.keyField]: this.#keys.toMongo(key) }
+      // The key in MongoDB form first: a composite key is cast as the sub-document it stands for.
+      const mongoKey = this.#keys.toMongo(key)
+      const cast = (this.model as unknown as { castObject(o: Row): Row }).castObject({ ...record, [this.keyField]: mongoKey })
+      return { ...cast, [this.keyField]: mongoKey }
     } catch (error) {
       throw new StoreError(this.name, 'upsert', describe(error), { key: keyString(key), cause: error })
     }

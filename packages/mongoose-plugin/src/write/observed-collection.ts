@@ -32,11 +32,11 @@
  * Nothing here may fail or delay the application's write on account of the new store: recording is
  * synchronous and in-memory; a failure of the capture itself is logged and counted as unmirrored.
  */
-import { type KeyValue, keyString, type MigrationRuntime, type Row } from '@cutover/core'
+import { isKeyValue, type KeyValue, keyString, type MigrationRuntime, type Row } from '@cutover/core'
 import { changedNothing, definiteOutcome, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { isClosed, untilConnected, wouldBuffer } from '../connection-ready.js'
-import { isObjectId } from '../keys.js'
+import { sameMongoKey } from '../keys.js'
 import { storedImagesFor } from './stored-image.js'
 import { afterCommit } from './transaction-buffer.js'
 import { runAs } from './write-origin.js'
@@ -167,7 +167,7 @@ function recordKeys(binding: ModelBinding, op: Op, keys: readonly unknown[], ima
   const imageOf = new Map<string, Row>()
   for (const image of images) {
     const key = image[binding.keyField]
-    if (typeof key === 'string' || typeof key === 'number' || typeof key === 'bigint') imageOf.set(keyString(key), image)
+    if (isKeyValue(key)) imageOf.set(keyString(key), image)
   }
   const distinct = new Map<string, KeyValue>()
   for (const value of keys) {
@@ -195,7 +195,7 @@ function mirrorableKey(binding: ModelBinding, value: unknown): KeyValue | undefi
   try {
     const key = binding.keys.toStore(value)
     const back = binding.keys.toMongo(key)
-    const same = isObjectId(value) ? isObjectId(back) && back.toHexString() === value.toHexString() : back === value
+    const same = sameMongoKey(value, back)
     return same ? key : undefined
   } catch {
     return undefined
