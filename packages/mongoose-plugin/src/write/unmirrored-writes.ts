@@ -149,7 +149,7 @@ function mirrorNamed(watch: Watch, id: unknown): void {
   if (!named) return
   watch.inFlight.delete(id)
   const { runtime, keys } = named.watched
-  const behavior = runtime.behavior
+  const behavior = runtime.behaviorFor()
   const mirrors = behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
   if (!mirrors) return
   for (const value of named.values()) {
@@ -185,6 +185,7 @@ function guardedReport(watch: Watch, work: () => void): void {
 
 function report(runtime: MigrationRuntime, collection: string, detail: string): void {
   // In `off` nothing is mirrored, so nothing is missed.
-  if (runtime.behavior.mirror === 'none' && runtime.behavior.authoritative === 'old') return
+  const behavior = runtime.behaviorFor()
+  if (behavior.mirror === 'none' && behavior.authoritative === 'old') return
   runtime.recordUnmirrored(collection, detail)
 }
