@@ -68,6 +68,10 @@ export class ChangeLogCapture implements RuntimeCapture {
     return this.#noted.get(side)?.has(key) ?? false
   }
 
+  isSettling(side: Side, key: KeyValue, since?: number): boolean {
+    return this.#noted.get(side)?.isSettling(key, since) ?? false
+  }
+
   async drain(): Promise<void> {
     for (const worker of this.#workers) await worker.drain()
   }

@@ -13,9 +13,13 @@ import { logKeyJson } from './log-key.js'
 const LIMIT = 100_000
 const POLL_MS = 200
 const POLL_KEYS = 1_000
+/** How long keys are remembered after their entry was applied, for `isSettling`: longer than a compared read takes (as the mirror queue's). */
+const SETTLE_MS = 1_000
 
 export class NotedWrites {
   readonly #keys = new Map<string, KeyValue>()
+  /** Keys forgotten lately, by when (`performance.now()`), oldest first. */
+  readonly #applied = new Map<string, number>()
   readonly #table: CapturableTable
   readonly #capture: string
   readonly #logger: Logger
@@ -40,8 +44,30 @@ export class NotedWrites {
     return key === undefined ? this.#keys.size > 0 : this.#keys.has(keyString(key))
   }
 
+  /**
+   * Whether a compared read of `key` that began at `since` may have met the new store before the
+   * key's entry was applied: it is still noted, or was applied after the read began.
+   */
+  isSettling(key: KeyValue, since?: number): boolean {
+    const id = keyString(key)
+    if (this.#keys.has(id)) return true
+    const appliedAt = this.#applied.get(id)
+    return appliedAt !== undefined && appliedAt >= Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
+  }
+
   settle(ids: readonly string[]): void {
-    for (const id of ids) this.#keys.delete(id)
+    for (const id of ids) this.#forget(id)
+  }
+
+  #forget(id: string): void {
+    if (!this.#keys.delete(id)) return
+    const now = performance.now()
+    this.#applied.delete(id)
+    this.#applied.set(id, now)
+    for (const [old, at] of this.#applied) {
+      if (at >= now - SETTLE_MS && this.#applied.size <= LIMIT) break
+      this.#applied.delete(old)
+    }
   }
 
   close(): void {
@@ -73,7 +99,7 @@ export class NotedWrites {
     )
     const pending = new Set(rows.map((row) => row.k))
     ids.forEach((id, i) => {
-      if (!pending.has(encoded[i] as string)) this.#keys.delete(id)
+      if (!pending.has(encoded[i] as string)) this.#forget(id)
     })
   }
 }

@@ -13,6 +13,8 @@ export interface RuntimeCapture {
   noteWrite(side: Side, key: KeyValue): void
   /** Whether a write noted on this side (of `key`, or of any key) is not applied yet. */
   hasUnapplied(side: Side, key?: KeyValue): boolean
+  /** Whether a compared read of `key` begun at `since` may have met this side's change before it was applied (mirror lag, not a mismatch). */
+  isSettling(side: Side, key: KeyValue, since?: number): boolean
   /** Applies everything the log holds now (tests, shutdown). */
   drain(): Promise<void>
   /** Stops the workers after their round in flight. */

@@ -392,8 +392,13 @@ export class MigrationRuntime {
     const rejected = new Set(different.map((d) => d.key))
     const settling: string[] = []
     // Only keys that differ are asked about: the check is cheap, but most keys are equal.
+    // A key's text is a key of its own (`keyString` of a string is itself), so the change log's
+    // noted writes can be asked by it: a write the log held when the read began settles too.
+    const log = this.#changeLog
+    const inFlight = (id: string) =>
+      this.#queues['old-to-new'].isSettling(id, detail.since) || this.#queues['new-to-old'].isSettling(id, detail.since) || (log !== undefined && (log.isSettling('old', id, detail.since) || log.isSettling('new', id, detail.since)))
     const settled = (id: string) => {
-      if (!this.#queues['old-to-new'].isSettling(id, detail.since) && !this.#queues['new-to-old'].isSettling(id, detail.since)) return true
+      if (!inFlight(id)) return true
       settling.push(id)
       return false
     }

@@ -34,9 +34,11 @@ export function recordCommitted(write: PendingWrite): void {
  */
 export function capturing(table: MigratedTable): boolean {
   const behavior = table.runtime.behaviorFor()
-  // With the side captured by the change log, its keys only serve read-your-writes: reads of other
-  // keys from the new store while the old one is authoritative (`ramp`).
-  if (table.runtime.changeLog?.captures(table.side)) return behavior.authoritative === table.side && behavior.reads !== table.side
+  // With the side captured by the change log, its keys only serve read-your-writes (reads of other
+  // keys from the new store while the old one is authoritative, `ramp`) and compared reads, where a
+  // key whose log entry is not applied yet is settling, not a mismatch. Either way the statement
+  // runs as written: keys it names are noted, the others are not looked for.
+  if (table.runtime.changeLog?.captures(table.side)) return behavior.authoritative === table.side && (behavior.reads !== table.side || behavior.compareReads)
   if (behavior.mirror === 'old-to-new') return table.side === 'old'
   if (behavior.mirror === 'new-to-old') return table.side === 'new' || behavior.authoritative !== table.side
   return behavior.authoritative !== table.side
