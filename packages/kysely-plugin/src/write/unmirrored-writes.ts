@@ -9,18 +9,13 @@ import type { MigrationRuntime } from '@cutover/core'
  */
 export const UNMIRRORED_FALLBACK_MS = 60_000
 
-const lastUnmirrored = new WeakMap<MigrationRuntime, number>()
+const unmirrored = recentWrites(UNMIRRORED_FALLBACK_MS)
 
 /** Notes that this process just committed a write on the old side of `runtime` that it did not mirror. */
-export function markUnmirrored(runtime: MigrationRuntime): void {
-  lastUnmirrored.set(runtime, performance.now())
-}
+export const markUnmirrored = unmirrored.mark
 
 /** Whether this process committed such a write within the last `UNMIRRORED_FALLBACK_MS`. */
-export function recentlyUnmirrored(runtime: MigrationRuntime): boolean {
-  const at = lastUnmirrored.get(runtime)
-  return at !== undefined && performance.now() - at < UNMIRRORED_FALLBACK_MS
-}
+export const recentlyUnmirrored = unmirrored.recent
 
 /**
  * How long after a write the change log captures but whose keys the wrapper did not learn (it
@@ -32,15 +27,24 @@ export function recentlyUnmirrored(runtime: MigrationRuntime): boolean {
  */
 export const UNKEYED_FALLBACK_MS = 5_000
 
-const lastUnkeyed = new WeakMap<MigrationRuntime, number>()
+const unkeyed = recentWrites(UNKEYED_FALLBACK_MS)
 
 /** Notes that this process just committed a captured write of unknown keys on the old side of `runtime`. */
-export function markUnkeyed(runtime: MigrationRuntime): void {
-  lastUnkeyed.set(runtime, performance.now())
-}
+export const markUnkeyed = unkeyed.mark
 
 /** Whether this process committed such a write within the last `UNKEYED_FALLBACK_MS`. */
-export function recentlyUnkeyed(runtime: MigrationRuntime): boolean {
-  const at = lastUnkeyed.get(runtime)
-  return at !== undefined && performance.now() - at < UNKEYED_FALLBACK_MS
+export const recentlyUnkeyed = unkeyed.recent
+
+/** When this process last committed a kind of write per migration, and whether that was within `windowMs`. */
+function recentWrites(windowMs: number) {
+  const last = new WeakMap<MigrationRuntime, number>()
+  return {
+    mark(runtime: MigrationRuntime): void {
+      last.set(runtime, performance.now())
+    },
+    recent(runtime: MigrationRuntime): boolean {
+      const at = last.get(runtime)
+      return at !== undefined && performance.now() - at < windowMs
+    },
+  }
 }
