@@ -65,6 +65,30 @@ it('counts a compared read of a written key the change log has not applied yet a
   expect(await storeDifferences(h.cutover, 'person')).toEqual([])
 }, 30_000)
 
+it('counts reads after a write naming no keys as settling until the log is seen empty, then differences count again', async () => {
+  const metric = (name: string) => h.cutover.metrics.counter(name, { migration: 'person' })
+  await h.cutover.drain()
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  const before = { mismatch: metric('compare.mismatch'), compared: metric('compare.equal') + metric('compare.mismatch') }
+  // Keys not named by the statement: it runs as written and the triggers log it.
+  await app.updateTable('person').set({ first_name: 'bulk' }).where('first_name', 'in', ['name 7', 'name 8']).execute()
+  expect(await app.selectFrom('person').selectAll().where('id', 'in', [7, 8]).orderBy('id').execute()).toEqual([
+    { id: 7, first_name: 'bulk' },
+    { id: 8, first_name: 'bulk' },
+  ])
+  await waitFor(() => metric('compare.equal') + metric('compare.mismatch') - before.compared >= 1)
+  expect(metric('compare.mismatch') - before.mismatch).toBe(0)
+
+  // Once applied and seen applied, a real difference (written behind Cutover's back) is a mismatch.
+  await h.cutover.drain()
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  await h.neu.db.updateTable('person').set({ first_name: 'drifted' }).where('id', '=', 9).execute()
+  const compared = metric('compare.equal') + metric('compare.mismatch')
+  await app.selectFrom('person').selectAll().where('id', '=', 9).execute()
+  await waitFor(() => metric('compare.equal') + metric('compare.mismatch') - compared >= 1)
+  expect(metric('compare.mismatch') - before.mismatch).toBe(1)
+}, 30_000)
+
 async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs
   while (!check()) {

@@ -64,6 +64,10 @@ export class ChangeLogCapture implements RuntimeCapture {
     this.#noted.get(side)?.note(key)
   }
 
+  noteUnkeyedWrite(side: Side): void {
+    this.#noted.get(side)?.noteUnkeyed()
+  }
+
   hasUnapplied(side: Side, key?: KeyValue): boolean {
     return this.#noted.get(side)?.has(key) ?? false
   }

@@ -20,6 +20,12 @@ export class NotedWrites {
   readonly #keys = new Map<string, KeyValue>()
   /** Keys forgotten lately, by when (`performance.now()`), oldest first. */
   readonly #applied = new Map<string, number>()
+  /**
+   * Writes whose keys the plugin did not learn (it ran the statement as written): from the first
+   * until a poll finds the log empty, every key may be behind; then when that was seen.
+   */
+  #unkeyedPending = false
+  #unkeyedAppliedAt = -Infinity
   readonly #table: CapturableTable
   readonly #capture: string
   readonly #logger: Logger
@@ -40,6 +46,12 @@ export class NotedWrites {
     this.#schedule()
   }
 
+  /** A write of this side whose keys are unknown: every key counts as settling until the log has been seen empty. */
+  noteUnkeyed(): void {
+    this.#unkeyedPending = true
+    this.#schedule()
+  }
+
   has(key?: KeyValue): boolean {
     return key === undefined ? this.#keys.size > 0 : this.#keys.has(keyString(key))
   }
@@ -50,9 +62,10 @@ export class NotedWrites {
    */
   isSettling(key: KeyValue, since?: number): boolean {
     const id = keyString(key)
-    if (this.#keys.has(id)) return true
+    if (this.#keys.has(id) || this.#unkeyedPending) return true
+    const after = Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
     const appliedAt = this.#applied.get(id)
-    return appliedAt !== undefined && appliedAt >= Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
+    return (appliedAt !== undefined && appliedAt >= after) || this.#unkeyedAppliedAt >= after
   }
 
   settle(ids: readonly string[]): void {
@@ -82,14 +95,15 @@ export class NotedWrites {
       this.#poll()
         .catch((error: unknown) => this.#logger.warn('could not poll the change log for applied writes', { capture: this.#capture, error: String(error) }))
         .finally(() => {
-          if (this.#keys.size > 0) this.#schedule()
+          if (this.#keys.size > 0 || this.#unkeyedPending) this.#schedule()
         })
     }, POLL_MS)
     this.#timer.unref?.()
   }
 
-  /** Forgets the oldest noted keys that have no entry left in the log. */
+  /** Forgets the oldest noted keys that have no entry left in the log, and unkeyed writes once it is empty. */
   async #poll(): Promise<void> {
+    if (this.#unkeyedPending) await this.#pollUnkeyed()
     const ids = [...this.#keys.keys()].slice(0, POLL_KEYS)
     if (ids.length === 0) return
     const encoded = ids.map((id) => logKeyJson(this.#keys.get(id) as KeyValue))
@@ -101,5 +115,13 @@ export class NotedWrites {
     ids.forEach((id, i) => {
       if (!pending.has(encoded[i] as string)) this.#forget(id)
     })
+  }
+
+  async #pollUnkeyed(): Promise<void> {
+    // Entries of other processes keep it pending too: a conservative answer, never a stale one.
+    const { rows } = await this.#table.run(() => sql<{ pending: boolean }>`select exists(select 1 from cutover.change_log where capture = ${this.#capture}) as pending`.execute(this.#table.db))
+    if (rows[0]?.pending) return
+    this.#unkeyedPending = false
+    this.#unkeyedAppliedAt = performance.now()
   }
 }

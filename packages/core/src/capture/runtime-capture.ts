@@ -11,6 +11,8 @@ export interface RuntimeCapture {
   captures(side: Side): boolean
   /** A committed write the plugin saw on a captured side, remembered until the log entry is applied. */
   noteWrite(side: Side, key: KeyValue): void
+  /** A committed write the plugin saw on a captured side without learning its keys. */
+  noteUnkeyedWrite(side: Side): void
   /** Whether a write noted on this side (of `key`, or of any key) is not applied yet. */
   hasUnapplied(side: Side, key?: KeyValue): boolean
   /** Whether a compared read of `key` begun at `since` may have met this side's change before it was applied (mirror lag, not a mismatch). */

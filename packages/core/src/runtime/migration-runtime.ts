@@ -334,6 +334,15 @@ export class MigrationRuntime {
     else this.#queues[direction].enqueue(event)
   }
 
+  /**
+   * A committed write on a side the change log captures, run as written so its keys are unknown
+   * (the triggers mirror it anyway): until the log has been seen empty, compared reads of any key
+   * count a difference as settling.
+   */
+  recordUnkeyedWrite(side: Side): void {
+    if (this.#changeLog?.captures(side)) this.#changeLog.noteUnkeyedWrite(side)
+  }
+
   /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */
   recordUnmirrored(target: string, detail: string): void {
     this.#host.metrics.increment('write.unmirrored', { migration: this.name, target })

@@ -13,6 +13,7 @@ export function recordCommitted(write: PendingWrite): void {
   try {
     if (write.kind === 'write') runtime.recordWrite(side, write.event)
     else if (write.kind === 'unkeyed') {
+      runtime.recordUnkeyedWrite(side)
       if (side === 'old') markUnkeyed(runtime)
     } else {
       if (side === 'old') markUnmirrored(runtime)
