@@ -3,7 +3,7 @@ import { isPhase, type Phase } from '../model/phase.js'
 import { readGateInputs } from './gate-inputs.js'
 import { type GateInputs, lastEntry, type TenantPhaseChange, tenantTimeline } from './phase-gates.js'
 import { SignalHistory } from './signal-history.js'
-import { checkSetting, parseSettingText, type MigrationSettings, type SettingName } from '../model/settings.js'
+import { type MigrationSettings, settingsFromRow } from '../model/settings.js'
 
 /** One tenant's own settings: its phase, read percent and compare sample override the migration's. */
 export interface TenantOverride extends MigrationSettings {
@@ -61,22 +61,13 @@ export class TenantStateTable {
   }
 }
 
-/** A row through the settings' validation (`numeric` columns arrive as text). */
+/** A row through the settings' validation (`settingsFromRow`); an override's unset numbers are 0. */
 function readRow(row: Record<string, any>): TenantRow {
   const base = { migration: String(row.migration), tenant: String(row.tenant), version: Number(row.version) }
   if (row.phase === null || row.phase === undefined) return { kind: 'cleared', ...base }
-  const problems: string[] = []
-  const read = <N extends SettingName>(name: N, value: unknown, fallback: MigrationSettings[N]): MigrationSettings[N] => {
-    if (value === null || value === undefined) return fallback
-    const checked = typeof value === 'string' && name !== 'phase' ? parseSettingText(name, value) : checkSetting(name, value)
-    if (checked.ok) return checked.value
-    problems.push(`${name} ${JSON.stringify(value)}: ${checked.message}`)
-    return fallback
-  }
-  const phase = read('phase', row.phase, 'off')
-  const readPercent = read('readPercent', row.read_percent, 0)
-  const compareSample = read('compareSample', row.compare_sample, 0)
-  if (!isPhase(phase) || problems.length > 0) return { kind: 'invalid', ...base, problems }
+  const read = settingsFromRow(row)
+  if (!read.ok || read.settings.phase === undefined) return { kind: 'invalid', ...base, problems: read.ok ? ['no phase'] : read.problems }
+  const { phase, readPercent = 0, compareSample = 0 } = read.settings
   const override: TenantOverride = Object.freeze({ ...base, phase, readPercent, compareSample, updatedBy: String(row.updated_by), updatedAt: row.updated_at as Date })
   return { kind: 'override', override }
 }

@@ -89,3 +89,25 @@ export function settingProblems(source: string, subject: string, given: Partial<
   }
   return problems
 }
+
+/** Settings read back from a control row: those it holds, or what is wrong with them. */
+export type SettingsRowRead = { readonly ok: true; readonly settings: Partial<MigrationSettings> } | { readonly ok: false; readonly problems: readonly string[] }
+
+/**
+ * A control row's `phase`, `read_percent` and `compare_sample` (`cutover.migration_state`,
+ * `cutover.tenant_state`) through the same validation as env flags and `setPhase`: `numeric`
+ * columns arrive as text, null columns are left out, and a row without a phase is a problem.
+ */
+export function settingsFromRow(row: Record<string, unknown>): SettingsRowRead {
+  const settings: { -readonly [N in SettingName]?: MigrationSettings[N] } = {}
+  const problems: string[] = []
+  const columns = { phase: row.phase, readPercent: row.read_percent, compareSample: row.compare_sample } satisfies Record<SettingName, unknown>
+  for (const [setting, value] of Object.entries(columns) as [SettingName, unknown][]) {
+    if (value === null || value === undefined) continue
+    const checked = typeof value === 'string' && setting !== 'phase' ? parseSettingText(setting, value) : checkSetting(setting, value)
+    if (checked.ok) (settings as Record<string, unknown>)[setting] = checked.value
+    else problems.push(`${setting} ${JSON.stringify(value)}: ${checked.message}`)
+  }
+  if (settings.phase === undefined && problems.length === 0) problems.push('no phase')
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, settings }
+}

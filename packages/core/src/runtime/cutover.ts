@@ -4,7 +4,7 @@ import { ensureSchema } from '../control/control-schema.js'
 import { DeadLetterTable, type DeadLetterSink, entryKey } from '../control/dead-letters.js'
 import { type MigrationFlags, readEnvFlags } from './env-flags.js'
 import { ConfigError, type ConfigProblem } from '../model/errors.js'
-import { checkSetting, checkTenant, type MigrationSettings, parseSettingText, type SettingName, settingProblems } from '../model/settings.js'
+import { checkTenant, type MigrationSettings, settingProblems, settingsFromRow } from '../model/settings.js'
 import { createJsonLogger, type Logger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
@@ -171,7 +171,7 @@ export class Cutover {
     for (const net of nets) this.#runtimes.get(net.migration)?.applySafetyNet(net)
     for (const runtime of this.#runtimes.values()) {
       const row = byName.get(runtime.name)
-      const read = row ? controlRowSettings(row) : { ok: true as const, settings: undefined }
+      const read = row ? settingsFromRow(row) : { ok: true as const, settings: undefined }
       if (!read.ok) {
         // Another process (or a hand-written UPDATE) stored what this one would never accept:
         // keep the settings in force rather than run on a value nobody validated.
@@ -495,23 +495,6 @@ async function assertNoTenantOverrides(db: Kysely<any>, name: string): Promise<v
   throw new ConfigError([
     { source: `setPhase(${JSON.stringify(name)}).phase`, value: 'complete', message: `migration "${name}" cannot complete while tenants have phases of their own (${overrides.map((o) => `${o.tenant}: ${o.phase}`).join(', ')}); clear them with \`cutover phase ${name} --tenant T --clear\`` },
   ])
-}
-
-type ControlRowRead = { readonly ok: true; readonly settings: Partial<MigrationFlags> } | { readonly ok: false; readonly problems: readonly string[] }
-
-/** A `cutover.migration_state` row through the settings' validation (`numeric` columns arrive as text). */
-function controlRowSettings(row: Record<string, unknown>): ControlRowRead {
-  const settings: { -readonly [N in SettingName]?: MigrationFlags[N] } = {}
-  const problems: string[] = []
-  const columns = { phase: row.phase, readPercent: row.read_percent, compareSample: row.compare_sample } satisfies Record<SettingName, unknown>
-  for (const [setting, value] of Object.entries(columns) as [SettingName, unknown][]) {
-    if (value === null || value === undefined) continue
-    const checked = typeof value === 'string' && setting !== 'phase' ? parseSettingText(setting, value) : checkSetting(setting, value)
-    if (checked.ok) (settings as Record<string, unknown>)[setting] = checked.value
-    else problems.push(`${setting} ${JSON.stringify(value)}: ${checked.message}`)
-  }
-  if (settings.phase === undefined && problems.length === 0) problems.push('no phase')
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, settings }
 }
 
 /** Refuses a phase change (in `setPhase`, so also the CLI) that the stores it touches would fail. */
