@@ -24,6 +24,7 @@ import { Metrics } from '../observe/metrics.js'
 import { type ChangeEvent, type MirrorDirection, MirrorQueue } from '../runtime/mirror-queue.js'
 import { captureTable, objectsFor } from './capture-install.js'
 import { logKey } from './log-key.js'
+import { sleep } from '../runtime/background.js'
 
 export interface ChangeLogWorkerOptions {
   readonly migration: Migration<any, any>
@@ -311,8 +312,3 @@ function applyQueue(migration: Migration<any, any>, direction: MirrorDirection, 
     ...(version ? { versionField: version } : {}),
   })
 }
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-

@@ -10,6 +10,7 @@ import { type BuiltinRowHash, type NativeFamily, newStoreSegments, oldStoreSegme
 import { type KeyValue, keyString, type Row, storeRecordKey } from '../model/store.js'
 import type { Inconsistency, VerificationCounts, VerificationReport } from '../control/verification-report.js'
 import { VerificationReports } from '../control/verification-report.js'
+import { sleep } from '../runtime/background.js'
 
 /**
  * Where a verification is: `checksums` and `bisect` count segments checksummed (both sides) of the
@@ -327,8 +328,4 @@ function sumOf(sums: ReadonlyMap<number, SegmentChecksum>): { count: number; sum
     sum += entry.sum
   }
   return { count, sum }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -7,6 +7,7 @@ import { projectOnto } from '../row-digest.js'
 import type { BatchMismatch } from './options.js'
 import type { SourceRecheck } from './remove-deleted.js'
 import type { WrittenBatch } from './write-batch.js'
+import { sleep } from '../../runtime/background.js'
 
 /** How the inline verification retries keys that differ (the mirror may be mid-write). */
 export interface VerifySettings {
@@ -146,8 +147,4 @@ export function sameSource(a: unknown, b: unknown): boolean {
 function expectedKey(expected: ReadonlyMap<string, Row>, key: string, store: Store, keyField: string): KeyValue {
   const record = expected.get(key)
   return (record ? storeRecordKey(store, keyField, record) : undefined) ?? key
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

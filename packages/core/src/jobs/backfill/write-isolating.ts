@@ -1,4 +1,5 @@
 import type { Store, Row, StoredWrite, WriteMode } from '../../model/store.js'
+import { sleep } from '../../runtime/background.js'
 
 const WRITE_ATTEMPTS = 3
 
@@ -78,8 +79,4 @@ export function storeReason(error: unknown): string {
   if (cause?.code === '23505') return `unique constraint ${cause.constraint ?? ''} violated`.replace('  ', ' ')
   if (cause?.code) return `PostgreSQL error ${cause.code}${cause.constraint ? ` on ${cause.constraint}` : ''}`
   return error instanceof Error ? error.message.replace(/\(.*?\)=\(.*?\)/g, '(…)') : String(error)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
