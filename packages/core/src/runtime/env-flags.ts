@@ -1,16 +1,10 @@
 import { ConfigError, type ConfigProblem } from '../model/errors.js'
 import type { Phase } from '../model/phase.js'
-import { parseSettingText, SETTING_ALLOWED } from '../model/settings.js'
+import { type MigrationSettings, parseSettingText, SETTING_ALLOWED } from '../model/settings.js'
 import { editDistance } from '../model/edit-distance.js'
 
 /** The settings env flags give one migration. Run-time control (the control table) may override them. */
-export interface MigrationFlags {
-  readonly phase: Phase
-  /** Share of routing keys whose reads go to the new store in `ramp`, 0–100 (two decimals). */
-  readonly readPercent: number
-  /** Share of reads compared against the other store, 0–1. */
-  readonly compareSample: number
-}
+export type MigrationFlags = MigrationSettings
 
 export const DEFAULT_FLAGS: MigrationFlags = Object.freeze({ phase: 'off', readPercent: 0, compareSample: 0.1 })
 
