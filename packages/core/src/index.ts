@@ -111,6 +111,7 @@ export {
   compositeKey,
   isCompositeKey,
   isKeyValue,
+  compareKeys,
   keyString,
   recordKey,
   storeRecordKey,

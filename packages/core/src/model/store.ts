@@ -44,6 +44,22 @@ export function keyString(key: KeyValue): string {
   return key.toString()
 }
 
+/**
+ * The order of two keys as the stores sort them: numbers (and bigints) by value, text by UTF-16
+ * code units when either side is text, composite keys part by part.
+ */
+export function compareKeys(a: KeyValue, b: KeyValue): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const order = compareKeys(a[i] as KeyPart, b[i] as KeyPart)
+      if (order !== 0) return order
+    }
+    return a.length - b.length
+  }
+  if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
 /** The key of a record: the value of `fields[0]`, or a composite key of all `fields`. */
 export function recordKey(record: Row, fields: readonly string[]): KeyValue {
   if (fields.length === 1) return record[fields[0] as string] as KeyPart

@@ -24,7 +24,7 @@
  * cheap statement; rows that cannot go that way use a multi-row VALUES list. Driver errors surface
  * as the core's `StoreError` naming the store and the operation.
  */
-import { type CapturableTable, type KeyPart, StoreError, sqlIdentifier, type KeyValue, keyString, recordKey, type Row, type Store, type StoreShape, type StoredWrite, type WriteMode, type WriteResult } from '@cutover/core'
+import { type CapturableTable, compareKeys, type KeyPart, StoreError, sqlIdentifier, type KeyValue, keyString, recordKey, type Row, type Store, type StoreShape, type StoredWrite, type WriteMode, type WriteResult } from '@cutover/core'
 import { type Kysely, type QueryId, type RawBuilder, type SelectQueryNode, sql } from 'kysely'
 import { installReadOnlyTrigger, removeReadOnlyTrigger } from './read-only-trigger.js'
 import { asStoreQuery } from './store-query.js'
@@ -376,18 +376,6 @@ function columnsOf(rows: readonly Row[]): string[] {
   const columns = new Set<string>()
   for (const row of rows) for (const field in row) columns.add(field)
   return [...columns]
-}
-
-function compareKeys(a: KeyValue, b: KeyValue): number {
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < a.length; i++) {
-      const order = compareKeys(a[i] as KeyPart, b[i] as KeyPart)
-      if (order !== 0) return order
-    }
-    return 0
-  }
-  if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
-  return a < b ? -1 : a > b ? 1 : 0
 }
 
 /** Keys as one array parameter; bigints as text, which PostgreSQL casts to the column type. */

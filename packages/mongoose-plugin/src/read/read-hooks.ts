@@ -17,7 +17,7 @@
  * Reads with `populate` are never served from the new store (population is MongoDB-side).
  */
 import type { KeyValue, MigrationRuntime, Row, Store } from '@cutover/core'
-import { keyString, storeRecordKey } from '@cutover/core'
+import { compareKeys, keyString, storeRecordKey } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
@@ -454,16 +454,4 @@ function project(document: Row, projection: Row | undefined, keyField: string): 
 function isKeySort(sort: Row, keyField: string): boolean {
   const fields = Object.keys(sort)
   return fields.length === 1 && fields[0] === keyField
-}
-
-function compareKeys(a: KeyValue, b: KeyValue): number {
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      const order = compareKeys(a[i] as KeyValue, b[i] as KeyValue)
-      if (order !== 0) return order
-    }
-    return a.length - b.length
-  }
-  if (typeof a === 'string' || typeof b === 'string') return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0
-  return a < b ? -1 : a > b ? 1 : 0
 }
