@@ -95,6 +95,20 @@ function isPartValue(value: unknown): boolean {
   return typeof value === 'string' || typeof value === 'bigint' || (typeof value === 'number' && Number.isFinite(value)) || isObjectId(value)
 }
 
+/**
+ * The Store form of a MongoDB key value when the codec turns it back into the same key; undefined
+ * otherwise (a UUID, a Buffer, a compound key in another field order): such a key is never
+ * mirrored, so the new store cannot hold its document.
+ */
+export function roundTripStoreKey(codec: KeyCodec, value: unknown): KeyValue | undefined {
+  try {
+    const key = codec.toStore(value)
+    return sameMongoKey(value, codec.toMongo(key)) ? key : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Whether two MongoDB key values are the same key: ObjectIds by value, embedded documents field by field, in order. */
 export function sameMongoKey(a: unknown, b: unknown): boolean {
   if (isObjectId(a) || isObjectId(b)) return isObjectId(a) && isObjectId(b) && a.toHexString() === b.toHexString()

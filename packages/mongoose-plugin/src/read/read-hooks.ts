@@ -22,7 +22,7 @@ import type { Model, Schema } from 'mongoose'
 import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
 import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
-import { documentToRow, sameMongoKey, uncastKey } from '../keys.js'
+import { documentToRow, roundTripStoreKey, uncastKey } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
 
@@ -211,7 +211,7 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   }
   // A key with no Store form that reads the same document back (a UUID, a Buffer) is never mirrored
   // (it is reported as unmirrored): the new store cannot have its document.
-  const strayKey = pinned?.some((key) => !roundTrips(binding, key)) ? 'a key has no Store form' : undefined
+  const strayKey = pinned?.some((key) => roundTripStoreKey(binding.keys, key) === undefined) ? 'a key has no Store form' : undefined
   const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
   return {
     op,
@@ -224,15 +224,6 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
     keys: keyLookup ? pinned : undefined,
     translated,
     unservable,
-  }
-}
-
-/** Whether a MongoDB key value has a Store form that the codec turns back into the same key. */
-function roundTrips(binding: ModelBinding, value: unknown): boolean {
-  try {
-    return sameMongoKey(value, binding.keys.toMongo(binding.keys.toStore(value)))
-  } catch {
-    return false
   }
 }
 

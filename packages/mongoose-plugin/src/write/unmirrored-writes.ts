@@ -22,10 +22,10 @@
  * writes of the mirror): see `write-origin.ts`. Commands buffered by Mongoose before the connection
  * opened lose their origin; the observed collection waits for the connection instead of buffering.
  */
-import type { KeyValue, Logger, MigrationRuntime } from '@cutover/core'
+import type { Logger, MigrationRuntime } from '@cutover/core'
 import type { Connection } from 'mongoose'
 import { guarded } from '../background.js'
-import { type KeyCodec, sameMongoKey } from '../keys.js'
+import { type KeyCodec, roundTripStoreKey } from '../keys.js'
 import { keysPinnedBy } from './affected-keys.js'
 import { currentWriteOrigin } from './write-origin.js'
 import { COLLECTION_WRITE_METHODS } from './write-methods.js'
@@ -153,15 +153,8 @@ function mirrorNamed(watch: Watch, id: unknown): void {
   const mirrors = behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
   if (!mirrors) return
   for (const value of named.values()) {
-    if (value === undefined || value === null) continue
-    let key: KeyValue
-    try {
-      key = keys.toStore(value)
-      if (!sameMongoKey(value, keys.toMongo(key))) continue
-    } catch {
-      continue
-    }
-    runtime.recordWrite('old', { key, op: named.op })
+    const key = value === undefined || value === null ? undefined : roundTripStoreKey(keys, value)
+    if (key !== undefined) runtime.recordWrite('old', { key, op: named.op })
   }
 }
 
