@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import * as core from '@cutover/core'
-import { backfill, compositeKey, copy, createCutover, DeadLetterTable, defineMigration, ensureSchema, fieldMapper, keyString, QuarantineTable, reconcile, silentLogger, verifyExhaustive, verifySample } from '@cutover/core'
+import { backfill, BackfillJobs, compositeKey, copy, createCutover, DeadLetterTable, defineMigration, ensureSchema, fieldMapper, keyString, QuarantineTable, reconcile, silentLogger, verifyExhaustive, verifySample } from '@cutover/core'
 import * as plugin from '@cutover/kysely-plugin'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -199,5 +199,29 @@ describe('composite, uuid and text keys through the jobs', () => {
     expect(result).toMatchObject({ attempted: 2, repaired: 2 })
     const { rows: repaired } = await sql<{ n: string }>`select count(*) as n from lines_v2 where amount = 13`.execute(newDb.db)
     expect(repaired[0]?.n).toBe('2')
+  })
+  it('plans a distributed backfill of a composite-key table at real composite keys and works every range', { timeout: 120_000 }, async () => {
+    await sql`create table shipments (tenant_id integer not null, id integer not null, weight integer not null, primary key (tenant_id, id))`.execute(oldDb.db)
+    await sql`insert into shipments select t, i, i * t from generate_series(1, 3) t, generate_series(1, 100) i`.execute(oldDb.db)
+    await sql`create table shipments_v2 (tenant_id integer not null, id integer not null, weight integer not null, primary key (tenant_id, id))`.execute(newDb.db)
+    const schema = z.object({ tenant_id: z.number().int(), id: z.number().int(), weight: z.number().int() })
+    const migration = defineMigration({
+      name: 'shipments',
+      old: new plugin.KyselyTableStore(oldDb.db, 'shipments', ['tenant_id', 'id']),
+      new: new plugin.KyselyTableStore(newDb.db, 'shipments_v2', ['tenant_id', 'id']),
+      mapper: fieldMapper({ old: schema, new: schema, fields: [copy('tenant_id'), copy('id'), copy('weight')] }),
+    })
+    const jobs = new BackfillJobs({ control: newDb.db, pollingIntervalSeconds: 0.1 })
+    const ranges = await jobs.plan(migration, { rangeSize: 120 })
+    // Cut at the 120th and 240th rows in key order: (2, 20) and (3, 40), both columns.
+    expect(ranges.map((r) => r.until)).toEqual([[2, 20], [3, 40], undefined])
+    await jobs.work(migration, { backfill: { batch: { initial: 50, min: 50, max: 50 } } })
+    const deadline = Date.now() + 60_000
+    while (!(await jobs.finished('shipments')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+    await jobs.stop()
+    expect(await jobs.finished('shipments')).toBe(true)
+    const { rows } = await sql<{ n: string }>`select count(*) as n from shipments_v2`.execute(newDb.db)
+    expect(rows[0]?.n).toBe('300')
+    expect((await verifyExhaustive({ migration, ...quiet })).consistent).toBe(true)
   })
 })

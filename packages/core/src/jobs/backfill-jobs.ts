@@ -19,7 +19,7 @@ import { backfill, type BackfillOptions, type BackfillSummary, type KeyRange } f
 import { LeaseLostError } from '../control/checkpoint.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import type { Migration } from '../model/migration.js'
-import type { KeyValue } from '../model/store.js'
+import { type KeyValue, type Row, storeRecordKey } from '../model/store.js'
 import { loadKey, storeKey } from '../model/stored-key.js'
 import { type HeldRange, RangeLeases, type WorkerIdentity, workerIdentity } from './backfill/range-lease.js'
 
@@ -94,16 +94,18 @@ export class BackfillJobs {
     if (existing.length > 0 && !options.replan) return existing
     const bounds: KeyValue[] = []
     const batch = Math.max(1, Math.min(options.scanBatch ?? 10_000, options.rangeSize))
+    // A composite key is read from all its columns, as the rest of the backfill reads it.
+    const keyOf = (row: Row | undefined) => storeRecordKey(migration.old, migration.key.old, row)
     let after: KeyValue | undefined
     let seen = 0
     for (;;) {
       const rows = await migration.old.scan({ ...(after === undefined ? {} : { after }), limit: batch })
       for (const row of rows) {
         seen++
-        if (seen % options.rangeSize === 0) bounds.push(row[migration.key.old] as KeyValue)
+        if (seen % options.rangeSize === 0) bounds.push(keyOf(row))
       }
       if (rows.length < batch) break
-      after = rows.at(-1)?.[migration.key.old] as KeyValue
+      after = keyOf(rows.at(-1))
     }
     const ranges: PlannedRange[] = []
     for (let i = 0; i <= bounds.length; i++) {
