@@ -5,6 +5,7 @@
  * phase and heartbeat age; `rollback` moves the fleet back through the barrier, in one word.
  */
 import { createCutover, type Cutover, silentLogger } from '@cutover/core'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../packages/core/src/cli/main.js'
 import { createPeopleTables, peopleMigration } from './fixtures/people.js'
@@ -66,6 +67,22 @@ describe('cutover status and rollback', () => {
     expect(text).toMatch(/people: phase compare \(v\d+\), reads on new 0%, compare sample 0.5/)
     expect(text).toContain('75.00% consistent of 4 compared')
     expect(text).toMatch(/app-a: compare, heartbeat [\d.]+s ago/)
+  })
+
+  it("names the tenants whose writes an instance refuses while the migration's own writes go on", async () => {
+    const instanceId = app.fleet!.instanceId
+    await sql`insert into cutover.fences (instance_id, migration, tenant, barrier_id, until_version) values (${instanceId}, 'people', 'bolt', 0, 1000)`.execute(newDb.db)
+    try {
+      await app.fleet?.tick() // follows the fence, then heartbeats with it
+      const { result } = await cutover('status', 'people', '--json')
+      expect(result.migrations[0].instances).toEqual([expect.objectContaining({ name: 'app-a', writesRefused: null, tenantWritesRefused: { bolt: 'fenced' }, fenced: true })])
+      expect((await cutover('status', 'people', '--text')).text).toMatch(/app-a: \w+, heartbeat [\d.]+s ago, FENCED, refusing writes for tenant bolt \(fenced\)/)
+    } finally {
+      await sql`delete from cutover.fences where instance_id = ${instanceId}`.execute(newDb.db)
+      await app.fleet?.tick()
+    }
+    const { result } = await cutover('status', 'people', '--json')
+    expect(result.migrations[0].instances).toEqual([expect.objectContaining({ name: 'app-a', tenantWritesRefused: {}, fenced: false })])
   })
 
   it('`cutover rollback <migration>` moves the fleet to rollback through the barrier, audited with the reason', { timeout: 30_000 }, async () => {

@@ -55,6 +55,7 @@ export async function statusCommand(context: CommandContext): Promise<number> {
         version: i.migrations[migration.name]?.version ?? null,
         queueDepth: i.migrations[migration.name]?.queueDepth ?? null,
         writesRefused: i.migrations[migration.name]?.writesRefused ?? null,
+        tenantWritesRefused: i.migrations[migration.name]?.tenantWritesRefused ?? {},
         fenced: fences.some((f) => f.instanceId === i.instanceId && f.migration === migration.name),
       })),
     })
@@ -76,13 +77,18 @@ type Status = Awaited<ReturnType<typeof controlState>> & {
   deadLettersByReason: Record<string, number>
   lastVerification: Awaited<ReturnType<typeof lastVerification>>
   tenants: Awaited<ReturnType<typeof tenantOverrides>>
-  instances: { name: string; heartbeatAgeS: number; live: boolean; phase: string | null; writesRefused: string | null; fenced: boolean }[]
+  instances: { name: string; heartbeatAgeS: number; live: boolean; phase: string | null; writesRefused: string | null; tenantWritesRefused: Readonly<Record<string, string>>; fenced: boolean }[]
+}
+
+function tenantRefusals(refused: Readonly<Record<string, string>>): string {
+  const entries = Object.entries(refused)
+  return entries.length === 0 ? '' : `, refusing writes for ${entries.map(([tenant, reason]) => `tenant ${tenant} (${reason})`).join(', ')}`
 }
 
 function describe(s: Status): string {
   const consistency = s.compared.consistency === null ? 'no compared reads' : `${(s.compared.consistency * 100).toFixed(2)}% consistent of ${formatCount(s.compared.equal + s.compared.mismatch)} compared (${formatCount(s.compared.settling)} settling)`
   const instanceLines = s.instances.map(
-    (i) => `    ${i.name}: ${i.phase ?? '?'}, heartbeat ${i.heartbeatAgeS}s ago${i.live ? '' : ' (STALE)'}${i.fenced ? ', FENCED' : ''}${i.writesRefused ? `, refusing writes (${i.writesRefused})` : ''}`,
+    (i) => `    ${i.name}: ${i.phase ?? '?'}, heartbeat ${i.heartbeatAgeS}s ago${i.live ? '' : ' (STALE)'}${i.fenced ? ', FENCED' : ''}${i.writesRefused ? `, refusing writes (${i.writesRefused})` : ''}${tenantRefusals(i.tenantWritesRefused)}`,
   )
   return [
     `${s.migration}: phase ${s.phase} (v${s.version}), reads on new ${s.readPercent}%, compare sample ${s.compareSample}${s.jobControl.paused ? `, jobs PAUSED (${s.jobControl.reason ?? 'no reason given'})` : ''}`,

@@ -13,6 +13,8 @@ export interface InstanceMigrationState {
   readonly writesRefused: string | null
   /** Tenants with a phase of their own in force in the instance, by tenant (absent: none, or an older instance). */
   readonly tenants?: Readonly<Record<string, string>>
+  /** Tenants whose writes are refused while the migration's are not, with the reason (absent: an older instance). */
+  readonly tenantWritesRefused?: Readonly<Record<string, string>>
   /** Compared reads since the instance started, by result. */
   readonly compared: { readonly equal: number; readonly mismatch: number; readonly settling: number }
 }

@@ -77,6 +77,12 @@ export function scopeKey(migration: string, tenant?: string): string {
   return tenant === undefined || tenant === '' ? migration : `${migration}\u0000${tenant}`
 }
 
+/** The tenant a `scopeKey` of `migration` names, or undefined for the whole migration or another migration. */
+export function tenantOfScope(scope: string, migration: string): string | undefined {
+  const prefix = `${migration}\u0000`
+  return scope.startsWith(prefix) ? scope.slice(prefix.length) : undefined
+}
+
 /** Every audited change of one tenant's own phase, oldest first. */
 export async function tenantPhaseChanges(db: Kysely<any>, migration: string, tenant: string): Promise<TenantPhaseChange[]> {
   const rows = await db

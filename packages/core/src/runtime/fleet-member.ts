@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { BarrierTable, type OpenBarrier } from '../control/barriers.js'
 import { type InstanceMigrationState, InstanceTable } from '../control/instances.js'
-import { scopeKey } from '../control/tenant-state.js'
+import { scopeKey, tenantOfScope } from '../control/tenant-state.js'
 import type { Logger } from '../observe/logger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Phase } from '../model/phase.js'
@@ -261,6 +261,22 @@ export class FleetMember {
     return null
   }
 
+  /**
+   * Tenants whose writes this instance refuses while the migration's own writes are not refused: a
+   * tenant's barrier or fence, or its lease where that tenant's phase lets authority move.
+   */
+  #tenantRefusals(migration: string, phase: Phase, tenantPhases: Readonly<Record<string, Phase>>): Record<string, FenceReason> {
+    const refused: Record<string, FenceReason> = {}
+    if (this.#refusal(migration, phase) !== null) return refused
+    const scoped = [...this.#holds.keys(), ...this.#fenced].map((scope) => tenantOfScope(scope, migration))
+    for (const tenant of new Set([...Object.keys(tenantPhases), ...scoped])) {
+      if (tenant === undefined) continue
+      const reason = this.#refusal(migration, tenantPhases[tenant] ?? phase, tenant)
+      if (reason !== null) refused[tenant] = reason
+    }
+    return refused
+  }
+
   #state(): Record<string, InstanceMigrationState> {
     const state: Record<string, InstanceMigrationState> = {}
     for (const runtime of this.#engine.migrations) {
@@ -273,6 +289,7 @@ export class FleetMember {
         mirrorLagMs: Math.round(Math.max(lag?.p99 ?? 0, back?.p99 ?? 0)),
         writesRefused: this.#refusal(runtime.name, runtime.phase),
         tenants: runtime.tenantPhases,
+        tenantWritesRefused: this.#tenantRefusals(runtime.name, runtime.phase, runtime.tenantPhases),
         compared: {
           equal: this.#engine.metrics.counter('compare.equal', { migration: runtime.name }),
           mismatch: this.#engine.metrics.counter('compare.mismatch', { migration: runtime.name }),
