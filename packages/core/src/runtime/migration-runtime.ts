@@ -3,7 +3,7 @@ import { type CutoverContext, currentCutoverContext } from './context.js'
 import type { DeadLetterSink } from '../control/dead-letters.js'
 import type { MigrationFlags } from './env-flags.js'
 import { MapperError, WriteRejectedError } from '../model/errors.js'
-import { HealthGuard } from './guard.js'
+import { type GuardSignal, type GuardThresholds, type GuardVerdict, HealthGuard } from './guard.js'
 import type { Logger } from '../observe/logger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
@@ -29,7 +29,16 @@ export interface RuntimeHost {
   readonly metrics: Metrics
   /** This process in the fleet, when it is a member: it may fence writes during a barrier. */
   readonly fleet?: Pick<FleetMember, 'assertWritable'> | undefined
-  setPhase(name: string, phase: Phase, change: { actor: string; reason?: string; evidence?: Readonly<Record<string, unknown>> }): Promise<void>
+  setPhase(name: string, phase: Phase, change: GuardPhaseChange): Promise<void>
+  /** How a guard rolls back one tenant that has a phase of its own. */
+  setTenantPhase(name: string, tenant: string, phase: Phase, change: GuardPhaseChange): Promise<void>
+}
+
+/** What a guard's rollback records: who (the guard), why, and the measurements behind it. */
+export interface GuardPhaseChange {
+  readonly actor: string
+  readonly reason?: string
+  readonly evidence?: Readonly<Record<string, unknown>>
 }
 
 /** About a compared read, for reports and for telling mirror lag from mismatches. */
@@ -76,6 +85,10 @@ export class MigrationRuntime {
   #changeLog: RuntimeCapture | undefined
   /** Tenants with a phase of their own (`cutover.tenant_state`), as last read from the control table. */
   #tenants: ReadonlyMap<string, MigrationSettings> = new Map()
+  /** A guard per tenant with a phase of its own: its traffic is judged apart from the migration's. */
+  readonly #tenantGuards = new Map<string, HealthGuard>()
+  /** Tenants a guard rolled back in this process, with the phase each rolled back from. */
+  readonly #trippedTenants = new Map<string, Phase>()
 
   constructor(host: RuntimeHost, migration: Migration<any, any>, flags: MigrationFlags, deadLetters: DeadLetterSink, random: () => number) {
     this.#host = host
@@ -196,6 +209,10 @@ export class MigrationRuntime {
     for (const tenant of new Set([...before.keys(), ...overrides.keys()])) {
       const from = before.get(tenant)?.phase ?? this.phase
       const to = overrides.get(tenant)?.phase ?? this.phase
+      // As for the migration: a tenant's local guard rollback lasts until its configured phase moves.
+      const tripped = this.#trippedTenants.get(tenant)
+      if (tripped !== undefined && overrides.get(tenant)?.phase !== tripped) this.#trippedTenants.delete(tenant)
+      if (from !== to || !overrides.has(tenant)) this.#tenantGuards.delete(tenant)
       if (from !== to) this.#host.logger.info('tenant phase now in force', { migration: this.name, tenant, from, to, override: overrides.has(tenant) })
     }
   }
@@ -204,7 +221,8 @@ export class MigrationRuntime {
   #tenantSettings(context: CutoverContext | undefined): MigrationSettings | undefined {
     if (this.#tenants.size === 0) return undefined
     const tenant = (context ?? currentCutoverContext()).tenant
-    return tenant === undefined ? undefined : this.#tenants.get(tenant)
+    const own = tenant === undefined ? undefined : this.#tenants.get(tenant)
+    return own && this.#trippedTenants.has(tenant as string) ? { ...own, phase: 'rollback' } : own
   }
 
   /** @internal called by `Cutover` when env flags are overridden from the control table. */
@@ -363,8 +381,7 @@ export class MigrationRuntime {
     const labels = { migration: this.name, side }
     this.#host.metrics.observe('read.latency_ms', latencyMs, labels)
     this.#host.metrics.increment(ok ? 'read.ok' : 'read.error', labels)
-    this.#guard?.record({ kind: 'read', side, ok, latencyMs })
-    this.#checkGuard()
+    this.#guardSignal({ kind: 'read', side, ok, latencyMs })
   }
 
   /**
@@ -443,12 +460,20 @@ export class MigrationRuntime {
   #recordComparison(equal: boolean, mismatch: () => Record<string, unknown>): void {
     this.#host.metrics.increment(equal ? 'compare.equal' : 'compare.mismatch', { migration: this.name })
     if (!equal) this.#host.logger.warn('read mismatch between old and new store', { migration: this.name, ...mismatch() })
-    this.#guard?.record({ kind: 'comparison', equal })
-    this.#checkGuard()
+    this.#guardSignal({ kind: 'comparison', equal })
   }
 
-  #checkGuard(): void {
-    if (!this.#guard || this.#trippedFrom !== undefined) return
+  /**
+   * Feeds a read or comparison to the guard it counts for, and rolls back when that guard trips: a
+   * request of a tenant with a phase of its own counts for the tenant's guard (and rolls back that
+   * tenant only); every other request counts for the migration's.
+   */
+  #guardSignal(signal: GuardSignal): void {
+    if (!this.#guard) return
+    const tenant = this.#tenants.size === 0 ? undefined : currentCutoverContext().tenant
+    if (tenant !== undefined && this.#tenants.has(tenant)) return this.#tenantGuardSignal(tenant, signal)
+    this.#guard.record(signal)
+    if (this.#trippedFrom !== undefined) return
     const from = this.phase
     if (from !== 'ramp' && from !== 'cutover') return
     const verdict = this.#guard.verdict()
@@ -456,12 +481,34 @@ export class MigrationRuntime {
     // Stop using the new store in this process at once; then tell the fleet through the control table.
     this.#trippedFrom = from
     this.#guard.reset()
-    this.#host.logger.error('guard tripped; rolling back', { event: 'cutover.guard.rollback', migration: this.name, from, reason: verdict.reason, observed: verdict.observed, measurements: verdict.measurements })
+    this.#rollBack(verdict, from, undefined)
+  }
+
+  #tenantGuardSignal(tenant: string, signal: GuardSignal): void {
+    let guard = this.#tenantGuards.get(tenant)
+    if (!guard) this.#tenantGuards.set(tenant, (guard = new HealthGuard(this.migration.guards as GuardThresholds)))
+    guard.record(signal)
+    if (this.#trippedTenants.has(tenant)) return
+    const from = this.#tenants.get(tenant)?.phase
+    if (from !== 'ramp' && from !== 'cutover') return
+    const verdict = guard.verdict()
+    if (!verdict.trip) return
+    this.#trippedTenants.set(tenant, from)
+    guard.reset()
+    this.#rollBack(verdict, from, tenant)
+  }
+
+  /** Logs and counts a guard's rollback, then records it in the control table (the migration's row, or the tenant's). */
+  #rollBack(verdict: GuardVerdict, from: Phase, tenant: string | undefined): void {
+    const scope = tenant === undefined ? {} : { tenant }
+    this.#host.logger.error('guard tripped; rolling back', { event: 'cutover.guard.rollback', migration: this.name, ...scope, from, reason: verdict.reason, observed: verdict.observed, measurements: verdict.measurements })
     this.#host.metrics.increment('guard.rollback', { migration: this.name })
     const evidence = { observed: verdict.observed, ...(verdict.measurements ? { measurements: verdict.measurements } : {}) }
-    this.#host.setPhase(this.name, 'rollback', { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard', evidence }).catch((error: unknown) => {
+    const change = { actor: GUARD_ACTOR, reason: verdict.reason ?? 'guard', evidence }
+    const recorded = tenant === undefined ? this.#host.setPhase(this.name, 'rollback', change) : this.#host.setTenantPhase(this.name, tenant, 'rollback', change)
+    recorded.catch((error: unknown) => {
       this.#host.metrics.increment('guard.record_failed', { migration: this.name })
-      this.#host.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, error })
+      this.#host.logger.error('guard could not record the rollback in the control table; rolled back in this process only', { migration: this.name, ...scope, error })
     })
   }
 
