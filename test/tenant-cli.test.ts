@@ -69,6 +69,14 @@ describe('cutover phase/status/rollback --tenant', () => {
     expect(text).toContain('tenant overrides (1):')
     expect(text).toMatch(/acme: cutover \(v\d+\), reads on new 25%, compare sample 0.5, set by oncall/)
 
+    // `plan --tenant`: the tenant's own phase, dwell and next move; without it, the migration's.
+    const plan = await cutover('plan', 'people', '--tenant', 'acme', '--json')
+    expect(plan).toMatchObject({ code: 0, result: { command: 'plan', tenant: 'acme', phase: 'cutover', next: { from: 'cutover', to: 'complete' } } })
+    expect(plan.result.dwell.find((d: { phase: string }) => d.phase === 'cutover').dwellMs).toBeGreaterThan(0)
+    expect((await cutover('plan', 'people', '--json')).result).toMatchObject({ phase: 'shadow', next: { from: 'shadow', to: 'compare' } })
+    expect((await cutover('plan', 'people', '--json')).result.tenant).toBeUndefined()
+    expect((await cutover('plan', 'people', '--tenant', 'acme', '--text')).text).toMatch(/^people tenant acme: phase cutover\n/)
+
     // The migration cannot complete while a tenant has a phase of its own.
     expect((await cutover('phase', 'people', 'complete')).code).toBe(1)
 
@@ -76,6 +84,8 @@ describe('cutover phase/status/rollback --tenant', () => {
     expect(rollback).toMatchObject({ code: 0, result: { command: 'rollback', tenant: 'acme', before: 'cutover', after: 'rollback', barrier: { tenant: 'acme', acknowledged: ['app-a'], fenced: [] } } })
     await until(() => acmePhase() === 'rollback')
     expect(app.migration('people').phase).toBe('shadow')
+    // A retry goes back to the phase before the rollback's, by the tenant's own timeline.
+    expect((await cutover('plan', 'people', '--tenant', 'acme', '--json')).result).toMatchObject({ tenant: 'acme', phase: 'rollback', next: { to: 'ramp' } })
     const entry = (await app.audit!.entries('people')).at(-1)
     expect(entry).toMatchObject({ actor: 'oncall', action: 'tenant_phase_change', details: { tenant: 'acme', before: { phase: 'cutover' }, after: { phase: 'rollback' }, reason: 'acme sees errors' } })
     expect((await cutover('rollback', 'people', '--tenant', 'acme', '--json')).result).toMatchObject({ changed: false })

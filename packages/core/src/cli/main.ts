@@ -110,9 +110,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec & { readonly usesStor
   },
   plan: {
     run: planCommand,
-    usage: ['plan <migration>'],
+    usage: ['plan <migration> [--tenant T]'],
     summary: 'Where the migration stands on its timeline: time in each phase against its gates, and each gate of the next move.',
-    options: [],
+    options: [{ name: 'tenant', kind: 'text', value: 'T', help: "the tenant's own timeline and next move" }],
   },
   release: {
     run: releaseCommand,

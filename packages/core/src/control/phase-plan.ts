@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely'
 import type { Migration } from '../model/migration.js'
 import type { Phase } from '../model/phase.js'
 import { phaseTimeline, readGateInputs } from './gate-inputs.js'
-import { DEFAULT_GATES, dwellMs, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gatesOf, type GateSettings, type PhaseEntry } from './phase-gates.js'
+import { readTenantGateInputs, tenantPhaseChanges } from './tenant-state.js'
+import { DEFAULT_GATES, dwellMs, evaluateGates, GATE_WINDOW_PHASE, type GateReport, gatesOf, type GateSettings, type PhaseEntry, tenantTimeline } from './phase-gates.js'
 import { oldStoreReadOnly, revertWindowOpen, SafetyNets, type SafetyNetState } from './safety-net.js'
 
 /** The forward move from each phase, the one `cutover plan` shows the gates of. */
@@ -32,6 +33,8 @@ export interface PhaseDwell {
 /** Where a migration stands on its timeline: `cutover plan`, `cutover status`, the report. */
 export interface PhasePlan {
   readonly migration: string
+  /** Set for one tenant's plan: its phase, dwell and gates on its own timeline. */
+  readonly tenant?: string
   readonly phase: Phase
   readonly dwell: readonly PhaseDwell[]
   /** The gates of the next forward move, if there is one. */
@@ -41,15 +44,16 @@ export interface PhasePlan {
     | undefined
 }
 
-export async function phasePlan(db: Kysely<any>, migration: Migration<any, any>, phase: Phase, now = new Date()): Promise<PhasePlan> {
+export async function phasePlan(db: Kysely<any>, migration: Migration<any, any>, phase: Phase, now = new Date(), tenant?: string): Promise<PhasePlan> {
   // An ungated migration's plan still shows what the default gates would say.
   const settings = gatesOf(migration) ?? DEFAULT_GATES
-  const timeline = await phaseTimeline(db, migration.name)
-  const to = phase === 'rollback' ? retryTarget(timeline) : NEXT_PHASE[phase]
-  const inputs = await readGateInputs(db, migration.name, (to && GATE_WINDOW_PHASE[to]) ?? phase, phase, now)
+  const to = phase === 'rollback' ? retryTarget(await timelineOf(db, migration.name, tenant)) : NEXT_PHASE[phase]
+  const windowPhase = (to && GATE_WINDOW_PHASE[to]) ?? phase
+  const inputs = tenant === undefined ? await readGateInputs(db, migration.name, windowPhase, phase, now) : await readTenantGateInputs(db, migration.name, tenant, windowPhase, phase, now)
   const net = await new SafetyNets(db).state(migration.name)
   return Object.freeze({
     migration: migration.name,
+    ...(tenant === undefined ? {} : { tenant }),
     phase,
     dwell: (['shadow', 'compare', 'ramp', 'cutover'] as const).map((p) => ({
       phase: p,
@@ -64,6 +68,12 @@ export async function phasePlan(db: Kysely<any>, migration: Migration<any, any>,
       readOnlyDaysLeft: net.releasedAt ? 0 : Math.max(0, (net.readOnlyUntil.getTime() - now.getTime()) / 86_400_000),
     },
   })
+}
+
+/** The migration's audited phases, or one tenant's (its overrides over the migration's). */
+async function timelineOf(db: Kysely<any>, migration: string, tenant: string | undefined): Promise<PhaseEntry[]> {
+  const timeline = await phaseTimeline(db, migration)
+  return tenant === undefined ? timeline : tenantTimeline(timeline, await tenantPhaseChanges(db, migration, tenant))
 }
 
 /** After a rollback, the phase the migration was in before it: where a retry goes. */
