@@ -7,7 +7,7 @@
  * and a table the application drops and recreates is captured again after a re-install.
  */
 import { randomBytes } from 'node:crypto'
-import { captureStatus, copy, createCutover, type Cutover, defineMigration, fieldMapper, installCapture, silentLogger } from '@cutover/core'
+import { CapturePrivilegeError, captureStatus, copy, createCutover, type Cutover, defineMigration, fieldMapper, installCapture, silentLogger } from '@cutover/core'
 import { KyselyTableStore, withCutover } from '@cutover/kysely-plugin'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -119,6 +119,39 @@ describe('change-log capture for an application role without privileges on schem
   it("Kysely's introspection through the application's connection lists no cutover table", async () => {
     const tables = await app.introspection.getTables()
     expect(tables.map((table) => `${table.schema}.${table.name}`)).toEqual(['public.person'])
+  })
+
+  it("an engine whose captured store connects as the application's role is refused at start, naming the missing privilege", async () => {
+    // The workers and read-your-writes read the change log through the store's connection: a store
+    // built on the application's role would fail every round. Start-up says so, not PostgreSQL later.
+    const started = createCutover({
+      migrations: [
+        defineMigration({
+          name: 'person',
+          old: new KyselyTableStore(appOwn, 'person', 'id'),
+          new: cutover.migration('person').migration.new,
+          mapper: personMapper,
+          capture: { mode: 'change-log', workers: 1 },
+          gates: false,
+        }),
+      ],
+      control: oldStoreDb,
+      env: {},
+      pollIntervalMs: false,
+      fleet: false,
+      signalIntervalMs: false,
+      logger: silentLogger,
+    })
+    const error = await started.then(
+      async (engine) => {
+        await engine.close()
+        return undefined
+      },
+      (failure: unknown) => failure,
+    )
+    expect(error).toBeInstanceOf(CapturePrivilegeError)
+    expect(error).toMatchObject({ code: 'CAPTURE_PRIVILEGE_MISSING', role: appRole })
+    expect((error as Error).message).toContain('USAGE on schema cutover')
   })
 
   it('a table the application drops and recreates is captured again once the installer re-installs', async () => {
