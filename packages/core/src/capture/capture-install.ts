@@ -81,7 +81,12 @@ export async function captureStatus(migration: Migration<any, any>, sides: reado
   for (const side of sides) {
     const table = captureTable(migration, side)
     const objects = objectsFor(migration, side)
-    statuses.push(await table.run(() => sideStatus(table.db, migration.name, side, objects)))
+    statuses.push(
+      await table.run(async () => {
+        await checkLogPrivileges(table.db, migration.name, objects)
+        return sideStatus(table.db, migration.name, side, objects)
+      }),
+    )
   }
   return statuses
 }
@@ -106,6 +111,23 @@ async function sideStatus(db: Kysely<any>, migration: string, side: Side, object
     resyncsPending = resyncs[0]?.n ?? 0
   }
   return { migration, side, table: `${objects.table.schema}.${objects.table.name}`, installed: triggers === names.length, triggers, pending, lagMs, resyncsPending }
+}
+
+/**
+ * The workers and read-your-writes use the captured store's connection to read and empty the change
+ * log. The application's role need not (and, so that its own catalog stays its own, should not) see
+ * schema `cutover`: a store built on that role's connection is refused here, at start-up, with the
+ * privilege named, rather than failing every worker round later.
+ */
+async function checkLogPrivileges(db: Kysely<any>, migration: string, objects: CaptureObjects): Promise<void> {
+  // Looking up a namespace needs no privilege; `to_regclass('cutover.…')` would need USAGE already.
+  const { rows } = await sql<{ role: string; usage: boolean | null }>`
+    select current_user as role,
+           case when to_regnamespace('cutover') is null then null else has_schema_privilege('cutover', 'USAGE') end as usage`.execute(db)
+  const row = rows[0]
+  if (!row || row.usage !== false) return
+  const table = `${objects.table.schema}.${objects.table.name}`
+  throw new CapturePrivilegeError(migration, table, "USAGE on schema cutover (the store's connection reads the change log; build the captured store on the installer's role, not the application's)", row.role)
 }
 
 async function hasChangeLog(db: Kysely<any>): Promise<boolean> {

@@ -6,7 +6,7 @@ import { classifyRawStatement, type RawStatement } from '../write/raw-statement.
 import type { ReadRouter } from '../read/read-router.js'
 import { isStoreQuery } from '../store/store-query.js'
 import { TransactionBuffer, type PendingWrite } from '../write/transaction-buffer.js'
-import { KEY_ALIAS, keyAliases, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
+import { KEY_ALIAS, keyAliases, loggedByTriggers, type NamedKeysCheck, planWrite, stripKeys, type WritePlan } from '../write/write-capture.js'
 import { capturing, keysOf, recordCommitted } from '../write/write-recorder.js'
 
 /** What every connection of one wrapped dialect shares. */
@@ -158,11 +158,13 @@ export class CutoverConnection implements DatabaseConnection {
     const stream = (this.inner.streamQuery as (query: CompiledQuery, size?: number, ...more: unknown[]) => AsyncIterableIterator<QueryResult<R>>).bind(this.inner)
     if (!isStoreQuery()) {
       // Streamed reads are served by the old store as they are; a streamed write (INSERT …
-      // RETURNING through a cursor) cannot be given an extra column mid-stream.
+      // RETURNING through a cursor) cannot be given an extra column mid-stream. The change log
+      // mirrors it all the same: then it is only a write of unknown keys.
       const plan = planWrite(compiledQuery.query, this.#interception.tables, capturing)
       if (plan) {
-        plan.table.runtime.checkWrite(plan.table.side, plan.table.name)
-        if (plan.kind !== 'passthrough') this.#record({ kind: 'unmirrored', table: plan.table, detail: 'write run through streamQuery' })
+        const { table } = plan
+        table.runtime.checkWrite(table.side, table.name)
+        if (plan.kind !== 'passthrough') this.#record(loggedByTriggers(table) ? { kind: 'unkeyed', table } : { kind: 'unmirrored', table, detail: 'write run through streamQuery' })
       }
     }
     return stream(compiledQuery, chunkSize, ...rest)
@@ -322,7 +324,8 @@ export class CutoverConnection implements DatabaseConnection {
       if (!capturing(table) || table.rawWrites === 'ignore') continue
       const keys = typeof table.rawWrites === 'function' ? table.rawWrites(compiledQuery) : undefined
       if (keys === undefined) {
-        this.#record({ kind: 'unmirrored', table, detail: `raw SQL: ${compiledQuery.sql.slice(0, 200)}` })
+        // The change log's triggers see raw SQL too: its keys are only unknown, not lost.
+        this.#record(loggedByTriggers(table) ? { kind: 'unkeyed', table } : { kind: 'unmirrored', table, detail: `raw SQL: ${compiledQuery.sql.slice(0, 200)}` })
         continue
       }
       for (const key of keys) this.#record({ kind: 'write', table, event: { key, op: 'upsert' } })

@@ -87,7 +87,13 @@ export function planWrite(
   namedKeys: NamedKeysCheck = () => false,
 ): WritePlan | undefined {
   const plan = planOwnWrite(node, tables, capture, namedKeys) ?? planCteWrites(node, tables)
-  return plan && plan.kind !== 'passthrough' && !capture(plan.table) ? { kind: 'passthrough', table: plan.table } : plan
+  if (!plan || plan.kind === 'passthrough') return plan
+  if (!capture(plan.table)) return { kind: 'passthrough', table: plan.table }
+  // What the wrapper cannot attribute (a write inside WITH, a MERGE whose ON is not a key
+  // equality) or would learn with a query of its own (a MERGE's source keys) the triggers log like
+  // any other write: it runs as written, and counts as a write of unknown keys, not an unmirrored one.
+  if ((plan.kind === 'unattributable' || plan.kind === 'source-keys') && loggedByTriggers(plan.table)) return { kind: 'unkeyed', table: plan.table }
+  return plan
 }
 
 function planOwnWrite(node: RootOperationNode, tables: MigratedTables, capture: (table: MigratedTable) => boolean, namedKeys: NamedKeysCheck): WritePlan | undefined {
@@ -173,7 +179,7 @@ function planCteWrites(node: RootOperationNode, tables: MigratedTables): WritePl
 }
 
 /** Whether the change log's triggers record this side's writes, whatever keys they touch. */
-function loggedByTriggers(table: MigratedTable): boolean {
+export function loggedByTriggers(table: MigratedTable): boolean {
   return table.runtime.changeLog?.captures(table.side) ?? false
 }
 
