@@ -5,7 +5,7 @@
  * What the wrapper would have used the keys for — read-your-writes in `ramp` — is kept by sending
  * the migration's reads to the old store for a short while after such a write.
  */
-import { copy, fieldMapper, type Phase, withCutoverContext } from '@cutover/core'
+import { ChangeLogWorker, copy, DeadLetterTable, fieldMapper, type Phase, withCutoverContext } from '@cutover/core'
 import { withCutover } from '@cutover/kysely-plugin'
 import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -87,6 +87,19 @@ describe('writes on a table the change log captures run as written', () => {
     expect(fallbacks()).toBe(before + 1)
   })
 
+  it('in ramp, reads go back to the new store as soon as the log has applied a write of unknown keys', async () => {
+    await moveTo(h, 'ramp')
+    const runtime = h.cutover.migration('person')
+    const fallbacks = () => h.cutover.metrics.counter('read.fresh_fallback', { migration: 'person', reason: 'unkeyed_write' })
+    await app.updateTable('person').set({ gender: 'applied' }).where('first_name', '=', 'Bar').execute()
+    await h.cutover.drain()
+    // Two polls of the log (every 200 ms): the first reads where it stands, the second sees that
+    // nothing at or below that is left. A fixed window (it was 5 s) would keep reads off longer.
+    const read = () => withCutoverContext({ routingKey: 'user-1' }, () => app.selectFrom('person').select('gender').where('first_name', '=', 'Bar').execute())
+    expect(await servedByNewWithin(3_000, fallbacks, read)).toEqual([{ gender: 'applied' }])
+    expect(runtime.unkeyedWritePending('old')).toBe(false)
+  })
+
   it('in ramp, streamed, raw SQL, WITH and MERGE writes are mirrored by the log as written, not reported as unmirrored', async () => {
     await moveTo(h, 'ramp')
     const pool = new pg.Pool({ connectionString: h.old.url, max: 2 })
@@ -127,6 +140,18 @@ describe('writes on a table the change log captures run as written', () => {
   })
 })
 
+/** Repeats `read` until it is served by the new store (no fallback counted), for at most `ms`; its rows. */
+async function servedByNewWithin<T>(ms: number, fallbacks: () => number, read: () => Promise<T>): Promise<T> {
+  const deadline = performance.now() + ms
+  for (;;) {
+    const before = fallbacks()
+    const rows = await read()
+    if (fallbacks() === before) return rows
+    if (performance.now() > deadline) throw new Error(`reads still fell back to the old store after ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 const ORDER: readonly Phase[] = ['off', 'shadow', 'compare', 'ramp']
 
 async function moveTo(h: Harness, target: Phase): Promise<void> {
@@ -136,6 +161,43 @@ async function moveTo(h: Harness, target: Phase): Promise<void> {
     await h.cutover.setPhase('person', ORDER[at] as Phase, { actor: 'test', ...(ORDER[at] === 'ramp' ? { readPercent: 100 } : {}), compareSample: 1 })
   }
 }
+
+describe('a write of unknown keys whose log entries no worker has applied yet', () => {
+  let h: Harness
+
+  beforeAll(async () => {
+    h = await createHarness({
+      prefix: 'cutover_kcaplag',
+      oldDdl: [PERSON_DDL],
+      newDdl: [PERSON_DDL],
+      migrations: (old, neu) => [
+        // The workers run elsewhere (`cutover capture run`), and are behind.
+        { name: 'person', old: tableStore(old, 'person', 'id'), new: tableStore(neu, 'person', 'id'), mapper: personMapper, capture: { mode: 'change-log', install: true, workers: 0 } },
+      ],
+      oldTables: { person: { migration: 'person', side: 'old' } },
+    })
+    await moveTo(h, 'ramp')
+  })
+
+  afterAll(async () => {
+    await h?.close()
+  })
+
+  it('keeps reads on the old store for as long as the log holds it, however long that is, and no longer', { timeout: 30_000 }, async () => {
+    const fallbacks = () => h.cutover.metrics.counter('read.fresh_fallback', { migration: 'person', reason: 'unkeyed_write' })
+    const read = () => withCutoverContext({ routingKey: 'user-1' }, () => h.app.selectFrom('person').select('first_name').where('gender', '=', 'lagging').execute())
+    await h.app.insertInto('person').values({ first_name: 'Late', gender: 'lagging' }).execute()
+    // Longer than any fixed window would guess: the new store still lacks the row.
+    await new Promise((resolve) => setTimeout(resolve, 5_500))
+    const before = fallbacks()
+    expect(await read()).toEqual([{ first_name: 'Late' }])
+    expect(fallbacks()).toBe(before + 1)
+
+    const { migration } = h.cutover.migration('person')
+    await new ChangeLogWorker({ migration, direction: 'old-to-new', deadLetters: new DeadLetterTable(h.old.db), phase: () => 'ramp' }).drain()
+    expect(await servedByNewWithin(3_000, fallbacks, read)).toEqual([{ first_name: 'Late' }])
+  })
+})
 
 describe('in cutover, a write the application still makes on the captured old table (permissive) is read back', () => {
   let h: Harness

@@ -68,6 +68,10 @@ export class ChangeLogCapture implements RuntimeCapture {
     this.#noted.get(side)?.noteUnkeyed()
   }
 
+  hasUnkeyedPending(side: Side): boolean {
+    return this.#noted.get(side)?.unkeyedPending ?? false
+  }
+
   hasUnapplied(side: Side, key?: KeyValue): boolean {
     return this.#noted.get(side)?.has(key) ?? false
   }

@@ -21,10 +21,13 @@ export class NotedWrites {
   /** Keys forgotten lately, by when (`performance.now()`), oldest first. */
   readonly #applied = new Map<string, number>()
   /**
-   * Writes whose keys the plugin did not learn (it ran the statement as written): from the first
-   * until a poll finds the log empty, every key may be behind; then when that was seen.
+   * Writes whose keys the plugin did not learn (it ran the statement as written): every key may be
+   * behind from the first until the log holds no entry at or below a watermark, the log's highest
+   * id as read after the last such write committed (`'unread'` until a poll reads it). Every entry
+   * of those writes is at or below it, and entries other processes add later are above it, so a
+   * busy log does not keep this pending for good. Then when it was seen applied.
    */
-  #unkeyedPending = false
+  #unkeyedWatermark: bigint | 'unread' | undefined
   #unkeyedAppliedAt = -Infinity
   readonly #table: CapturableTable
   readonly #capture: string
@@ -46,14 +49,19 @@ export class NotedWrites {
     this.#schedule()
   }
 
-  /** A write of this side whose keys are unknown: every key counts as settling until the log has been seen empty. */
+  /** A committed write of this side whose keys are unknown: every key is behind until the log has applied it. */
   noteUnkeyed(): void {
-    this.#unkeyedPending = true
+    this.#unkeyedWatermark = 'unread'
     this.#schedule()
   }
 
   has(key?: KeyValue): boolean {
     return key === undefined ? this.#keys.size > 0 : this.#keys.has(keyString(key))
+  }
+
+  /** Whether a write of unknown keys this process committed may not be applied yet. */
+  get unkeyedPending(): boolean {
+    return this.#unkeyedWatermark !== undefined
   }
 
   /**
@@ -62,7 +70,7 @@ export class NotedWrites {
    */
   isSettling(key: KeyValue, since?: number): boolean {
     const id = keyString(key)
-    if (this.#keys.has(id) || this.#unkeyedPending) return true
+    if (this.#keys.has(id) || this.unkeyedPending) return true
     const after = Math.max(since ?? -Infinity, performance.now() - SETTLE_MS)
     const appliedAt = this.#applied.get(id)
     return (appliedAt !== undefined && appliedAt >= after) || this.#unkeyedAppliedAt >= after
@@ -95,15 +103,15 @@ export class NotedWrites {
       this.#poll()
         .catch((error: unknown) => this.#logger.warn('could not poll the change log for applied writes', { capture: this.#capture, error: String(error) }))
         .finally(() => {
-          if (this.#keys.size > 0 || this.#unkeyedPending) this.#schedule()
+          if (this.#keys.size > 0 || this.unkeyedPending) this.#schedule()
         })
     }, POLL_MS)
     this.#timer.unref?.()
   }
 
-  /** Forgets the oldest noted keys that have no entry left in the log, and unkeyed writes once it is empty. */
+  /** Forgets the oldest noted keys that have no entry left in the log, and unkeyed writes once they are applied. */
   async #poll(): Promise<void> {
-    if (this.#unkeyedPending) await this.#pollUnkeyed()
+    if (this.unkeyedPending) await this.#pollUnkeyed()
     const ids = [...this.#keys.keys()].slice(0, POLL_KEYS)
     if (ids.length === 0) return
     const encoded = ids.map((id) => logKeyJson(this.#keys.get(id) as KeyValue))
@@ -118,10 +126,28 @@ export class NotedWrites {
   }
 
   async #pollUnkeyed(): Promise<void> {
-    // Entries of other processes keep it pending too: a conservative answer, never a stale one.
-    const { rows } = await this.#table.run(() => sql<{ pending: boolean }>`select exists(select 1 from cutover.change_log where capture = ${this.#capture}) as pending`.execute(this.#table.db))
-    if (rows[0]?.pending) return
-    this.#unkeyedPending = false
+    const watermark = this.#unkeyedWatermark
+    if (watermark === 'unread') {
+      // Read after the write committed: its entries are visible, so none is above the highest id.
+      const { rows } = await this.#table.run(() => sql<{ top: string | null }>`select max(id)::text as top from cutover.change_log where capture = ${this.#capture}`.execute(this.#table.db))
+      const top = rows[0]?.top
+      // A write noted while this poll ran moved the watermark on: leave it to read again.
+      if (this.#unkeyedWatermark !== 'unread') return
+      if (top === null || top === undefined) return this.#unkeyedApplied()
+      this.#unkeyedWatermark = BigInt(top)
+      return
+    }
+    if (watermark === undefined) return
+    // Entries of other processes at or below it keep it pending too: conservative, never stale.
+    const { rows } = await this.#table.run(() =>
+      sql<{ pending: boolean }>`select exists(select 1 from cutover.change_log where capture = ${this.#capture} and id <= ${String(watermark)}::bigint) as pending`.execute(this.#table.db),
+    )
+    if (rows[0]?.pending || this.#unkeyedWatermark !== watermark) return
+    this.#unkeyedApplied()
+  }
+
+  #unkeyedApplied(): void {
+    this.#unkeyedWatermark = undefined
     this.#unkeyedAppliedAt = performance.now()
   }
 }

@@ -13,6 +13,8 @@ export interface RuntimeCapture {
   noteWrite(side: Side, key: KeyValue): void
   /** A committed write the plugin saw on a captured side without learning its keys. */
   noteUnkeyedWrite(side: Side): void
+  /** Whether such a write on this side may not be applied yet: it committed at or below a log position some entry still holds. */
+  hasUnkeyedPending(side: Side): boolean
   /** Whether a write noted on this side (of `key`, or of any key) is not applied yet. */
   hasUnapplied(side: Side, key?: KeyValue): boolean
   /** Whether a compared read of `key` begun at `since` may have met this side's change before it was applied (mirror lag, not a mismatch). */

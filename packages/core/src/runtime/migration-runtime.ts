@@ -354,11 +354,17 @@ export class MigrationRuntime {
 
   /**
    * A committed write on a side the change log captures, run as written so its keys are unknown
-   * (the triggers mirror it anyway): until the log has been seen empty, compared reads of any key
-   * count a difference as settling.
+   * (the triggers mirror it anyway): until the log has applied every entry up to where it stood
+   * after the write, compared reads of any key count a difference as settling, and
+   * `unkeyedWritePending` says that any key may be behind.
    */
   recordUnkeyedWrite(side: Side): void {
     if (this.#changeLog?.captures(side)) this.#changeLog.noteUnkeyedWrite(side)
+  }
+
+  /** Whether a write of unknown keys this process committed on `side` may not have reached the other store yet. */
+  unkeyedWritePending(side: Side): boolean {
+    return this.#changeLog?.hasUnkeyedPending(side) ?? false
   }
 
   /** Counts a write the plugin saw but could not attribute to keys (raw SQL, `Model.collection`). */

@@ -3,7 +3,7 @@ import type { CompiledQuery, QueryResult, SelectQueryNode } from 'kysely'
 import { KyselyTableStore } from '../store/kysely-table-store.js'
 import type { MigratedTables } from '../dialect/migrated-tables.js'
 import { ComparisonBatch } from './comparison-batch.js'
-import { recentlyUnkeyed, recentlyUnmirrored } from '../write/unmirrored-writes.js'
+import { recentlyUnmirrored } from '../write/unmirrored-writes.js'
 import { lookedUpKeys, type SimpleSelect, simpleSelect, translateSelect, type TranslatedSelect } from './select-translation.js'
 
 /**
@@ -125,11 +125,11 @@ export class ReadRouter {
   }
 
   /**
-   * A write this process could not mirror, or one the change log mirrors but whose keys are
-   * unknown here, happened lately: the new store may lack it (`unmirrored-writes.ts`).
+   * A write this process could not mirror happened lately (`unmirrored-writes.ts`), or one the
+   * change log mirrors but whose keys are unknown here is not applied yet: the new store may lack it.
    */
   #unmirroredLately(runtime: MigrationRuntime): boolean {
-    const reason = recentlyUnmirrored(runtime) ? 'unmirrored_write' : recentlyUnkeyed(runtime) ? 'unkeyed_write' : undefined
+    const reason = recentlyUnmirrored(runtime) ? 'unmirrored_write' : runtime.unkeyedWritePending('old') ? 'unkeyed_write' : undefined
     if (reason === undefined) return false
     this.#cutover.metrics.increment('read.fresh_fallback', { migration: runtime.name, reason })
     return true

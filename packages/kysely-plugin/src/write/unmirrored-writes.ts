@@ -17,24 +17,6 @@ export const markUnmirrored = unmirrored.mark
 /** Whether this process committed such a write within the last `UNMIRRORED_FALLBACK_MS`. */
 export const recentlyUnmirrored = unmirrored.recent
 
-/**
- * How long after a write the change log captures but whose keys the wrapper did not learn (it
- * leaves the caller's statement as written rather than add RETURNING) this process keeps the
- * migration's reads on the old store. The triggers log the change in the writer's transaction and
- * the workers apply it within their poll interval (100 ms by default) plus a batch; five seconds
- * covers that with a wide margin, and a read that would still be early sees the row as it was —
- * the cost that a table written by statements naming their keys does not pay.
- */
-export const UNKEYED_FALLBACK_MS = 5_000
-
-const unkeyed = recentWrites(UNKEYED_FALLBACK_MS)
-
-/** Notes that this process just committed a captured write of unknown keys on the old side of `runtime`. */
-export const markUnkeyed = unkeyed.mark
-
-/** Whether this process committed such a write within the last `UNKEYED_FALLBACK_MS`. */
-export const recentlyUnkeyed = unkeyed.recent
-
 /** When this process last committed a kind of write per migration, and whether that was within `windowMs`. */
 function recentWrites(windowMs: number) {
   const last = new WeakMap<MigrationRuntime, number>()

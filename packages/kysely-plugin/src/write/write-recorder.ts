@@ -1,7 +1,7 @@
 import { compositeKey, type KeyPart, type KeyValue } from '@cutover/core'
 import type { MigratedTable } from '../dialect/migrated-tables.js'
 import type { PendingWrite } from './transaction-buffer.js'
-import { markUnkeyed, markUnmirrored } from './unmirrored-writes.js'
+import { markUnmirrored } from './unmirrored-writes.js'
 
 /**
  * Hands committed writes to the core: the mirror for captured keys, the unmirrored count otherwise.
@@ -12,10 +12,8 @@ export function recordCommitted(write: PendingWrite): void {
   const { runtime, side, name } = write.table
   try {
     if (write.kind === 'write') runtime.recordWrite(side, write.event)
-    else if (write.kind === 'unkeyed') {
-      runtime.recordUnkeyedWrite(side)
-      if (side === 'old') markUnkeyed(runtime)
-    } else {
+    else if (write.kind === 'unkeyed') runtime.recordUnkeyedWrite(side)
+    else {
       if (side === 'old') markUnmirrored(runtime)
       runtime.recordUnmirrored(name, write.detail)
     }
