@@ -17,6 +17,7 @@ export async function attachChangeLogCapture(cutover: Cutover, fallbackDeadLette
       migration: runtime.migration,
       settings,
       phase: () => runtime.phase,
+      revertWindowOpen: () => runtime.phase === 'complete' && runtime.behavior.mirror === 'new-to-old',
       deadLetters,
       metrics: cutover.metrics,
       logger: cutover.logger,

@@ -18,6 +18,8 @@ export interface ChangeLogCaptureOptions {
   readonly migration: Migration<any, any>
   readonly settings: CaptureSettings
   readonly phase: () => Phase
+  /** Whether `complete`'s revert window is open (the reverse mirror still runs). */
+  readonly revertWindowOpen?: () => boolean
   readonly deadLetters: DeadLetterSink
   readonly metrics: Metrics
   readonly logger: Logger
@@ -80,6 +82,10 @@ export class ChangeLogCapture implements RuntimeCapture {
     return this.#noted.get(side)?.isSettling(key, since) ?? false
   }
 
+  phaseChanged(): void {
+    for (const worker of this.#workers) worker.phaseChanged()
+  }
+
   async drain(): Promise<void> {
     for (const worker of this.#workers) await worker.drain()
   }
@@ -98,6 +104,7 @@ export class ChangeLogCapture implements RuntimeCapture {
           direction: side === 'old' ? 'old-to-new' : 'new-to-old',
           deadLetters: options.deadLetters,
           phase: options.phase,
+          ...(options.revertWindowOpen ? { revertWindowOpen: options.revertWindowOpen } : {}),
           batchSize,
           pollIntervalMs,
           metrics: options.metrics,

@@ -17,7 +17,7 @@
 import { sql, type Transaction } from 'kysely'
 import type { DeadLetter, DeadLetterSink } from '../control/dead-letters.js'
 import type { Migration } from '../model/migration.js'
-import { type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
+import { COMPLETE_IN_REVERT_WINDOW, type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
 import { keyString } from '../model/store.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
@@ -32,6 +32,8 @@ export interface ChangeLogWorkerOptions {
   readonly deadLetters: DeadLetterSink
   /** The phase in force: a direction the phase does not mirror is not applied (see `#claim`). */
   readonly phase: () => Phase
+  /** Whether `complete`'s revert window is open, in which the reverse mirror (new → old) still runs. Default: closed. */
+  readonly revertWindowOpen?: () => boolean
   /** Entries claimed per round. Default 500. */
   readonly batchSize?: number
   /** Wait after a round that found nothing to do. Default 100 ms. */
@@ -80,6 +82,8 @@ export class ChangeLogWorker {
   readonly #labels: Readonly<Record<string, string>>
   /** Captured-database time at which this worker first saw its direction not mirrored. */
   #inactiveSince: Date | undefined
+  /** The read of that time started when the phase changed (`phaseChanged`), until it answers. */
+  #stamping: Promise<void> | undefined
   #loop: Promise<void> | undefined
   #stopping = false
   #wake: (() => void) | undefined
@@ -100,6 +104,31 @@ export class ChangeLogWorker {
     if (this.#loop) return
     this.#stopping = false
     this.#loop = this.#run()
+  }
+
+  /**
+   * The phase in force changed. If this direction stops mirroring, the captured database's time is
+   * read now rather than at the next round: a write logged between the change and that round (a
+   * poll interval later, or whenever a drain runs) reached the side that is no longer
+   * authoritative, and must be discarded, not applied to the side that is.
+   */
+  phaseChanged(): void {
+    if (this.#mirrors()) {
+      // Mirroring again: what is logged from now on is applied (a later stop stamps afresh).
+      this.#inactiveSince = undefined
+      return
+    }
+    if (this.#inactiveSince !== undefined || this.#stamping) return
+    const table = captureTable(this.#options.migration, this.#side)
+    this.#stamping = table
+      .run(() => sql<{ now: Date }>`select now() as now`.execute(table.db))
+      .then(({ rows }) => {
+        if (!this.#mirrors()) this.#inactiveSince ??= rows[0]?.now
+      })
+      .catch((error: unknown) => this.#logger.warn('could not read the time the phase stopped mirroring; the next round reads it', { ...this.#labels, error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => {
+        this.#stamping = undefined
+      })
   }
 
   /** Finishes the round in flight and stops. */
@@ -132,6 +161,9 @@ export class ChangeLogWorker {
 
   /** One round: claim, apply, remove, commit. */
   async runOnce(): Promise<RoundResult> {
+    // Every round looks, so that a worker told of no change (`cutover capture run`) still stamps
+    // the moment it first sees its direction stop mirroring, even while the log is empty.
+    this.phaseChanged()
     const table = captureTable(this.#options.migration, this.#side)
     let applied: string[] = []
     const result = await table.run(() =>
@@ -264,13 +296,18 @@ export class ChangeLogWorker {
 
   /** Whether the phase in force mirrors from this side; remembers when it stopped doing so. */
   async #mirrorsNow(trx: Transaction<any>): Promise<boolean> {
-    const mirrors = directionMirrors(this.#options.phase(), this.#options.direction, this.#options.migration.staleSideWrites)
+    await this.#stamping
+    const mirrors = this.#mirrors()
     if (mirrors) this.#inactiveSince = undefined
     else if (this.#inactiveSince === undefined) {
       const { rows } = await sql<{ now: Date }>`select now() as now`.execute(trx)
       this.#inactiveSince = rows[0]?.now
     }
     return mirrors
+  }
+
+  #mirrors(): boolean {
+    return directionMirrors(this.#options.phase(), this.#options.direction, this.#options.migration.staleSideWrites, this.#options.revertWindowOpen?.() ?? false)
   }
 
   async #measureSize(): Promise<void> {
@@ -282,8 +319,8 @@ export class ChangeLogWorker {
 }
 
 /** Whether a phase mirrors writes of the direction's source side (as `MigrationRuntime.recordWrite`). */
-export function directionMirrors(phase: Phase, direction: MirrorDirection, staleSideWrites: 'strict' | 'permissive'): boolean {
-  const behavior = PHASE_BEHAVIOR[phase]
+export function directionMirrors(phase: Phase, direction: MirrorDirection, staleSideWrites: 'strict' | 'permissive', revertWindowOpen = false): boolean {
+  const behavior = phase === 'complete' && revertWindowOpen ? COMPLETE_IN_REVERT_WINDOW : PHASE_BEHAVIOR[phase]
   if (behavior.mirror === direction) return true
   return direction === 'old-to-new' && behavior.authoritative === 'new' && staleSideWrites === 'permissive'
 }

@@ -19,6 +19,8 @@ export interface RuntimeCapture {
   hasUnapplied(side: Side, key?: KeyValue): boolean
   /** Whether a compared read of `key` begun at `since` may have met this side's change before it was applied (mirror lag, not a mismatch). */
   isSettling(side: Side, key: KeyValue, since?: number): boolean
+  /** The phase in force changed: a direction it stops mirroring ignores entries logged from now on. */
+  phaseChanged(): void
   /** Applies everything the log holds now (tests, shutdown). */
   drain(): Promise<void>
   /** Stops the workers after their round in flight. */

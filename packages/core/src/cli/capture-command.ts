@@ -11,6 +11,7 @@ import { DeadLetterTable } from '../control/dead-letters.js'
 import { captureStatus, capturableSides, installCapture, removeCapture } from '../capture/capture-install.js'
 import { ChangeLogWorker } from '../capture/change-log-worker.js'
 import { currentPhase } from '../jobs/reconcile.js'
+import { revertWindowOpen, SafetyNets } from '../control/safety-net.js'
 import type { Phase, Side } from '../model/phase.js'
 import { numberFlag, stringFlag, UsageError } from './args.js'
 import { type CommandContext, EXIT, migrationArgument, writeResult } from './command.js'
@@ -38,9 +39,12 @@ export async function captureCommand(context: CommandContext): Promise<number> {
 /** One worker per side, following the phase in the control table, until the signal (or empty with `--once`). */
 async function runWorkers(context: CommandContext, migration: Parameters<typeof installCapture>[0], sides: readonly Side[]): Promise<void> {
   const { control } = context.config
+  const nets = new SafetyNets(control)
   let phase: Phase = await currentPhase(migration.name, control)
+  let revertWindow = revertWindowOpen(await nets.state(migration.name))
   const poll = setInterval(() => {
     currentPhase(migration.name, control).then((p) => (phase = p), () => undefined)
+    nets.state(migration.name).then((net) => (revertWindow = revertWindowOpen(net)), () => undefined)
   }, 1_000)
   const workers = sides.map(
     (side) =>
@@ -49,6 +53,7 @@ async function runWorkers(context: CommandContext, migration: Parameters<typeof 
         direction: side === 'old' ? 'old-to-new' : 'new-to-old',
         deadLetters: new DeadLetterTable(control),
         phase: () => phase,
+        revertWindowOpen: () => revertWindow,
         ...(numberFlag(context.args, 'batch') ? { batchSize: numberFlag(context.args, 'batch') as number } : {}),
         logger: context.logger,
       }),

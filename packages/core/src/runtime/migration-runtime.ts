@@ -167,6 +167,8 @@ export class MigrationRuntime {
   /** @internal called by `Cutover` with the migration's safety net (undefined: none). */
   applySafetyNet(net: SafetyNetState | undefined): void {
     this.#safetyNet = net
+    // The revert window's end stops the reverse mirror.
+    this.#changeLog?.phaseChanged()
   }
 
   get readPercent(): number {
@@ -234,6 +236,7 @@ export class MigrationRuntime {
     if (this.#trippedFrom !== undefined && this.configuredPhase !== this.#trippedFrom) this.#trippedFrom = undefined
     if (before !== this.phase) {
       this.#guard?.reset()
+      this.#changeLog?.phaseChanged()
       this.#host.logger.info('phase now in force', { migration: this.name, from: before, to: this.phase })
     }
   }
@@ -487,6 +490,7 @@ export class MigrationRuntime {
     // Stop using the new store in this process at once; then tell the fleet through the control table.
     this.#trippedFrom = from
     this.#guard.reset()
+    this.#changeLog?.phaseChanged()
     this.#rollBack(verdict, from, undefined)
   }
 
