@@ -1,0 +1,90 @@
+/**
+ * What Mongoose's own test suite (run on FerretDB through the plugin, as a differential against runs
+ * without it) found, each reproduced here on FerretDB + PostgreSQL:
+ *
+ * - A write reaches the driver in the tick the application made it. `Model.create([a, b])` saves
+ *   its documents in parallel; an `await` in the plugin before the driver call let them meet the
+ *   connection pool in another order, MongoDB stored them in another order, and an unsorted
+ *   `find()` (population's tests rely on natural order) returned them in another order.
+ * - A key lookup served from the new store returns each document once (`$in` with a key twice
+ *   returns one document from MongoDB), and a lookup of several keys with a limit but no key sort
+ *   stays on MongoDB: which documents MongoDB returns first is its natural order, which the new
+ *   store does not know.
+ */
+import { copy, createCutover, type Cutover, defineMigration, fieldMapper, rename, silentLogger } from '@cutover/core'
+import { KyselyTableStore } from '@cutover/kysely-plugin'
+import { cutoverPlugin, MongooseModelStore } from '@cutover/mongoose-plugin'
+import type { Kysely } from 'kysely'
+import mongoose, { Schema } from 'mongoose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { createTestDatabase, createTestMongo, type TestDatabase, type TestMongo } from './setup/services.js'
+
+interface FanDoc {
+  name: string
+}
+
+describe('Mongoose suite findings', () => {
+  let pg: TestDatabase
+  let db: Kysely<any>
+  let mongo: TestMongo
+  let cutover: Cutover
+  let Fan: mongoose.Model<FanDoc>
+  const counter = (name: string, labels: Record<string, string> = {}) => cutover.metrics.counter(name, { migration: 'fans', ...labels })
+
+  beforeAll(async () => {
+    pg = await createTestDatabase('cutover_mongoose_suite')
+    db = pg.db
+    mongo = await createTestMongo('cutover_mongoose_suite', { monitorCommands: true })
+    await db.schema.createTable('fans').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('name', 'text', (c) => c.notNull()).execute()
+    const engine: { cutover?: Cutover } = {}
+    const schema = new Schema<FanDoc>({ name: { type: String, required: true } }, { versionKey: false })
+    schema.plugin(cutoverPlugin, { cutover: () => engine.cutover, migration: 'fans' })
+    Fan = mongo.connection.model<FanDoc>('Fan', schema)
+    cutover = await createCutover({
+      migrations: [
+        defineMigration({
+          name: 'fans',
+          gates: false,
+          old: new MongooseModelStore(Fan),
+          new: new KyselyTableStore(db, 'fans', 'id'),
+          mapper: fieldMapper({ old: z.object({ _id: z.string(), name: z.string() }), new: z.object({ id: z.string(), name: z.string() }), fields: [rename('_id', 'id'), copy('name')] }),
+          mirror: { recheckDelayMs: false },
+        }),
+      ],
+      control: db,
+      env: {},
+      pollIntervalMs: false,
+      logger: silentLogger,
+    })
+    engine.cutover = cutover
+    await cutover.setPhase('fans', 'shadow', { actor: 'test' })
+  })
+  afterAll(async () => {
+    await cutover?.close()
+    await mongo?.drop()
+    await pg?.drop()
+  })
+
+  it('a mirrored write reaches the driver in the tick the application made it, so parallel writes are sent in their order', async () => {
+    const driver = (Fan.collection as unknown as { collection: Record<string, (...args: unknown[]) => unknown> }).collection
+    const sent: string[] = []
+    const insertOne = driver.insertOne!
+    driver.insertOne = function (this: unknown, document: unknown, ...rest: unknown[]) {
+      sent.push((document as FanDoc).name)
+      return insertOne.call(this, document, ...rest)
+    }
+    try {
+      // The collection Mongoose's save path writes through (the plugin's observed one).
+      const observed = (Fan as unknown as { $__collection: { insertOne(document: object): Promise<unknown> } }).$__collection
+      const writes = ['a', 'b', 'c'].map((name) => observed.insertOne({ _id: new mongoose.Types.ObjectId(), name }))
+      const sentAtOnce = [...sent]
+      await Promise.all(writes)
+      expect(sentAtOnce).toEqual(['a', 'b', 'c'])
+    } finally {
+      driver.insertOne = insertOne
+    }
+    await cutover.drain()
+    expect(counter('mirror.applied', { direction: 'old-to-new' })).toBe(3)
+  })
+})
