@@ -11,8 +11,8 @@
  *   stays on MongoDB: which documents MongoDB returns first is its natural order, which the new
  *   store does not know.
  */
-import { copy, createCutover, type Cutover, defineMigration, fieldMapper, rename, silentLogger } from '@cutover/core'
-import { KyselyTableStore } from '@cutover/kysely-plugin'
+import { copy, createCutover, type Cutover, defineMigration, fieldMapper, rename, silentLogger, withCutoverContext } from '@cutover/core'
+import { KyselyQueryReader, KyselyTableStore } from '@cutover/kysely-plugin'
 import { cutoverPlugin, MongooseModelStore } from '@cutover/mongoose-plugin'
 import type { Kysely } from 'kysely'
 import mongoose, { Schema } from 'mongoose'
@@ -39,7 +39,7 @@ describe('Mongoose suite findings', () => {
     await db.schema.createTable('fans').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('name', 'text', (c) => c.notNull()).execute()
     const engine: { cutover?: Cutover } = {}
     const schema = new Schema<FanDoc>({ name: { type: String, required: true } }, { versionKey: false })
-    schema.plugin(cutoverPlugin, { cutover: () => engine.cutover, migration: 'fans' })
+    schema.plugin(cutoverPlugin, { cutover: () => engine.cutover, migration: 'fans', reader: new KyselyQueryReader(db, 'fans') })
     Fan = mongo.connection.model<FanDoc>('Fan', schema)
     cutover = await createCutover({
       migrations: [
@@ -86,5 +86,45 @@ describe('Mongoose suite findings', () => {
     }
     await cutover.drain()
     expect(counter('mirror.applied', { direction: 'old-to-new' })).toBe(3)
+  })
+
+  it('reads served from the new store return what MongoDB returns: each key once, and no page that natural order decides', async () => {
+    const [b, a] = await Fan.create([{ name: 'b' }, { name: 'twin' }])
+    await Fan.create([{ name: 'twin' }, { name: 'solo' }])
+    await cutover.drain()
+    await cutover.setPhase('fans', 'compare', { actor: 'test', compareSample: 0 })
+    await cutover.setPhase('fans', 'ramp', { actor: 'test', readPercent: 100, compareSample: 0 })
+    const served = () => counter('read.ok', { side: 'new' })
+    const untranslatable = () => counter('read.untranslatable')
+    const read = <T>(query: () => Promise<T>) => withCutoverContext({ routingKey: 'suite' }, query)
+
+    // `$in` naming a key twice: MongoDB returns the document once.
+    let before = served()
+    const twice = await read(() => Fan.find({ _id: { $in: [a!._id, a!._id] } }).lean().exec())
+    expect(served() - before).toBe(1)
+    expect(twice.map((d) => String(d._id))).toEqual([String(a!._id)])
+
+    // Several keys, a limit below their number and no sort: which one MongoDB returns first is its
+    // natural order. MongoDB serves it.
+    before = untranslatable()
+    const page = await read(() => Fan.find({ _id: { $in: [b!._id, a!._id] } }).limit(1).lean().exec())
+    expect(untranslatable() - before).toBe(1)
+    expect(page.map((d) => String(d._id))).toEqual((await Fan.find({ _id: { $in: [b!._id, a!._id] } }).limit(1).lean()).map((d) => String(d._id)))
+
+    // A translated findOne without a sort that more than one document matches: MongoDB serves it.
+    before = untranslatable()
+    const servedBefore = served()
+    const first = await read(() => Fan.findOne({ name: 'twin' }).lean().exec())
+    expect(untranslatable() - before).toBe(1)
+    expect(served() - servedBefore).toBe(0)
+    expect(String(first?._id)).toBe(String((await Fan.findOne({ name: 'twin' }).lean())?._id))
+    // One document matches: the new store serves it.
+    const only = await read(() => Fan.findOne({ name: 'solo' }).exec())
+    expect(served() - servedBefore).toBe(1)
+    expect(only?.name).toBe('solo')
+    // A skip without a sort stays on MongoDB.
+    before = untranslatable()
+    await read(() => Fan.find({ name: 'twin' }).skip(1).exec())
+    expect(untranslatable() - before).toBe(1)
   })
 })

@@ -22,7 +22,7 @@ import type { Model, Schema } from 'mongoose'
 import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
 import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
-import { documentToRow, roundTripStoreKey, uncastKey } from '../keys.js'
+import { documentToRow, roundTripStoreKey, storeKey, uncastKey } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
 
@@ -141,6 +141,11 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
     served = await serveFromNew(query, binding, plan)
     binding.runtime.recordRead('new', true, performance.now() - state.started)
   } catch (error) {
+    if (error instanceof AmbiguousPage) {
+      binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
+      binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: error.message })
+      return
+    }
     binding.runtime.recordRead('new', false, performance.now() - state.started)
     binding.metrics?.increment('read.fallback', { migration: binding.runtime.name })
     binding.logger.warn('new store read failed; served from MongoDB', { migration: binding.runtime.name, error })
@@ -212,7 +217,7 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   // A key with no Store form that reads the same document back (a UUID, a Buffer) is never mirrored
   // (it is reported as unmirrored): the new store cannot have its document.
   const strayKey = pinned?.some((key) => roundTripStoreKey(binding.keys, key) === undefined) ? 'a key has no Store form' : undefined
-  const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
+  const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined) ?? unorderedPage(op, sort, skip, limit, keyLookup ? pinned : undefined)
   return {
     op,
     filter,
@@ -225,6 +230,35 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
     translated,
     unservable,
   }
+}
+
+/**
+ * Without a sort, which documents a `skip` or a `limit` leaves is MongoDB's natural order, which the
+ * new store does not know: such a page stays on MongoDB. A limit that keeps every looked-up key
+ * leaves nothing out; a translated read with a limit is checked when it runs (`AmbiguousPage`).
+ */
+function unorderedPage(op: ReadOp, sort: Row | undefined, skip: number | undefined, limit: number | undefined, keys: readonly unknown[] | undefined): string | undefined {
+  if (sort !== undefined || op === 'countDocuments') return undefined
+  if (skip) return 'skip without a sort (MongoDB\'s natural order decides which documents)'
+  if (keys && limit && distinctKeys(keys).length > limit) return 'limit below the number of keys without a sort (MongoDB\'s natural order decides which documents)'
+  return undefined
+}
+
+/**
+ * A translated read with a limit and no sort matched more documents than the limit keeps: MongoDB's
+ * natural order would decide which, so MongoDB serves it (counted as untranslatable).
+ */
+class AmbiguousPage extends Error {}
+
+/** Keys without repeats, by their Store form, first occurrence first (`$in: [a, a]` finds `a` once). */
+function distinctKeys(keys: readonly unknown[]): unknown[] {
+  const seen = new Set<string>()
+  return keys.filter((key) => {
+    const id = keyString(storeKey(key))
+    if (seen.has(id)) return false
+    seen.add(id)
+    return true
+  })
 }
 
 const mappings = new WeakMap<ModelBinding, FieldMapping>()
@@ -246,7 +280,7 @@ function fieldMapping(binding: ModelBinding): FieldMapping {
 async function newRowsFor(binding: ModelBinding, plan: ReadPlan): Promise<readonly Row[]> {
   const store = binding.runtime.migration.new
   if (plan.keys) {
-    const keys = plan.keys.map((key) => binding.keys.toStore(key))
+    const keys = distinctKeys(plan.keys).map((key) => binding.keys.toStore(key))
     const found = await store.get(keys)
     const rows = keys.map((key) => found.get(keyString(key))).filter((row): row is Row => row !== undefined)
     const direction = plan.sort ? Number(Object.values(plan.sort)[0]) : 0
@@ -254,7 +288,12 @@ async function newRowsFor(binding: ModelBinding, plan: ReadPlan): Promise<readon
     return plan.limit ? rows.slice(0, plan.limit) : rows
   }
   if (!plan.translated || !binding.reader) throw new Error('read is not translatable')
-  return binding.reader.find(plan.translated)
+  const { limit } = plan.translated
+  if (limit === undefined || plan.sort !== undefined) return binding.reader.find(plan.translated)
+  // One more than the limit tells whether the limit left documents out.
+  const rows = await binding.reader.find({ ...plan.translated, limit: limit + 1 })
+  if (rows.length > limit) throw new AmbiguousPage('more documents match than the limit keeps, and there is no sort')
+  return rows
 }
 
 async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): Promise<{ rows: readonly Row[]; result: unknown }> {
