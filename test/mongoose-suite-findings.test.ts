@@ -127,4 +127,34 @@ describe('Mongoose suite findings', () => {
     await read(() => Fan.find({ name: 'twin' }).skip(1).exec())
     expect(untranslatable() - before).toBe(1)
   })
+
+  it('a model of the same name on another database (useDb) is not bound to the migration: its reads and writes stay its own', async () => {
+    // One schema, one `models`/`migration` entry: `useDb` compiles the model again for another
+    // database, with the plugin's hooks. Bound to the migration, its writes were mirrored from the
+    // wrong database and its key reads served from the other database's rows: missing documents.
+    const other = mongo.connection.useDb(`${mongo.name}_tenant2`)
+    const TenantFan = other.model<FanDoc>('Fan', Fan.schema)
+    const enqueued = () => counter('mirror.enqueued', { direction: 'old-to-new' })
+    const read = <T>(query: () => Promise<T>) => withCutoverContext({ routingKey: 'suite' }, query)
+    try {
+      await cutover.drain()
+      const before = enqueued()
+      const tenantFan = await TenantFan.create({ name: 'tenant-only' })
+      await TenantFan.updateMany({ name: 'tenant-only' }, { $set: { name: 'tenant-renamed' } })
+      await cutover.drain()
+      expect(enqueued() - before).toBe(0)
+      expect(await db.selectFrom('fans').select('id').where('id', '=', String(tenantFan._id)).execute()).toEqual([])
+      const servedBefore = counter('read.ok', { side: 'new' })
+      const found = await read(() => TenantFan.findById(tenantFan._id).exec())
+      expect(found?.name).toBe('tenant-renamed')
+      expect(counter('read.ok', { side: 'new' }) - servedBefore).toBe(0)
+      // The migrated model itself is still served from the new store.
+      const [own] = await Fan.find({ name: 'solo' }).lean()
+      const ownServedBefore = counter('read.ok', { side: 'new' })
+      expect((await read(() => Fan.findById(own!._id).exec()))?.name).toBe('solo')
+      expect(counter('read.ok', { side: 'new' }) - ownServedBefore).toBe(1)
+    } finally {
+      await other.dropDatabase().catch(() => {})
+    }
+  })
 })
