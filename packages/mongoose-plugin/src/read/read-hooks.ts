@@ -308,11 +308,17 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     const oldRow = toOldShape(binding.runtime, row)
     // The key in MongoDB form before casting: a composite key is cast as the sub-document it stands for.
     const key = binding.keys.toMongo(oldRow[binding.keyField] as KeyValue)
+    if (!plan.lean) {
+      // `hydrate` builds the document as a query builds it from what MongoDB returned: it casts each
+      // path's stored value on init (a hex string to an ObjectId), keeps stored nulls and the fields
+      // the schema does not name, and with the projection, the discriminator class of its key and
+      // unselected paths not selected and without defaults. (`castObject` first would drop nulls,
+      // empty values and unnamed fields: documents unlike MongoDB's.)
+      return model.hydrate(project({ ...oldRow, [binding.keyField]: key }, plan.projection, binding.keyField), withId(plan.projection))
+    }
+    // Lean documents are the stored values, which the mapper's old shape may hold in Store form.
     const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow, [binding.keyField]: key })
-    const document = project({ ...cast, [binding.keyField]: key }, plan.projection, binding.keyField)
-    // `hydrate` with the projection builds the document as a query would: the discriminator class
-    // of its key, unselected paths not selected and without defaults.
-    return plan.lean ? document : model.hydrate(document, withId(plan.projection))
+    return project({ ...cast, [binding.keyField]: key }, plan.projection, binding.keyField)
   })
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
 }
