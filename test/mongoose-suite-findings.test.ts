@@ -11,7 +11,7 @@
  *   stays on MongoDB: which documents MongoDB returns first is its natural order, which the new
  *   store does not know.
  */
-import { copy, createCutover, type Cutover, defineMigration, fieldMapper, rename, silentLogger, withCutoverContext } from '@cutover/core'
+import { copy, createCutover, type Cutover, defineMapper, defineMigration, fieldMapper, rename, silentLogger, withCutoverContext } from '@cutover/core'
 import { KyselyQueryReader, KyselyTableStore } from '@cutover/kysely-plugin'
 import { cutoverPlugin, MongooseModelStore } from '@cutover/mongoose-plugin'
 import type { Kysely } from 'kysely'
@@ -200,8 +200,56 @@ describe('Mongoose suite findings', () => {
       // MongoDB's document: `text` is null (not missing), `extra` is there although the schema does not name it.
       expect(fromNew?.toObject()).toEqual(fromMongo?.toObject())
       expect(fromNew?.isModified()).toBe(false)
+      // Lean: MongoDB's stored values, without defaults or minimizing.
+      const leanBefore = served()
+      const leanFromNew = await withCutoverContext({ routingKey: 'suite' }, () => Note.findById(note._id).lean().exec())
+      expect(served() - leanBefore).toBe(1)
+      expect(leanFromNew).toEqual(await Note.findById(note._id).lean())
     } finally {
       await notes.close()
+    }
+  })
+
+  it('a model with a select: false path under a sub-document is read from MongoDB, which leaves that path out', async () => {
+    await db.schema.createTable('vaults').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('label', 'text').execute()
+    const engine: { cutover?: Cutover } = {}
+    const schema = new Schema({ label: String, lock: new Schema({ code: { type: String, select: false } }, { _id: false }) }, { versionKey: false })
+    schema.plugin(cutoverPlugin, { cutover: () => engine.cutover, migration: 'vaults' })
+    const Vault = mongo.connection.model('Vault', schema)
+    const vaults = await createCutover({
+      migrations: [
+        defineMigration({
+          name: 'vaults',
+          gates: false,
+          old: new MongooseModelStore(Vault),
+          new: new KyselyTableStore(db, 'vaults', 'id'),
+          mapper: defineMapper({
+            old: z.object({ _id: z.string(), label: z.string(), lock: z.object({ code: z.string() }) }),
+            new: z.object({ id: z.string(), label: z.string() }),
+            forward: (row) => ({ id: row._id, label: row.label }),
+            backward: (row) => ({ _id: row.id, label: row.label, lock: { code: 'from-new' } }),
+          }),
+          mirror: { recheckDelayMs: false },
+        }),
+      ],
+      control: db,
+      env: {},
+      pollIntervalMs: false,
+      logger: silentLogger,
+    })
+    engine.cutover = vaults
+    try {
+      await vaults.setPhase('vaults', 'shadow', { actor: 'test' })
+      const vault = await Vault.create({ label: 'v', lock: { code: '1234' } })
+      await vaults.drain()
+      await vaults.setPhase('vaults', 'compare', { actor: 'test', compareSample: 0 })
+      await vaults.setPhase('vaults', 'ramp', { actor: 'test', readPercent: 100, compareSample: 0 })
+      const before = vaults.metrics.counter('read.untranslatable', { migration: 'vaults' })
+      const found = await withCutoverContext({ routingKey: 'suite' }, () => Vault.findById(vault._id).exec())
+      expect(vaults.metrics.counter('read.untranslatable', { migration: 'vaults' }) - before).toBe(1)
+      expect(found?.lock?.code).toBeUndefined()
+    } finally {
+      await vaults.close()
     }
   })
 })

@@ -52,6 +52,8 @@ interface ReadPlan {
   readonly skip: number | undefined
   readonly projection: Row | undefined
   readonly lean: boolean
+  /** Whether the documents get the schema's defaults for missing paths (`setOptions({ defaults: false })` turns them off). */
+  readonly defaults: boolean
   /** Keys when the filter is nothing but a key lookup. */
   readonly keys: readonly unknown[] | undefined
   /** Set when the filter, sort and paging translate for the `NewStoreReader`. */
@@ -164,6 +166,7 @@ interface ReadShape {
   readonly lean: boolean
   /** Lean options beyond `true` (transform, virtuals, getters, defaults, versionKey). */
   readonly leanOptions: boolean
+  readonly defaults: boolean
   readonly populate: unknown
   readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number; readonly session?: unknown; readonly collation?: unknown; readonly explain?: unknown }
   readonly fields: Row | undefined
@@ -177,12 +180,13 @@ interface ReadShape {
  * (`cast`: Mongoose cast the filter in place to run it, so it is not cast twice).
  */
 function shapeOf(query: any, filter: 'cast' | 'uncast'): ReadShape {
-  const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown }
+  const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown; defaults?: unknown }
   const fields = query.projection() as Row | undefined
   return {
     op: query.op as ReadOp,
     lean: Boolean(mongooseOptions.lean),
     leanOptions: typeof mongooseOptions.lean === 'object' && mongooseOptions.lean !== null && Object.keys(mongooseOptions.lean).length > 0,
+    defaults: mongooseOptions.defaults !== false,
     populate: mongooseOptions.populate,
     options: { ...query.getOptions() },
     fields: fields ? { ...fields } : undefined,
@@ -226,6 +230,7 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
     skip,
     projection,
     lean: shape.lean,
+    defaults: shape.defaults,
     keys: keyLookup ? pinned : undefined,
     translated,
     unservable,
@@ -308,20 +313,22 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     const oldRow = toOldShape(binding.runtime, row)
     // The key in MongoDB form before casting: a composite key is cast as the sub-document it stands for.
     const key = binding.keys.toMongo(oldRow[binding.keyField] as KeyValue)
-    if (!plan.lean) {
-      // `hydrate` builds the document as a query builds it from what MongoDB returned: it casts each
-      // path's stored value on init (a hex string to an ObjectId), keeps stored nulls and the fields
-      // the schema does not name, and with the projection, the discriminator class of its key and
-      // unselected paths not selected and without defaults. (`castObject` first would drop nulls,
-      // empty values and unnamed fields: documents unlike MongoDB's.)
-      return model.hydrate(project({ ...oldRow, [binding.keyField]: key }, plan.projection, binding.keyField), withId(plan.projection))
-    }
-    // Lean documents are the stored values, which the mapper's old shape may hold in Store form.
-    const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow, [binding.keyField]: key })
-    return project({ ...cast, [binding.keyField]: key }, plan.projection, binding.keyField)
+    // `hydrate` builds the document as a query builds it from what MongoDB returned: it casts each
+    // path's stored value on init (a hex string to an ObjectId), keeps stored nulls and the fields
+    // the schema does not name, and with the projection, the discriminator class of its key and
+    // unselected paths not selected and without defaults. (`castObject` would drop nulls, empty
+    // values and unnamed fields: documents unlike MongoDB's.)
+    const stored = project({ ...oldRow, [binding.keyField]: key }, plan.projection, binding.keyField)
+    const document = model.hydrate(stored, withId(plan.projection), ...((plan.lean || !plan.defaults ? [{ defaults: false }] : []) as []))
+    // A lean document is what MongoDB stored, without defaults, getters, virtuals or minimizing;
+    // the hydrated document's own values are that, cast from the Store form the old shape may hold.
+    return plan.lean ? document.toObject(STORED_VALUES) : document
   })
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
 }
+
+/** `toObject` options that give a document's values as stored: what a lean read returns. */
+const STORED_VALUES = Object.freeze({ getters: false, virtuals: false, transform: false, depopulate: true, flattenMaps: true, minimize: false, versionKey: true })
 
 function toOldShape(runtime: MigrationRuntime, row: Row): Row {
   const { new: store, key: keys } = runtime.migration
@@ -429,13 +436,29 @@ const deselecting = new WeakMap<Model<any>, boolean>()
 function deselectsPaths(model: Model<any>): boolean {
   let known = deselecting.get(model)
   if (known === undefined) {
-    known = false
-    model.schema.eachPath((_path: string, type: { options?: { select?: unknown } }) => {
-      if (type.options?.select === false) known = true
-    })
+    const discriminators = Object.values((model as unknown as { discriminators?: Record<string, Model<any>> }).discriminators ?? {})
+    known = [model.schema, ...discriminators.map((d) => d.schema)].some((schema) => schemaDeselects(schema, new Set()))
     deselecting.set(model, known)
   }
   return known
+}
+
+/** Whether a schema or any schema under it (sub-documents, document arrays, their discriminators) has a `select: false` path. */
+function schemaDeselects(schema: Schema, seen: Set<Schema>): boolean {
+  if (seen.has(schema)) return false
+  seen.add(schema)
+  let found = false
+  schema.eachPath((_path: string, type: { options?: { select?: unknown }; schema?: Schema }) => {
+    if (found) return
+    if (type.options?.select === false) found = true
+    else if (type.schema && schemaDeselects(type.schema, seen)) found = true
+  })
+  const discriminators = Object.values((schema as unknown as { discriminators?: Record<string, unknown> }).discriminators ?? {})
+  return found || discriminators.some((d) => isSchema(d) && schemaDeselects(d, seen))
+}
+
+function isSchema(value: unknown): value is Schema {
+  return typeof (value as { eachPath?: unknown } | null)?.eachPath === 'function'
 }
 
 function hasDiscriminators(model: Model<any>): boolean {
