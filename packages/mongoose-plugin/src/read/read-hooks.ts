@@ -319,7 +319,8 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     // unselected paths not selected and without defaults. (`castObject` would drop nulls, empty
     // values and unnamed fields: documents unlike MongoDB's.)
     const stored = project({ ...oldRow, [binding.keyField]: key }, plan.projection, binding.keyField)
-    const document = model.hydrate(stored, withId(plan.projection), ...((plan.lean || !plan.defaults ? [{ defaults: false }] : []) as []))
+    const options = plan.lean || !plan.defaults ? { defaults: false } : undefined
+    const document = (model as unknown as { hydrate(o: Row, p?: Row, options?: object): { toObject(o: object): Row } }).hydrate(stored, withId(plan.projection), options)
     // A lean document is what MongoDB stored, without defaults, getters, virtuals or minimizing;
     // the hydrated document's own values are that, cast from the Store form the old shape may hold.
     return plan.lean ? document.toObject(STORED_VALUES) : document
