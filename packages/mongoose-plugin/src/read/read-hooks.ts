@@ -323,13 +323,25 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     const document = (model as unknown as { hydrate(o: Row, p?: Row, options?: object): { toObject(o: object): Row } }).hydrate(stored, withId(plan.projection), options)
     // A lean document is what MongoDB stored, without defaults, getters, virtuals or minimizing;
     // the hydrated document's own values are that, cast from the Store form the old shape may hold.
-    return plan.lean ? document.toObject(STORED_VALUES) : document
+    return plan.lean ? onlyStored(document.toObject(STORED_VALUES), stored) : document
   })
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
 }
 
 /** `toObject` options that give a document's values as stored: what a lean read returns. */
 const STORED_VALUES = Object.freeze({ getters: false, virtuals: false, transform: false, depopulate: true, flattenMaps: true, minimize: false, versionKey: true })
+
+/**
+ * A hydrated document's values limited to the paths the stored document has: hydrating creates
+ * nested paths (`nested: {}`) that MongoDB's lean document does not have.
+ */
+function onlyStored(value: unknown, stored: unknown): any {
+  if (isPlainObject(value) && isPlainObject(stored)) {
+    return Object.fromEntries(Object.entries(value).filter(([field]) => field in stored).map(([field, v]) => [field, onlyStored(v, stored[field])]))
+  }
+  if (Array.isArray(value) && Array.isArray(stored) && value.length === stored.length) return value.map((v, i) => onlyStored(v, stored[i]))
+  return value
+}
 
 function toOldShape(runtime: MigrationRuntime, row: Row): Row {
   const { new: store, key: keys } = runtime.migration
