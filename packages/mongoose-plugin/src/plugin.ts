@@ -11,6 +11,7 @@
 import { ConfigError, type Cutover, type Logger, type Metrics, type MigrationRuntime, silentLogger } from '@cutover/core'
 import type { Model, Schema } from 'mongoose'
 import { keyCodecFor } from './keys.js'
+import { MongooseModelStore } from './store/model-store.js'
 import type { ModelBinding } from './model-binding.js'
 import { observeCollection } from './write/observed-collection.js'
 import { type NewStoreReader, installReadHooks } from './read/read-hooks.js'
@@ -80,6 +81,15 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
       bindings.set(model, null)
       return undefined
     }
+    const elsewhere = otherCollection(model, resolved.runtime)
+    if (elsewhere) {
+      // The same schema compiled for another database (`useDb`) or collection: mirroring it would
+      // write that collection's documents into this migration's new store (and re-read them from the
+      // wrong collection), and serving its reads from there would answer from other documents.
+      bindings.set(model, null)
+      resolved.logger.warn('model is not migrated: its collection is not the migration\'s old store', { model: model.modelName, migration: resolved.runtime.name, collection: elsewhere, oldStore: resolved.runtime.migration.old.name })
+      return undefined
+    }
     const keyField = resolved.runtime.migration.key.old
     const binding: ModelBinding = Object.freeze({
       runtime: resolved.runtime,
@@ -135,6 +145,28 @@ export function cutoverPlugin(schema: Schema, options: CutoverPluginOptions): vo
   })
 
   installReadHooks(schema, (model) => bindingOf(model))
+}
+
+/**
+ * Where `model` writes, when that is not the collection the migration's old store reads (a
+ * `MongooseModelStore` of another database or collection); undefined when it is, or when the old
+ * store is not a `MongooseModelStore` (nothing to compare with).
+ */
+function otherCollection(model: Model<any>, runtime: MigrationRuntime): string | undefined {
+  const old = runtime.migration.old
+  if (!(old instanceof MongooseModelStore)) return undefined
+  const source = old.model
+  const where = (m: Model<any>) => `${m.db?.name}.${m.collection?.collectionName}`
+  return sameServers(source, model) && where(source) === where(model) ? undefined : where(model)
+}
+
+/** Whether two models' connections reach the same servers (one client, or two clients of the same hosts). */
+function sameServers(a: Model<any>, b: Model<any>): boolean {
+  const client = (m: Model<any>) => m.db?.getClient?.() as unknown as { options?: { hosts?: unknown[] } } | undefined
+  const [left, right] = [client(a), client(b)]
+  if (left === right) return true
+  const hosts = (c: typeof left) => c?.options?.hosts?.map(String).sort().join(',')
+  return hosts(left) !== undefined && hosts(left) === hosts(right)
 }
 
 interface Resolved {

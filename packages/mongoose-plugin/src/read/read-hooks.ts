@@ -22,7 +22,7 @@ import type { Model, Schema } from 'mongoose'
 import { isPlainObject, keysPinnedBy } from '../write/affected-keys.js'
 import { type BackgroundOwner, guarded } from '../background.js'
 import { isStoreKey, KeyLookupBatch } from './key-lookup-batch.js'
-import { documentToRow, roundTripStoreKey, uncastKey } from '../keys.js'
+import { documentToRow, roundTripStoreKey, storeKey, uncastKey } from '../keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { type FieldMapping, translateFilter, translateQuery, type TranslatedQuery } from './query-translation.js'
 
@@ -52,6 +52,8 @@ interface ReadPlan {
   readonly skip: number | undefined
   readonly projection: Row | undefined
   readonly lean: boolean
+  /** Whether the documents get the schema's defaults for missing paths (`setOptions({ defaults: false })` turns them off). */
+  readonly defaults: boolean
   /** Keys when the filter is nothing but a key lookup. */
   readonly keys: readonly unknown[] | undefined
   /** Set when the filter, sort and paging translate for the `NewStoreReader`. */
@@ -141,6 +143,11 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
     served = await serveFromNew(query, binding, plan)
     binding.runtime.recordRead('new', true, performance.now() - state.started)
   } catch (error) {
+    if (error instanceof AmbiguousPage) {
+      binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
+      binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: error.message })
+      return
+    }
     binding.runtime.recordRead('new', false, performance.now() - state.started)
     binding.metrics?.increment('read.fallback', { migration: binding.runtime.name })
     binding.logger.warn('new store read failed; served from MongoDB', { migration: binding.runtime.name, error })
@@ -159,6 +166,7 @@ interface ReadShape {
   readonly lean: boolean
   /** Lean options beyond `true` (transform, virtuals, getters, defaults, versionKey). */
   readonly leanOptions: boolean
+  readonly defaults: boolean
   readonly populate: unknown
   readonly options: { readonly sort?: Row; readonly limit?: number; readonly skip?: number; readonly session?: unknown; readonly collation?: unknown; readonly explain?: unknown }
   readonly fields: Row | undefined
@@ -172,12 +180,13 @@ interface ReadShape {
  * (`cast`: Mongoose cast the filter in place to run it, so it is not cast twice).
  */
 function shapeOf(query: any, filter: 'cast' | 'uncast'): ReadShape {
-  const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown }
+  const mongooseOptions = (query._mongooseOptions ?? {}) as { lean?: unknown; populate?: unknown; defaults?: unknown }
   const fields = query.projection() as Row | undefined
   return {
     op: query.op as ReadOp,
     lean: Boolean(mongooseOptions.lean),
     leanOptions: typeof mongooseOptions.lean === 'object' && mongooseOptions.lean !== null && Object.keys(mongooseOptions.lean).length > 0,
+    defaults: mongooseOptions.defaults !== false,
     populate: mongooseOptions.populate,
     options: { ...query.getOptions() },
     fields: fields ? { ...fields } : undefined,
@@ -212,7 +221,7 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
   // A key with no Store form that reads the same document back (a UUID, a Buffer) is never mirrored
   // (it is reported as unmirrored): the new store cannot have its document.
   const strayKey = pinned?.some((key) => roundTripStoreKey(binding.keys, key) === undefined) ? 'a key has no Store form' : undefined
-  const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined)
+  const unservable = strayKey ?? unfaithful(shape, projection, binding) ?? (!keyLookup && !translated ? reason : undefined) ?? unorderedPage(op, sort, skip, limit, keyLookup ? pinned : undefined)
   return {
     op,
     filter,
@@ -221,10 +230,40 @@ function planRead(shape: ReadShape, binding: ModelBinding): ReadPlan {
     skip,
     projection,
     lean: shape.lean,
+    defaults: shape.defaults,
     keys: keyLookup ? pinned : undefined,
     translated,
     unservable,
   }
+}
+
+/**
+ * Without a sort, which documents a `skip` or a `limit` leaves is MongoDB's natural order, which the
+ * new store does not know: such a page stays on MongoDB. A limit that keeps every looked-up key
+ * leaves nothing out; a translated read with a limit is checked when it runs (`AmbiguousPage`).
+ */
+function unorderedPage(op: ReadOp, sort: Row | undefined, skip: number | undefined, limit: number | undefined, keys: readonly unknown[] | undefined): string | undefined {
+  if (sort !== undefined || op === 'countDocuments') return undefined
+  if (skip) return 'skip without a sort (MongoDB\'s natural order decides which documents)'
+  if (keys && limit && distinctKeys(keys).length > limit) return 'limit below the number of keys without a sort (MongoDB\'s natural order decides which documents)'
+  return undefined
+}
+
+/**
+ * A translated read with a limit and no sort matched more documents than the limit keeps: MongoDB's
+ * natural order would decide which, so MongoDB serves it (counted as untranslatable).
+ */
+class AmbiguousPage extends Error {}
+
+/** Keys without repeats, by their Store form, first occurrence first (`$in: [a, a]` finds `a` once). */
+function distinctKeys(keys: readonly unknown[]): unknown[] {
+  const seen = new Set<string>()
+  return keys.filter((key) => {
+    const id = keyString(storeKey(key))
+    if (seen.has(id)) return false
+    seen.add(id)
+    return true
+  })
 }
 
 const mappings = new WeakMap<ModelBinding, FieldMapping>()
@@ -246,7 +285,7 @@ function fieldMapping(binding: ModelBinding): FieldMapping {
 async function newRowsFor(binding: ModelBinding, plan: ReadPlan): Promise<readonly Row[]> {
   const store = binding.runtime.migration.new
   if (plan.keys) {
-    const keys = plan.keys.map((key) => binding.keys.toStore(key))
+    const keys = distinctKeys(plan.keys).map((key) => binding.keys.toStore(key))
     const found = await store.get(keys)
     const rows = keys.map((key) => found.get(keyString(key))).filter((row): row is Row => row !== undefined)
     const direction = plan.sort ? Number(Object.values(plan.sort)[0]) : 0
@@ -254,7 +293,12 @@ async function newRowsFor(binding: ModelBinding, plan: ReadPlan): Promise<readon
     return plan.limit ? rows.slice(0, plan.limit) : rows
   }
   if (!plan.translated || !binding.reader) throw new Error('read is not translatable')
-  return binding.reader.find(plan.translated)
+  const { limit } = plan.translated
+  if (limit === undefined || plan.sort !== undefined) return binding.reader.find(plan.translated)
+  // One more than the limit tells whether the limit left documents out.
+  const rows = await binding.reader.find({ ...plan.translated, limit: limit + 1 })
+  if (rows.length > limit) throw new AmbiguousPage('more documents match than the limit keeps, and there is no sort')
+  return rows
 }
 
 async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): Promise<{ rows: readonly Row[]; result: unknown }> {
@@ -269,13 +313,34 @@ async function serveFromNew(query: any, binding: ModelBinding, plan: ReadPlan): 
     const oldRow = toOldShape(binding.runtime, row)
     // The key in MongoDB form before casting: a composite key is cast as the sub-document it stands for.
     const key = binding.keys.toMongo(oldRow[binding.keyField] as KeyValue)
-    const cast = (model as unknown as { castObject(o: Row): Row }).castObject({ ...oldRow, [binding.keyField]: key })
-    const document = project({ ...cast, [binding.keyField]: key }, plan.projection, binding.keyField)
-    // `hydrate` with the projection builds the document as a query would: the discriminator class
-    // of its key, unselected paths not selected and without defaults.
-    return plan.lean ? document : model.hydrate(document, withId(plan.projection))
+    // `hydrate` builds the document as a query builds it from what MongoDB returned: it casts each
+    // path's stored value on init (a hex string to an ObjectId), keeps stored nulls and the fields
+    // the schema does not name, and with the projection, the discriminator class of its key and
+    // unselected paths not selected and without defaults. (`castObject` would drop nulls, empty
+    // values and unnamed fields: documents unlike MongoDB's.)
+    const stored = project({ ...oldRow, [binding.keyField]: key }, plan.projection, binding.keyField)
+    const options = plan.lean || !plan.defaults ? { defaults: false } : undefined
+    const document = (model as unknown as { hydrate(o: Row, p?: Row, options?: object): { toObject(o: object): Row } }).hydrate(stored, withId(plan.projection), options)
+    // A lean document is what MongoDB stored, without defaults, getters, virtuals or minimizing;
+    // the hydrated document's own values are that, cast from the Store form the old shape may hold.
+    return plan.lean ? onlyStored(document.toObject(STORED_VALUES), stored) : document
   })
   return { rows, result: plan.op === 'findOne' ? (documents[0] ?? null) : documents }
+}
+
+/** `toObject` options that give a document's values as stored: what a lean read returns. */
+const STORED_VALUES = Object.freeze({ getters: false, virtuals: false, transform: false, depopulate: true, flattenMaps: true, minimize: false, versionKey: true })
+
+/**
+ * A hydrated document's values limited to the paths the stored document has: hydrating creates
+ * nested paths (`nested: {}`) that MongoDB's lean document does not have.
+ */
+function onlyStored(value: unknown, stored: unknown): any {
+  if (isPlainObject(value) && isPlainObject(stored)) {
+    return Object.fromEntries(Object.entries(value).filter(([field]) => field in stored).map(([field, v]) => [field, onlyStored(v, stored[field])]))
+  }
+  if (Array.isArray(value) && Array.isArray(stored) && value.length === stored.length) return value.map((v, i) => onlyStored(v, stored[i]))
+  return value
 }
 
 function toOldShape(runtime: MigrationRuntime, row: Row): Row {
@@ -384,13 +449,29 @@ const deselecting = new WeakMap<Model<any>, boolean>()
 function deselectsPaths(model: Model<any>): boolean {
   let known = deselecting.get(model)
   if (known === undefined) {
-    known = false
-    model.schema.eachPath((_path: string, type: { options?: { select?: unknown } }) => {
-      if (type.options?.select === false) known = true
-    })
+    const discriminators = Object.values((model as unknown as { discriminators?: Record<string, Model<any>> }).discriminators ?? {})
+    known = [model.schema, ...discriminators.map((d) => d.schema)].some((schema) => schemaDeselects(schema, new Set()))
     deselecting.set(model, known)
   }
   return known
+}
+
+/** Whether a schema or any schema under it (sub-documents, document arrays, their discriminators) has a `select: false` path. */
+function schemaDeselects(schema: Schema, seen: Set<Schema>): boolean {
+  if (seen.has(schema)) return false
+  seen.add(schema)
+  let found = false
+  schema.eachPath((_path: string, type: { options?: { select?: unknown }; schema?: Schema }) => {
+    if (found) return
+    if (type.options?.select === false) found = true
+    else if (type.schema && schemaDeselects(type.schema, seen)) found = true
+  })
+  const discriminators = Object.values((schema as unknown as { discriminators?: Record<string, unknown> }).discriminators ?? {})
+  return found || discriminators.some((d) => isSchema(d) && schemaDeselects(d, seen))
+}
+
+function isSchema(value: unknown): value is Schema {
+  return typeof (value as { eachPath?: unknown } | null)?.eachPath === 'function'
 }
 
 function hasDiscriminators(model: Model<any>): boolean {

@@ -106,9 +106,20 @@ export function mirrorsOld(runtime: MigrationRuntime): boolean {
   return behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
 }
 
-async function observedWrite(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<unknown> {
+/**
+ * Mirrors one write. Synchronous up to the driver call whenever the keys are known without a read
+ * (inserts, filters pinning the key, `findOneAnd*`): the call then reaches the driver in the tick
+ * the application made it, as without the plugin. An `await` there would let later writes of the
+ * same tick overtake it on the connection pool (`Model.create([a, b])` saves in parallel), and
+ * MongoDB would store them in another order: a different natural order of `find()`.
+ */
+function observedWrite(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<unknown> {
   const { runtime, model } = binding
-  runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
+  try {
+    runtime.checkWrite('old', model.modelName, keyHint(method, args, binding))
+  } catch (error) {
+    return Promise.reject(error)
+  }
   if (!mirrorsOld(runtime)) return collection[method](...args)
 
   // Wait for the connection here instead of letting Mongoose buffer the call (a buffered call runs
@@ -117,44 +128,60 @@ async function observedWrite(collection: DriverCollection, method: string, args:
   // the plugin. A closed connection is Mongoose's to answer.
   if (wouldBuffer(collection)) {
     if (isClosed(collection)) return collection[method](...args)
-    await untilConnected(collection, method)
+    return untilConnected(collection, method).then(() => capturedWrite(collection, method, args, binding))
   }
-  const options = optionsOf(method, args)
-  const session = options?.session
-  let capture: Capture | undefined
-  try {
-    capture = await captureFor(collection, method, args, binding)
-  } catch (error) {
+  return capturedWrite(collection, method, args, binding)
+}
+
+/** Captures the keys (reading them first only where the filter does not name them), runs the write, records the keys. */
+function capturedWrite(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<unknown> {
+  const { runtime, model } = binding
+  const captureFailed = (error: unknown): undefined => {
     binding.logger.error('could not capture the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
     runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: key capture failed`)
+    return undefined
   }
-
-  const call = resultMetadataCall(method, args)
-  let result: unknown
-  let failure: unknown
-  let failed = false
+  let capture: Capture | Promise<Capture> | undefined
   try {
-    result = await collection[method](...call.args)
+    capture = captureFor(collection, method, args, binding)
   } catch (error) {
-    failure = error
-    failed = true
+    capture = captureFailed(error)
   }
+  if (isPromiseLike(capture)) return Promise.resolve(capture).then(undefined, captureFailed).then((known) => writeAndRecord(collection, method, args, binding, known))
+  return writeAndRecord(collection, method, args, binding, capture)
+}
 
-  if (capture) {
-    try {
-      const error = failed ? failure : undefined
-      const keys = capture.keysAfter(result, error)
-      const images = capture.imagesAfter?.(result, error) ?? []
-      // Also runs inside `commitTransaction` (after the commit): it must never throw there.
-      const record = () => recordKeys(binding, capture!.op, keys, images, collection.collectionName ?? model.modelName, method)
-      if (keys.length > 0 && !afterCommit(session, record)) record()
-    } catch (error) {
-      binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
-      runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
-    }
+function writeAndRecord(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding, capture: Capture | undefined): Promise<unknown> {
+  const { runtime, model } = binding
+  const session = optionsOf(method, args)?.session
+  const call = resultMetadataCall(method, args)
+  let sent: unknown
+  try {
+    sent = collection[method](...call.args)
+  } catch (error) {
+    sent = Promise.reject(error)
   }
-  if (failed) throw failure
-  return call.unwrap(result)
+  const finish = (result: unknown, failure: unknown, failed: boolean): unknown => {
+    if (capture) {
+      try {
+        const error = failed ? failure : undefined
+        const keys = capture.keysAfter(result, error)
+        const images = capture.imagesAfter?.(result, error) ?? []
+        // Also runs inside `commitTransaction` (after the commit): it must never throw there.
+        const record = () => recordKeys(binding, capture.op, keys, images, collection.collectionName ?? model.modelName, method)
+        if (keys.length > 0 && !afterCommit(session, record)) record()
+      } catch (error) {
+        binding.logger.error('could not record the keys of a write; it is not mirrored', { migration: runtime.name, model: model.modelName, method, error })
+        runtime.recordUnmirrored(collection.collectionName ?? model.modelName, `${model.modelName}.${method}: recording failed`)
+      }
+    }
+    if (failed) throw failure
+    return call.unwrap(result)
+  }
+  return Promise.resolve(sent).then(
+    (result) => finish(result, undefined, false),
+    (error: unknown) => finish(undefined, error, true),
+  )
 }
 
 /**
@@ -242,7 +269,8 @@ function resultMetadataCall(method: string, args: unknown[]): { args: unknown[];
   return { args: patched, unwrap: (result) => (isPlainObject(result) ? (result.value ?? null) : result) }
 }
 
-async function captureFor(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Promise<Capture> {
+/** What a write will touch: known at once for inserts and filters naming their keys, after a read (a promise) otherwise. */
+function captureFor(collection: DriverCollection, method: string, args: unknown[], binding: ModelBinding): Capture | Promise<Capture> {
   const { keyField } = binding
   const options = optionsOf(method, args)
   const session = options?.session
@@ -257,13 +285,13 @@ async function captureFor(collection: DriverCollection, method: string, args: un
       return []
     }
   }
-  const matching = async (filter: unknown): Promise<unknown[]> => {
+  const matching = (filter: unknown): unknown[] | Promise<unknown[]> => {
     const pinned = keysPinnedBy(filter, keyField)
     if (pinned) return pinned
-    const documents = await collection
+    return collection
       .find(filter ?? {}, { projection: { [keyField]: 1 }, ...(session ? { session } : {}) })
       .toArray()
-    return (documents as Row[]).map((document) => document[keyField])
+      .then((documents: Row[]) => documents.map((document) => document[keyField]))
   }
 
   switch (method) {
@@ -305,9 +333,8 @@ async function captureFor(collection: DriverCollection, method: string, args: un
     }
     case 'updateOne':
     case 'updateMany':
-    case 'replaceOne': {
-      const candidates = await matching(args[0])
-      return {
+    case 'replaceOne':
+      return whenKnown(matching(args[0]), (candidates) => ({
         op: 'upsert',
         keysAfter: (result, error) => {
           if (error !== undefined) return changedNothing(error) ? [] : candidates
@@ -316,19 +343,16 @@ async function captureFor(collection: DriverCollection, method: string, args: un
           const upserted = (r?.upsertedCount ?? 0) > 0 || (r?.upsertedId !== undefined && r.upsertedId !== null) ? [r?.upsertedId ?? null] : []
           return r?.matchedCount === 0 ? upserted : [...candidates, ...upserted]
         },
-      }
-    }
+      }))
     case 'deleteOne':
-    case 'deleteMany': {
-      const candidates = await matching(args[0])
-      return {
+    case 'deleteMany':
+      return whenKnown(matching(args[0]), (candidates) => ({
         op: 'delete',
         keysAfter: (result, error) => {
           if (error !== undefined) return changedNothing(error) ? [] : candidates
           return (result as { deletedCount?: number } | undefined)?.deletedCount === 0 ? [] : candidates
         },
-      }
-    }
+      }))
     case 'findOneAndUpdate':
     case 'findOneAndReplace':
     case 'findOneAndDelete': {
@@ -351,8 +375,8 @@ async function captureFor(collection: DriverCollection, method: string, args: un
     case 'bulkWrite': {
       const operations = (args[0] ?? []) as Row[]
       const ordered = options?.ordered !== false
-      const perOperation = await Promise.all(operations.map((operation) => bulkOperationKeys(operation, keyField, matching)))
-      return {
+      const keysOf = operations.map((operation) => bulkOperationKeys(operation, keyField, matching))
+      return whenKnown(keysOf.some(isPromiseLike) ? Promise.all(keysOf) : (keysOf as unknown[][]), (perOperation) => ({
         op: 'upsert',
         keysAfter: (result, error) => {
           const applied = error === undefined ? operations.map((_, i) => i) : possiblyApplied(operations.length, error, ordered)
@@ -361,7 +385,7 @@ async function captureFor(collection: DriverCollection, method: string, args: un
             | undefined
           return [...applied.flatMap((i) => perOperation[i] ?? []), ...idsOf(source?.upsertedIds)]
         },
-      }
+      }))
     }
     default:
       throw new TypeError(`not a write method: ${method}`)
@@ -376,7 +400,16 @@ function returnsWholeDocumentAfter(options: unknown): boolean {
   return whole && options.returnDocument === 'after'
 }
 
-async function bulkOperationKeys(operation: Row, keyField: string, matching: (filter: unknown) => Promise<unknown[]>): Promise<unknown[]> {
+/** Applies `then` to a value now, or to a promised value once it is there. */
+function whenKnown<T, R>(value: T | Promise<T>, then: (known: T) => R): R | Promise<R> {
+  return isPromiseLike(value) ? Promise.resolve(value).then(then) : then(value as T)
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+}
+
+function bulkOperationKeys(operation: Row, keyField: string, matching: (filter: unknown) => unknown[] | Promise<unknown[]>): unknown[] | Promise<unknown[]> {
   const [kind] = Object.keys(operation)
   const body = (kind === undefined ? undefined : operation[kind]) as Row | undefined
   if (!body) return []
