@@ -97,6 +97,7 @@ export {
   assertTransition,
   canTransition,
   isPhase,
+  mirrorsWritesOf,
   PHASE_BEHAVIOR,
   PHASE_TRANSITIONS,
   PHASES,

@@ -17,7 +17,7 @@
 import { sql, type Transaction } from 'kysely'
 import type { DeadLetter, DeadLetterSink } from '../control/dead-letters.js'
 import type { Migration } from '../model/migration.js'
-import { COMPLETE_IN_REVERT_WINDOW, type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
+import { COMPLETE_IN_REVERT_WINDOW, mirrorsWritesOf, type Phase, PHASE_BEHAVIOR, type Side } from '../model/phase.js'
 import { keyString } from '../model/store.js'
 import { type Logger, silentLogger } from '../observe/logger.js'
 import { Metrics } from '../observe/metrics.js'
@@ -307,7 +307,9 @@ export class ChangeLogWorker {
   }
 
   #mirrors(): boolean {
-    return directionMirrors(this.#options.phase(), this.#options.direction, this.#options.migration.staleSideWrites, this.#options.revertWindowOpen?.() ?? false)
+    const phase = this.#options.phase()
+    const behavior = phase === 'complete' && this.#options.revertWindowOpen?.() ? COMPLETE_IN_REVERT_WINDOW : PHASE_BEHAVIOR[phase]
+    return mirrorsWritesOf(behavior, this.#side, this.#options.migration.staleSideWrites)
   }
 
   async #measureSize(): Promise<void> {
@@ -316,13 +318,6 @@ export class ChangeLogWorker {
     this.#lastSizeAt = Date.now()
     this.#metrics.observe('capture.log_size', await this.pending(), this.#labels)
   }
-}
-
-/** Whether a phase mirrors writes of the direction's source side (as `MigrationRuntime.recordWrite`). */
-export function directionMirrors(phase: Phase, direction: MirrorDirection, staleSideWrites: 'strict' | 'permissive', revertWindowOpen = false): boolean {
-  const behavior = phase === 'complete' && revertWindowOpen ? COMPLETE_IN_REVERT_WINDOW : PHASE_BEHAVIOR[phase]
-  if (behavior.mirror === direction) return true
-  return direction === 'old-to-new' && behavior.authoritative === 'new' && staleSideWrites === 'permissive'
 }
 
 /**

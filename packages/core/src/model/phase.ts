@@ -39,6 +39,17 @@ export const PHASE_BEHAVIOR: Readonly<Record<Phase, PhaseBehavior>> = Object.fre
 export const COMPLETE_IN_REVERT_WINDOW: PhaseBehavior = Object.freeze({ ...PHASE_BEHAVIOR.complete, mirror: 'new-to-old' })
 
 /**
+ * Whether writes on `side` are mirrored to the other side under `behavior`: the mirror runs from
+ * that side, or it is an old-side write after cutover that `staleSideWrites: 'permissive'` lets
+ * through and mirrors forward. The one answer for the in-memory mirror, the change-log workers and
+ * the plugins' key capture.
+ */
+export function mirrorsWritesOf(behavior: PhaseBehavior, side: Side, staleSideWrites: 'strict' | 'permissive'): boolean {
+  if (behavior.mirror === (side === 'old' ? 'old-to-new' : 'new-to-old')) return true
+  return side === 'old' && behavior.authoritative === 'new' && staleSideWrites === 'permissive'
+}
+
+/**
  * Allowed moves. Forward one step at a time (so nobody reaches `cutover` without having compared),
  * back one step at any time, and `rollback` from any phase that still mirrors to the old store.
  * `complete → cutover` only inside the revert window (checked where the window is known, in

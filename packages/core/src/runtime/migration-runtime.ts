@@ -9,7 +9,7 @@ import type { Metrics } from '../observe/metrics.js'
 import type { Migration } from '../model/migration.js'
 import { type ChangeEvent, type MirrorCloseReport, type MirrorDirection, MirrorQueue } from './mirror-queue.js'
 import { RepeatedWarning } from '../observe/repeated-warning.js'
-import { COMPLETE_IN_REVERT_WINDOW, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
+import { COMPLETE_IN_REVERT_WINDOW, mirrorsWritesOf, type Phase, PHASE_BEHAVIOR, type PhaseBehavior, type Side } from '../model/phase.js'
 import { revertWindowOpen, type SafetyNetState } from '../control/safety-net.js'
 import { rampReadSide } from '../model/routing.js'
 import type { MigrationSettings } from '../model/settings.js'
@@ -335,15 +335,7 @@ export class MigrationRuntime {
     // The phase of the request that wrote: a tenant in `cutover` mirrors its new-side writes back
     // while another tenant's old-side writes go forward, each through its own queue.
     const behavior = this.behaviorFor()
-    const mirror = behavior.mirror
-    const direction: MirrorDirection | undefined =
-      mirror === 'old-to-new' && side === 'old'
-        ? 'old-to-new'
-        : mirror === 'new-to-old' && side === 'new'
-          ? 'new-to-old'
-          : side === 'old' && behavior.authoritative === 'new' && this.migration.staleSideWrites === 'permissive'
-            ? 'old-to-new'
-            : undefined
+    const direction: MirrorDirection | undefined = mirrorsWritesOf(behavior, side, this.migration.staleSideWrites) ? (side === 'old' ? 'old-to-new' : 'new-to-old') : undefined
     if (side === 'old' && behavior.authoritative === 'new') {
       this.#staleSideWarning.warn({ migration: this.name, phase: this.phaseFor(), key: String(event.key) })
       this.#host.metrics.increment('write.stale_side', { migration: this.name })

@@ -1,4 +1,4 @@
-import { compositeKey, type KeyPart, type KeyValue } from '@cutover/core'
+import { compositeKey, type KeyPart, type KeyValue, mirrorsWritesOf } from '@cutover/core'
 import type { MigratedTable } from '../dialect/migrated-tables.js'
 import type { PendingWrite } from './transaction-buffer.js'
 import { markUnmirrored } from './unmirrored-writes.js'
@@ -38,21 +38,10 @@ export function capturing(table: MigratedTable): boolean {
   // for old-side writes let through by `permissive`) and compared reads, where a key whose log
   // entry is not applied yet is settling, not a mismatch. Either way the statement runs as
   // written: keys it names are noted, the others are not looked for.
-  if (table.runtime.changeLog?.captures(table.side)) return logMirrors(table) && (behavior.reads !== table.side || behavior.compareReads)
+  if (table.runtime.changeLog?.captures(table.side)) return mirrorsWritesOf(behavior, table.side, table.runtime.migration.staleSideWrites) && (behavior.reads !== table.side || behavior.compareReads)
   if (behavior.mirror === 'old-to-new') return table.side === 'old'
   if (behavior.mirror === 'new-to-old') return table.side === 'new' || behavior.authoritative !== table.side
   return behavior.authoritative !== table.side
-}
-
-/**
- * Whether the change log's workers carry this side's writes to the other side in the phase in
- * force: the mirror's direction, or an old-side write after cutover that `permissive` lets through
- * and mirrors forward (as `MigrationRuntime.recordWrite` decides for the in-memory mirror).
- */
-function logMirrors(table: MigratedTable): boolean {
-  const behavior = table.runtime.behaviorFor()
-  if (behavior.mirror === (table.side === 'old' ? 'old-to-new' : 'new-to-old')) return true
-  return table.side === 'old' && behavior.authoritative === 'new' && table.runtime.migration.staleSideWrites === 'permissive'
 }
 
 /**

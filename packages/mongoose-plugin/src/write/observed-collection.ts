@@ -32,7 +32,7 @@
  * Nothing here may fail or delay the application's write on account of the new store: recording is
  * synchronous and in-memory; a failure of the capture itself is logged and counted as unmirrored.
  */
-import { isKeyValue, type KeyValue, keyString, type MigrationRuntime, type Row } from '@cutover/core'
+import { isKeyValue, type KeyValue, keyString, type MigrationRuntime, mirrorsWritesOf, type Row } from '@cutover/core'
 import { changedNothing, definiteOutcome, idsOf, isPlainObject, keysPinnedBy, possiblyApplied } from './affected-keys.js'
 import type { ModelBinding } from '../model-binding.js'
 import { isClosed, untilConnected, wouldBuffer } from '../connection-ready.js'
@@ -102,8 +102,7 @@ function isOff(runtime: MigrationRuntime): boolean {
 
 /** Whether writes on the old store are mirrored in the phase in force. */
 export function mirrorsOld(runtime: MigrationRuntime): boolean {
-  const behavior = runtime.behaviorFor()
-  return behavior.mirror === 'old-to-new' || (behavior.authoritative === 'new' && runtime.migration.staleSideWrites === 'permissive')
+  return mirrorsWritesOf(runtime.behaviorFor(), 'old', runtime.migration.staleSideWrites)
 }
 
 /**
