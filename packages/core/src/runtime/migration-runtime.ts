@@ -476,12 +476,10 @@ export class MigrationRuntime {
     this.#guard.record(signal)
     if (this.#trippedFrom !== undefined) return
     const from = this.phase
-    if (from !== 'ramp' && from !== 'cutover') return
-    const verdict = this.#guard.verdict()
-    if (!verdict.trip) return
+    const verdict = tripped(this.#guard, from)
+    if (!verdict) return
     // Stop using the new store in this process at once; then tell the fleet through the control table.
     this.#trippedFrom = from
-    this.#guard.reset()
     this.#changeLog?.phaseChanged()
     this.#rollBack(verdict, from, undefined)
   }
@@ -490,13 +488,11 @@ export class MigrationRuntime {
     let guard = this.#tenantGuards.get(tenant)
     if (!guard) this.#tenantGuards.set(tenant, (guard = new HealthGuard(this.migration.guards as GuardThresholds)))
     guard.record(signal)
-    if (this.#trippedTenants.has(tenant)) return
     const from = this.#tenants.get(tenant)?.phase
-    if (from !== 'ramp' && from !== 'cutover') return
-    const verdict = guard.verdict()
-    if (!verdict.trip) return
+    if (this.#trippedTenants.has(tenant) || from === undefined) return
+    const verdict = tripped(guard, from)
+    if (!verdict) return
     this.#trippedTenants.set(tenant, from)
-    guard.reset()
     this.#rollBack(verdict, from, tenant)
   }
 
@@ -523,4 +519,16 @@ export class MigrationRuntime {
     await this.#changeLog?.close()
     return Promise.all([this.#queues['old-to-new'].close(options), this.#queues['new-to-old'].close(options)])
   }
+}
+
+/**
+ * The guard's verdict when it trips in a phase that serves from the new store (`ramp`, `cutover`),
+ * its window emptied for what follows the rollback; undefined otherwise.
+ */
+function tripped(guard: HealthGuard, phase: Phase): GuardVerdict | undefined {
+  if (phase !== 'ramp' && phase !== 'cutover') return undefined
+  const verdict = guard.verdict()
+  if (!verdict.trip) return undefined
+  guard.reset()
+  return verdict
 }
