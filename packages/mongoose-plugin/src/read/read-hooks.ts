@@ -122,6 +122,12 @@ function pinnedStoreKeys(query: any, binding: ModelBinding): KeyValue[] | undefi
 }
 
 /** Serves a read from the new store (throwing Kareem's skip with the result), or returns to let MongoDB serve it. */
+/** A read the new store cannot answer as MongoDB would: left to MongoDB, counted and logged. */
+function staysOnMongo(binding: ModelBinding, reason: string): void {
+  binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
+  binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason })
+}
+
 async function readFromNew(query: any, binding: ModelBinding, state: ReadState): Promise<void> {
   let plan: ReadPlan
   try {
@@ -133,21 +139,13 @@ async function readFromNew(query: any, binding: ModelBinding, state: ReadState):
   } catch {
     return // e.g. a CastError: MongoDB's path raises it the way the application expects
   }
-  if (plan.unservable !== undefined) {
-    binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
-    binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: plan.unservable })
-    return
-  }
+  if (plan.unservable !== undefined) return staysOnMongo(binding, plan.unservable)
   let served: { rows: readonly Row[]; result: unknown } | undefined
   try {
     served = await serveFromNew(query, binding, plan)
     binding.runtime.recordRead('new', true, performance.now() - state.started)
   } catch (error) {
-    if (error instanceof AmbiguousPage) {
-      binding.metrics?.increment('read.untranslatable', { migration: binding.runtime.name })
-      binding.logger.debug('read stays on MongoDB: not translatable', { migration: binding.runtime.name, reason: error.message })
-      return
-    }
+    if (error instanceof AmbiguousPage) return staysOnMongo(binding, error.message)
     binding.runtime.recordRead('new', false, performance.now() - state.started)
     binding.metrics?.increment('read.fallback', { migration: binding.runtime.name })
     binding.logger.warn('new store read failed; served from MongoDB', { migration: binding.runtime.name, error })
