@@ -5,7 +5,7 @@
  * What the wrapper would have used the keys for — read-your-writes in `ramp` — is kept by sending
  * the migration's reads to the old store for a short while after such a write.
  */
-import { ChangeLogWorker, copy, DeadLetterTable, fieldMapper, type Phase, withCutoverContext } from '@cutover/core'
+import { ChangeLogWorker, copy, DeadLetterTable, fieldMapper, type MigrationDefinition, type Phase, withCutoverContext } from '@cutover/core'
 import { withCutover } from '@cutover/kysely-plugin'
 import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -21,27 +21,24 @@ const personMapper = fieldMapper({
   fields: [copy('id'), copy('first_name'), copy('gender')],
 })
 
+/** `person` migrated between two databases with a `copy` mapper, and `settings` (capture, policies) on top. */
+function personHarness(prefix: string, settings: Pick<MigrationDefinition<any, any>, 'capture' | 'staleSideWrites'>): Promise<Harness> {
+  return createHarness({
+    prefix,
+    oldDdl: [PERSON_DDL],
+    newDdl: [PERSON_DDL],
+    migrations: (old, neu) => [{ name: 'person', old: tableStore(old, 'person', 'id'), new: tableStore(neu, 'person', 'id'), mapper: personMapper, ...settings }],
+    oldTables: { person: { migration: 'person', side: 'old' } },
+  })
+}
+
 describe('writes on a table the change log captures run as written', () => {
   let h: Harness
   let app: Kysely<any>
   const log: string[] = []
 
   beforeAll(async () => {
-    h = await createHarness({
-      prefix: 'cutover_kcapw',
-      oldDdl: [PERSON_DDL],
-      newDdl: [PERSON_DDL],
-      migrations: (old, neu) => [
-        {
-          name: 'person',
-          old: tableStore(old, 'person', 'id'),
-          new: tableStore(neu, 'person', 'id'),
-          mapper: personMapper,
-          capture: { mode: 'change-log', install: true, workers: 1, pollIntervalMs: 20 },
-        },
-      ],
-      oldTables: { person: { migration: 'person', side: 'old' } },
-    })
+    h = await personHarness('cutover_kcapw', { capture: { mode: 'change-log', install: true, workers: 1, pollIntervalMs: 20 } })
     app = new Kysely<any>({
       dialect: withCutover(new PostgresDialect({ pool: new pg.Pool({ connectionString: h.old.url, max: 4 }) }), {
         cutover: h.cutover,
@@ -166,16 +163,8 @@ describe('a write of unknown keys whose log entries no worker has applied yet', 
   let h: Harness
 
   beforeAll(async () => {
-    h = await createHarness({
-      prefix: 'cutover_kcaplag',
-      oldDdl: [PERSON_DDL],
-      newDdl: [PERSON_DDL],
-      migrations: (old, neu) => [
-        // The workers run elsewhere (`cutover capture run`), and are behind.
-        { name: 'person', old: tableStore(old, 'person', 'id'), new: tableStore(neu, 'person', 'id'), mapper: personMapper, capture: { mode: 'change-log', install: true, workers: 0 } },
-      ],
-      oldTables: { person: { migration: 'person', side: 'old' } },
-    })
+    // The workers run elsewhere (`cutover capture run`), and are behind.
+    h = await personHarness('cutover_kcaplag', { capture: { mode: 'change-log', install: true, workers: 0 } })
     await moveTo(h, 'ramp')
   })
 
@@ -203,22 +192,10 @@ describe('in cutover, a write the application still makes on the captured old ta
   let h: Harness
 
   beforeAll(async () => {
-    h = await createHarness({
-      prefix: 'cutover_kcapstale',
-      oldDdl: [PERSON_DDL],
-      newDdl: [PERSON_DDL],
-      migrations: (old, neu) => [
-        {
-          name: 'person',
-          old: tableStore(old, 'person', 'id'),
-          new: tableStore(neu, 'person', 'id'),
-          mapper: personMapper,
-          staleSideWrites: 'permissive',
-          // A worker slower than the application's next query: the read below comes first.
-          capture: { mode: 'change-log', install: true, workers: 1, pollIntervalMs: 1_000 },
-        },
-      ],
-      oldTables: { person: { migration: 'person', side: 'old' } },
+    h = await personHarness('cutover_kcapstale', {
+      staleSideWrites: 'permissive',
+      // A worker slower than the application's next query: the read below comes first.
+      capture: { mode: 'change-log', install: true, workers: 1, pollIntervalMs: 1_000 },
     })
     await h.app.insertInto('person').values({ first_name: 'Jennifer', gender: 'female' }).execute() // id 1
     await moveTo(h, 'ramp')
